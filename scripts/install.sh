@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Install everything the notebooks need, idempotently:
+#   - evcxr_jupyter 0.22.0 (cargo install --locked, skipped when already there),
+#   - a project-local Python environment in .venv (nbclient for headless runs;
+#     JupyterLab too unless --test),
+#   - the project's own Jupyter kernel "Rust (rlhf-lab)", registered under
+#     .jupyter/ (your global Jupyter setup is untouched),
+#   - a warm evcxr cache, so a notebook's first cell takes seconds.
+# Usage: scripts/install.sh [--test] [--no-warm]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+MODE=full
+WARM=1
+for arg in "$@"; do
+  case "$arg" in
+    --test) MODE=test ;;
+    --no-warm) WARM=0 ;;
+    *) echo "unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+EVCXR_VERSION=0.22.0
+log() { printf '\033[1m[install]\033[0m %s\n' "$*"; }
+t0=$(date +%s)
+
+# 1. The Rust kernel.
+export PATH="$HOME/.cargo/bin:$PATH"
+if command -v evcxr_jupyter >/dev/null && evcxr_jupyter --version 2>/dev/null | grep -q "$EVCXR_VERSION"; then
+  log "evcxr_jupyter $EVCXR_VERSION already installed"
+else
+  log "installing evcxr_jupyter $EVCXR_VERSION (about 13 minutes on 2 cores, once per machine)"
+  cargo install --locked evcxr_jupyter --version "$EVCXR_VERSION"
+fi
+EVCXR_BIN="$(command -v evcxr_jupyter)"
+
+# 2. Python environment.
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  "$PY" -m venv .venv
+fi
+REQ=scripts/requirements-test.txt
+[ "$MODE" = full ] && REQ=scripts/requirements-lab.txt
+STAMP=".venv/.installed-$(basename "$REQ")-$(sha256sum "$REQ" | cut -c1-16)"
+if [ ! -f "$STAMP" ]; then
+  log "installing Python packages from $REQ"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$REQ"
+  touch "$STAMP"
+else
+  log "Python packages from $REQ already installed"
+fi
+
+# 3. The project's kernel, registered in a project-local Jupyter path.
+KDIR=.jupyter/kernels/rlhf-lab
+CONF=.jupyter/evcxr
+mkdir -p "$KDIR" "$CONF"
+cat > "$CONF/init.evcxr" <<INIT
+:cache 4000
+:dep rlhf-lab = { path = "$ROOT" }
+INIT
+cat > "$CONF/prelude.rs" <<'PRELUDE'
+use rlhf_lab::prelude::*;
+PRELUDE
+cat > "$KDIR/kernel.json" <<KJSON
+{
+  "argv": ["$EVCXR_BIN", "--control_file", "{connection_file}"],
+  "display_name": "Rust (rlhf-lab)",
+  "language": "rust",
+  "interrupt_mode": "message",
+  "env": {"EVCXR_CONFIG_DIR": "$ROOT/$CONF"}
+}
+KJSON
+log "kernel 'rlhf-lab' registered in $ROOT/.jupyter (use JUPYTER_PATH=$ROOT/.jupyter)"
+
+# 4. Warm evcxr's cache by starting the kernel once (compiles the crate's dependencies).
+if [ "$WARM" = 1 ]; then
+  log "warming the evcxr cache (first time: a few minutes; later: seconds)"
+  tw=$(date +%s)
+  JUPYTER_PATH="$ROOT/.jupyter" .venv/bin/python scripts/run_notebooks.py --warmup
+  log "kernel ready in $(( $(date +%s) - tw )) s"
+fi
+log "done in $(( $(date +%s) - t0 )) s"

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Execute notebooks headless with the project's kernel and check their outputs.
+
+A notebook fails when any cell errors, or when a cell tagged `figure` produced no
+`image/svg+xml` output, or a cell tagged `table` produced no output at all.
+Executed copies go to target/notebooks/<name>.ipynb and every SVG figure to
+target/notebooks/<name>/cell<N>_<k>.svg, so a person can look at them.
+
+Usage: run_notebooks.py NOTEBOOK...   |   run_notebooks.py --warmup
+"""
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "target" / "notebooks"
+KERNEL = "rlhf-lab"
+TIMEOUT = int(os.environ.get("NOTEBOOK_CELL_TIMEOUT", "1800"))
+
+
+def execute(nb, cwd):
+    client = NotebookClient(
+        nb,
+        timeout=TIMEOUT,
+        # evcxr compiles the crate while starting (init.evcxr), before it answers.
+        startup_timeout=TIMEOUT,
+        kernel_name=KERNEL,
+        resources={"metadata": {"path": str(cwd)}},
+    )
+    client.execute()
+    return nb
+
+
+def check_outputs(nb):
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        outputs = cell.get("outputs", [])
+        has_svg = any("image/svg+xml" in o.get("data", {}) for o in outputs)
+        if "figure" in tags and not has_svg:
+            problems.append(f"cell {i} is tagged 'figure' but produced no image/svg+xml output")
+        if "table" in tags and not outputs:
+            problems.append(f"cell {i} is tagged 'table' but produced no output")
+    return problems
+
+
+def export_figures(nb, name):
+    folder = OUT / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.svg"):
+        old.unlink()
+    count = 0
+    for i, cell in enumerate(nb.cells):
+        for k, o in enumerate(cell.get("outputs", [])):
+            svg = o.get("data", {}).get("image/svg+xml")
+            if svg:
+                (folder / f"cell{i:02d}_{k}.svg").write_text(svg if isinstance(svg, str) else "".join(svg))
+                count += 1
+    return count
+
+
+def warmup():
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell('println!("rlhf-lab kernel ready");'))
+    execute(nb, ROOT)
+    print(nb.cells[0].outputs[0].get("text", "").strip() if nb.cells[0].outputs else "kernel started")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("notebooks", nargs="*")
+    ap.add_argument("--warmup", action="store_true", help="start the kernel once to fill evcxr's cache")
+    args = ap.parse_args()
+    if args.warmup:
+        warmup()
+        return 0
+    if not args.notebooks:
+        ap.error("give notebooks to run")
+    OUT.mkdir(parents=True, exist_ok=True)
+    passed, failed = 0, 0
+    for path in map(Path, args.notebooks):
+        name = path.stem
+        t0 = time.time()
+        nb = nbformat.read(path, as_version=4)
+        try:
+            execute(nb, path.parent.resolve())
+            problems = check_outputs(nb)
+        except CellExecutionError as e:
+            problems = [f"a cell failed:\n{e}"]
+        except Exception as e:  # kernel died, timeout, ...
+            problems = [f"{type(e).__name__}: {e}"]
+        nbformat.write(nb, OUT / f"{name}.ipynb")
+        figures = export_figures(nb, name)
+        dt = time.time() - t0
+        if problems:
+            failed += 1
+            print(f"FAIL {path} ({dt:.0f} s)")
+            for p in problems:
+                print("   ", p)
+        else:
+            passed += 1
+            print(f"ok   {path} ({dt:.0f} s, {figures} figures -> {OUT / name})")
+        sys.stdout.flush()
+    print(f"notebooks: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

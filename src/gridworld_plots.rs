@@ -1,0 +1,156 @@
+//! Gridworld figures for notebooks and the CLI: value tables as heatmaps,
+//! maps with policies, and sweeps of a map parameter.
+
+use crate::plot::{Figure, Heatmap};
+use gridworld::solve::{value_iteration, Solution, SolveOptions};
+use gridworld::{Action, GridView, GridWorld, Map};
+
+/// `values` laid out on the grid, `NaN` for walls (drawn grey in a heatmap).
+/// Terminal cells show their reward, so the colours read as "how good is it here".
+pub fn value_grid(world: &GridWorld, values: &[f64]) -> Vec<Vec<f64>> {
+    let m = &world.map;
+    (0..m.rows)
+        .map(|r| {
+            (0..m.cols)
+                .map(|c| match world.state_of(r, c) {
+                    None => f64::NAN,
+                    Some(s) if world.is_terminal(s) => m.entry_reward(r, c),
+                    Some(s) => values[s],
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// A value table that shows itself as an annotated heatmap in a notebook cell.
+#[derive(Debug, Clone)]
+pub struct ValueTable {
+    pub world: GridWorld,
+    pub values: Vec<f64>,
+    pub title: String,
+    range: Option<(f64, f64)>,
+}
+
+impl ValueTable {
+    pub fn new(world: &GridWorld, values: &[f64], title: impl Into<String>) -> Self {
+        Self {
+            world: world.clone(),
+            values: values.to_vec(),
+            title: title.into(),
+            range: None,
+        }
+    }
+
+    /// Fix the colour scale, e.g. to compare a learned table with V*.
+    pub fn range(mut self, lo: f64, hi: f64) -> Self {
+        self.range = Some((lo, hi));
+        self
+    }
+
+    /// The heatmap builder (non-terminal values set the colour scale).
+    pub fn heatmap(&self) -> Heatmap {
+        let m = &self.world.map;
+        let side = (m.cols.max(m.rows) as u32 * 52).clamp(300, 760);
+        let mut h = Heatmap::new(self.title.clone(), value_grid(&self.world, &self.values))
+            .annotate(m.rows * m.cols <= 144)
+            .size(side + 150, side + 40);
+        let non_terminal: Vec<f64> = (0..self.world.n_states())
+            .filter(|&s| !self.world.is_terminal(s))
+            .map(|s| self.values[s])
+            .collect();
+        let (lo, hi) = self.range.unwrap_or_else(|| {
+            let lo = non_terminal.iter().cloned().fold(f64::INFINITY, f64::min);
+            let hi = non_terminal.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            (lo, hi)
+        });
+        if lo.is_finite() && hi > lo {
+            h = h.range(lo, hi);
+        }
+        h
+    }
+
+    pub fn figure(&self) -> anyhow::Result<Figure> {
+        self.heatmap().draw()
+    }
+
+    /// evcxr rich output.
+    pub fn evcxr_display(&self) {
+        match self.figure() {
+            Ok(f) => f.evcxr_display(),
+            Err(e) => eprintln!("cannot draw value table: {e:#}"),
+        }
+    }
+}
+
+/// The map with V* colours and the optimal policy's arrows.
+pub fn solution_view(world: &GridWorld, sol: &Solution, title: impl Into<String>) -> GridView {
+    GridView::new(world)
+        .values(sol.values.as_slice().expect("contiguous"))
+        .policy(&sol.policy)
+        .title(title)
+}
+
+/// A copy of `map` with one parameter changed, by its file-format name
+/// (`gamma`, `slip`, `step_reward`, `dragon_reward`).
+pub fn with_param(map: &Map, key: &str, value: f64) -> anyhow::Result<Map> {
+    let mut m = map.clone();
+    match key {
+        "gamma" => {
+            anyhow::ensure!(value > 0.0 && value <= 1.0, "gamma must be in (0, 1], got {value}");
+            m.params.gamma = value
+        }
+        "slip" => {
+            anyhow::ensure!((0.0..=1.0).contains(&value), "slip must be in [0, 1], got {value}");
+            m.params.slip = value
+        }
+        "step_reward" => m.params.step_reward = value,
+        "dragon_reward" => m.params.dragon_reward = value,
+        other => anyhow::bail!("unknown map parameter `{other}` (gamma, slip, step_reward, dragon_reward)"),
+    }
+    Ok(m)
+}
+
+/// One row of a parameter sweep: the solved world and where its optimal policy ends.
+#[derive(Debug, Clone)]
+pub struct SweepPoint {
+    pub value: f64,
+    pub world: GridWorld,
+    pub solution: Solution,
+    /// Probability of ending in each terminal cell `(row, col, reward, probability)`.
+    pub outcomes: Vec<(usize, usize, f64, f64)>,
+}
+
+/// Solve `map` once per value of parameter `key`.
+pub fn sweep(map: &Map, key: &str, values: &[f64]) -> anyhow::Result<Vec<SweepPoint>> {
+    values
+        .iter()
+        .map(|&v| {
+            let world = GridWorld::new(with_param(map, key, v)?);
+            let solution = value_iteration(&world, SolveOptions::default());
+            let pi = gridworld::solve::policy_table(&solution.policy);
+            let absorbed = gridworld::solve::terminal_distribution(&world, &pi, 10_000);
+            let outcomes = (0..world.n_states())
+                .filter(|&s| world.is_terminal(s))
+                .map(|s| {
+                    let (r, c) = world.cell_of(s);
+                    (r, c, world.map.entry_reward(r, c), absorbed[s])
+                })
+                .collect();
+            Ok(SweepPoint {
+                value: v,
+                world,
+                solution,
+                outcomes,
+            })
+        })
+        .collect()
+}
+
+/// Share of reachable non-terminal states where `policy` takes an optimal action
+/// (one whose Q* is within `tol` of the best).
+pub fn policy_agreement(world: &GridWorld, optimal: &Solution, policy: &[Action], tol: f64) -> f64 {
+    let best = gridworld::solve::optimal_actions(&optimal.q, tol);
+    let states = world.reachable_states();
+    let agree = states.iter().filter(|&&s| best[s].contains(&policy[s])).count();
+    agree as f64 / states.len().max(1) as f64
+}

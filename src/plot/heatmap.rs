@@ -1,0 +1,216 @@
+use super::line::format_tick;
+use super::{padded_range, Figure, FONT};
+use anyhow::{ensure, Result};
+use gridworld::color::{diverging, viridis};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+/// A matrix drawn as coloured cells with a colour bar; row 0 at the top.
+#[derive(Debug, Clone)]
+pub struct Heatmap {
+    title: String,
+    values: Vec<Vec<f64>>,
+    row_labels: Vec<String>,
+    col_labels: Vec<String>,
+    x_label: String,
+    y_label: String,
+    range: Option<(f64, f64)>,
+    diverging: bool,
+    annotate: bool,
+    size: (u32, u32),
+}
+
+impl Heatmap {
+    /// `values[row][col]`; NaN cells are drawn grey (e.g. walls).
+    pub fn new(title: impl Into<String>, values: Vec<Vec<f64>>) -> Self {
+        Self {
+            title: title.into(),
+            values,
+            row_labels: Vec::new(),
+            col_labels: Vec::new(),
+            x_label: String::new(),
+            y_label: String::new(),
+            range: None,
+            diverging: false,
+            annotate: false,
+            size: (560, 460),
+        }
+    }
+
+    /// From an ndarray matrix.
+    pub fn from_array(title: impl Into<String>, a: &ndarray::Array2<f64>) -> Self {
+        Self::new(title, a.rows().into_iter().map(|r| r.to_vec()).collect())
+    }
+
+    pub fn row_labels(mut self, labels: Vec<String>) -> Self {
+        self.row_labels = labels;
+        self
+    }
+
+    pub fn col_labels(mut self, labels: Vec<String>) -> Self {
+        self.col_labels = labels;
+        self
+    }
+
+    pub fn x_label(mut self, s: impl Into<String>) -> Self {
+        self.x_label = s.into();
+        self
+    }
+
+    pub fn y_label(mut self, s: impl Into<String>) -> Self {
+        self.y_label = s.into();
+        self
+    }
+
+    /// Fix the colour scale (to compare two heatmaps on one scale).
+    pub fn range(mut self, lo: f64, hi: f64) -> Self {
+        self.range = Some((lo, hi));
+        self
+    }
+
+    /// Red–white–green around zero instead of viridis.
+    pub fn diverging(mut self, on: bool) -> Self {
+        self.diverging = on;
+        self
+    }
+
+    /// Print each cell's value.
+    pub fn annotate(mut self, on: bool) -> Self {
+        self.annotate = on;
+        self
+    }
+
+    pub fn size(mut self, width: u32, height: u32) -> Self {
+        self.size = (width, height);
+        self
+    }
+
+    fn colour(&self, v: f64, lo: f64, hi: f64) -> RGBColor {
+        if !v.is_finite() {
+            return RGBColor(90, 90, 90);
+        }
+        let (r, g, b) = if self.diverging {
+            let m = lo.abs().max(hi.abs()).max(1e-12);
+            diverging(v / m)
+        } else {
+            viridis((v - lo) / (hi - lo).max(1e-12))
+        };
+        RGBColor(r, g, b)
+    }
+
+    pub fn draw(&self) -> Result<Figure> {
+        let rows = self.values.len();
+        ensure!(rows > 0, "heatmap `{}` has no rows", self.title);
+        let cols = self.values[0].len();
+        ensure!(
+            self.values.iter().all(|r| r.len() == cols) && cols > 0,
+            "heatmap `{}`: every row needs the same, non-zero number of columns",
+            self.title
+        );
+        let (lo, hi) = self.range.unwrap_or_else(|| {
+            let (l, h) = padded_range(self.values.iter().flatten().copied(), 0.0);
+            if self.diverging {
+                let m = l.abs().max(h.abs());
+                (-m, m)
+            } else {
+                (l, h)
+            }
+        });
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, self.size).into_drawing_area();
+            root.fill(&WHITE)?;
+            let (main, bar) = root.split_horizontally(self.size.0 as i32 - 100);
+            let label_w = if self.row_labels.is_empty() {
+                40
+            } else {
+                (self.row_labels.iter().map(|l| l.chars().count()).max().unwrap_or(1) * 7 + 16).min(160) as u32
+            };
+            let mut chart = ChartBuilder::on(&main)
+                .caption(&self.title, (FONT, 17))
+                .margin(10)
+                .x_label_area_size(if self.col_labels.is_empty() { 36 } else { 60 })
+                .y_label_area_size(label_w)
+                .build_cartesian_2d(0f64..cols as f64, 0f64..rows as f64)?;
+            let col_labels = self.col_labels.clone();
+            let row_labels = self.row_labels.clone();
+            let x_fmt = move |v: &f64| {
+                let i = (*v - 0.5).round();
+                if (v - 0.5 - i).abs() > 1e-6 || i < 0.0 {
+                    return String::new();
+                }
+                col_labels.get(i as usize).cloned().unwrap_or_else(|| format!("{}", i as usize))
+            };
+            let y_fmt = move |v: &f64| {
+                let i = (*v - 0.5).round();
+                if (v - 0.5 - i).abs() > 1e-6 || i < 0.0 || i as usize >= rows {
+                    return String::new();
+                }
+                let r = rows - 1 - i as usize;
+                row_labels.get(r).cloned().unwrap_or_else(|| format!("{r}"))
+            };
+            chart
+                .configure_mesh()
+                .disable_mesh()
+                .x_desc(&self.x_label)
+                .y_desc(&self.y_label)
+                .x_labels(cols.min(40) * 2 + 1)
+                .y_labels(rows.min(40) * 2 + 1)
+                .x_label_formatter(&x_fmt)
+                .y_label_formatter(&y_fmt)
+                .x_label_style(if self.col_labels.is_empty() {
+                    (FONT, 12).into_text_style(&main)
+                } else {
+                    (FONT, 11).into_text_style(&main).transform(FontTransform::Rotate90)
+                })
+                .draw()?;
+            chart.draw_series((0..rows).flat_map(|r| {
+                (0..cols).map(move |c| {
+                    let y = (rows - 1 - r) as f64;
+                    let v = self.values[r][c];
+                    Rectangle::new([(c as f64, y), (c as f64 + 1.0, y + 1.0)], self.colour(v, lo, hi).filled())
+                })
+            }))?;
+            if self.annotate && rows * cols <= 400 {
+                for r in 0..rows {
+                    for c in 0..cols {
+                        let v = self.values[r][c];
+                        if !v.is_finite() {
+                            continue;
+                        }
+                        let bg = self.colour(v, lo, hi);
+                        let fg = if gridworld::color::text_on((bg.0, bg.1, bg.2)) == "#fff" { WHITE } else { BLACK };
+                        let style = (FONT, 11).into_font().color(&fg).pos(Pos::new(HPos::Center, VPos::Center));
+                        chart.draw_series(std::iter::once(Text::new(
+                            format_tick((v * 100.0).round() / 100.0),
+                            (c as f64 + 0.5, (rows - 1 - r) as f64 + 0.5),
+                            style,
+                        )))?;
+                    }
+                }
+            }
+            // Colour bar.
+            let mut cb = ChartBuilder::on(&bar)
+                .margin_top(40)
+                .margin_bottom(if self.col_labels.is_empty() { 46 } else { 70 })
+                .margin_left(4)
+                .set_label_area_size(LabelAreaPosition::Right, 62)
+                .build_cartesian_2d(0f64..1f64, lo..hi)?;
+            cb.configure_mesh()
+                .disable_mesh()
+                .disable_x_axis()
+                .y_labels(6)
+                .y_label_style((FONT, 12))
+                .y_label_formatter(&|v| format_tick(*v))
+                .draw()?;
+            let steps = 64;
+            cb.draw_series((0..steps).map(|i| {
+                let a = lo + (hi - lo) * i as f64 / steps as f64;
+                let b = lo + (hi - lo) * (i + 1) as f64 / steps as f64;
+                Rectangle::new([(0.0, a), (1.0, b)], self.colour((a + b) / 2.0, lo, hi).filled())
+            }))?;
+            root.present()?;
+        }
+        Ok(Figure::from_svg(svg, self.size.0, self.size.1))
+    }
+}

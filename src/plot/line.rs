@@ -1,0 +1,244 @@
+use super::{padded_range, palette, Figure, FONT};
+use anyhow::Result;
+use plotters::prelude::*;
+
+/// Exponential moving average, as TensorBoard smooths curves:
+/// `s_t = α · s_{t−1} + (1 − α) · x_t`, debiased by `1 − α^t` (Kingma & Ba 2015).
+pub fn ema_smooth(values: &[f64], alpha: f64) -> Vec<f64> {
+    let mut out = Vec::with_capacity(values.len());
+    let mut s = 0.0;
+    let mut weight = 0.0;
+    for &x in values {
+        if !x.is_finite() {
+            out.push(f64::NAN);
+            continue;
+        }
+        s = alpha * s + (1.0 - alpha) * x;
+        weight = alpha * weight + (1.0 - alpha);
+        out.push(s / weight);
+    }
+    out
+}
+
+#[derive(Debug, Clone)]
+struct Series {
+    name: String,
+    xs: Vec<f64>,
+    ys: Vec<f64>,
+    band: Option<(Vec<f64>, Vec<f64>)>,
+    dashed: bool,
+}
+
+/// Line chart: several named series, optional smoothing, log y axis, shaded bands.
+#[derive(Debug, Clone)]
+pub struct LineChart {
+    title: String,
+    x_label: String,
+    y_label: String,
+    series: Vec<Series>,
+    log_y: bool,
+    smoothing: f64,
+    size: (u32, u32),
+    hlines: Vec<(String, f64)>,
+}
+
+impl LineChart {
+    pub fn new(title: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            x_label: String::new(),
+            y_label: String::new(),
+            series: Vec::new(),
+            log_y: false,
+            smoothing: 0.0,
+            size: (640, 400),
+            hlines: Vec::new(),
+        }
+    }
+
+    pub fn x_label(mut self, s: impl Into<String>) -> Self {
+        self.x_label = s.into();
+        self
+    }
+
+    pub fn y_label(mut self, s: impl Into<String>) -> Self {
+        self.y_label = s.into();
+        self
+    }
+
+    /// Add a series of points `(xs[i], ys[i])`.
+    pub fn series(mut self, name: impl Into<String>, xs: &[f64], ys: &[f64]) -> Self {
+        self.series.push(Series {
+            name: name.into(),
+            xs: xs.to_vec(),
+            ys: ys.to_vec(),
+            band: None,
+            dashed: false,
+        });
+        self
+    }
+
+    /// Add a series with a shaded band `[lo, hi]` around it (e.g. mean ± std over seeds).
+    pub fn series_with_band(
+        mut self,
+        name: impl Into<String>,
+        xs: &[f64],
+        ys: &[f64],
+        lo: &[f64],
+        hi: &[f64],
+    ) -> Self {
+        self.series.push(Series {
+            name: name.into(),
+            xs: xs.to_vec(),
+            ys: ys.to_vec(),
+            band: Some((lo.to_vec(), hi.to_vec())),
+            dashed: false,
+        });
+        self
+    }
+
+    /// A horizontal reference line (e.g. the optimal return).
+    pub fn hline(mut self, name: impl Into<String>, y: f64) -> Self {
+        self.hlines.push((name.into(), y));
+        self
+    }
+
+    /// Logarithmic y axis (non-positive values are dropped).
+    pub fn log_y(mut self, on: bool) -> Self {
+        self.log_y = on;
+        self
+    }
+
+    /// EMA smoothing factor α in [0, 1): the raw curve is drawn faintly underneath.
+    pub fn smoothing(mut self, alpha: f64) -> Self {
+        self.smoothing = alpha.clamp(0.0, 0.999);
+        self
+    }
+
+    pub fn size(mut self, width: u32, height: u32) -> Self {
+        self.size = (width, height);
+        self
+    }
+
+    pub fn draw(&self) -> Result<Figure> {
+        let tf = |y: f64| if self.log_y { if y > 0.0 { y.log10() } else { f64::NAN } } else { y };
+        let (x0, x1) = padded_range(self.series.iter().flat_map(|s| s.xs.iter().copied()), 0.0);
+        let ys = self
+            .series
+            .iter()
+            .flat_map(|s| {
+                let band = s.band.iter().flat_map(|(l, h)| l.iter().chain(h.iter()).copied());
+                s.ys.iter().copied().chain(band).collect::<Vec<_>>()
+            })
+            .chain(self.hlines.iter().map(|h| h.1))
+            .map(tf);
+        let (y0, y1) = padded_range(ys, 0.05);
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, self.size).into_drawing_area();
+            root.fill(&WHITE)?;
+            let mut chart = ChartBuilder::on(&root)
+                .caption(&self.title, (FONT, 18))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(64)
+                .build_cartesian_2d(x0..x1, y0..y1)?;
+            let log_y = self.log_y;
+            let y_fmt = move |v: &f64| {
+                if log_y {
+                    format!("{:.0e}", 10f64.powf(*v))
+                } else {
+                    format_tick(*v)
+                }
+            };
+            chart
+                .configure_mesh()
+                .x_desc(&self.x_label)
+                .y_desc(&self.y_label)
+                .x_label_formatter(&|v| format_tick(*v))
+                .y_label_formatter(&y_fmt)
+                .light_line_style(RGBColor(235, 235, 235))
+                .draw()?;
+            for (i, s) in self.series.iter().enumerate() {
+                let colour = palette(i);
+                if let Some((lo, hi)) = &s.band {
+                    let mut poly: Vec<(f64, f64)> = s.xs.iter().zip(lo).map(|(&x, &y)| (x, tf(y))).collect();
+                    poly.extend(s.xs.iter().zip(hi).rev().map(|(&x, &y)| (x, tf(y))));
+                    poly.retain(|p| p.1.is_finite());
+                    chart.draw_series(std::iter::once(Polygon::new(poly, colour.mix(0.18).filled())))?;
+                }
+                let raw: Vec<(f64, f64)> = s
+                    .xs
+                    .iter()
+                    .zip(&s.ys)
+                    .map(|(&x, &y)| (x, tf(y)))
+                    .filter(|p| p.1.is_finite())
+                    .collect();
+                let main: Vec<(f64, f64)> = if self.smoothing > 0.0 {
+                    chart.draw_series(LineSeries::new(raw.clone(), colour.mix(0.25).stroke_width(1)))?;
+                    let ys: Vec<f64> = raw.iter().map(|p| p.1).collect();
+                    raw.iter().zip(ema_smooth(&ys, self.smoothing)).map(|(p, y)| (p.0, y)).collect()
+                } else {
+                    raw
+                };
+                let style = colour.stroke_width(2);
+                if s.dashed {
+                    chart.draw_series(DashedLineSeries::new(main, 6, 4, style))?
+                } else {
+                    chart.draw_series(LineSeries::new(main, style))?
+                }
+                .label(s.name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+            }
+            for (j, (name, y)) in self.hlines.iter().enumerate() {
+                let colour = RGBColor(60, 60, 60);
+                let y = tf(*y);
+                let style = ShapeStyle::from(colour).stroke_width(1);
+                chart
+                    .draw_series(DashedLineSeries::new(vec![(x0, y), (x1, y)], 5, 4, style))?
+                    .label(name.clone())
+                    .legend(move |(x, yy)| PathElement::new(vec![(x, yy), (x + 18, yy)], colour.stroke_width(1 + j as u32 % 2)));
+            }
+            if self.series.len() + self.hlines.len() > 1 || self.hlines.len() == 1 {
+                chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::LowerRight)
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(RGBColor(180, 180, 180))
+                    .label_font((FONT, 13))
+                    .draw()?;
+            }
+            root.present()?;
+        }
+        Ok(Figure::from_svg(svg, self.size.0, self.size.1))
+    }
+}
+
+/// Compact tick labels: 1200 → "1200", 0.000123 → "1.2e-4", 2.5 → "2.5".
+pub(crate) fn format_tick(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e6).contains(&a) {
+        format!("{v:.1e}")
+    } else if a >= 100.0 || v.fract().abs() < 1e-9 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ema_debiased() {
+        let s = ema_smooth(&[1.0, 1.0, 1.0], 0.9);
+        assert!(s.iter().all(|v| (v - 1.0).abs() < 1e-12));
+        let s = ema_smooth(&[0.0, 10.0], 0.5);
+        // s1 = 0, s2 = 0.5*0 + 0.5*10 = 5, weight = 0.75
+        assert!((s[1] - 5.0 / 0.75).abs() < 1e-12);
+    }
+}

@@ -25,7 +25,8 @@ t0=$(date +%s)
 
 # 1. The Rust kernel.
 export PATH="$HOME/.cargo/bin:$PATH"
-if command -v evcxr_jupyter >/dev/null && evcxr_jupyter --version 2>/dev/null | grep -q "$EVCXR_VERSION"; then
+# (evcxr_jupyter has no --version; cargo's install list records what it installed.)
+if command -v evcxr_jupyter >/dev/null && cargo install --list | grep -q "^evcxr_jupyter v$EVCXR_VERSION:"; then
   log "evcxr_jupyter $EVCXR_VERSION already installed"
 else
   log "installing evcxr_jupyter $EVCXR_VERSION (about 13 minutes on 2 cores, once per machine)"

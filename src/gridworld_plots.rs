@@ -60,7 +60,10 @@ impl ValueTable {
             .collect();
         let (lo, hi) = self.range.unwrap_or_else(|| {
             let lo = non_terminal.iter().cloned().fold(f64::INFINITY, f64::min);
-            let hi = non_terminal.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let hi = non_terminal
+                .iter()
+                .cloned()
+                .fold(f64::NEG_INFINITY, f64::max);
             (lo, hi)
         });
         if lo.is_finite() && hi > lo {
@@ -96,16 +99,24 @@ pub fn with_param(map: &Map, key: &str, value: f64) -> anyhow::Result<Map> {
     let mut m = map.clone();
     match key {
         "gamma" => {
-            anyhow::ensure!(value > 0.0 && value <= 1.0, "gamma must be in (0, 1], got {value}");
+            anyhow::ensure!(
+                value > 0.0 && value <= 1.0,
+                "gamma must be in (0, 1], got {value}"
+            );
             m.params.gamma = value
         }
         "slip" => {
-            anyhow::ensure!((0.0..=1.0).contains(&value), "slip must be in [0, 1], got {value}");
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&value),
+                "slip must be in [0, 1], got {value}"
+            );
             m.params.slip = value
         }
         "step_reward" => m.params.step_reward = value,
         "dragon_reward" => m.params.dragon_reward = value,
-        other => anyhow::bail!("unknown map parameter `{other}` (gamma, slip, step_reward, dragon_reward)"),
+        other => anyhow::bail!(
+            "unknown map parameter `{other}` (gamma, slip, step_reward, dragon_reward)"
+        ),
     }
     Ok(m)
 }
@@ -151,6 +162,9 @@ pub fn sweep(map: &Map, key: &str, values: &[f64]) -> anyhow::Result<Vec<SweepPo
 pub fn policy_agreement(world: &GridWorld, optimal: &Solution, policy: &[Action], tol: f64) -> f64 {
     let best = gridworld::solve::optimal_actions(&optimal.q, tol);
     let states = world.reachable_states();
-    let agree = states.iter().filter(|&&s| best[s].contains(&policy[s])).count();
+    let agree = states
+        .iter()
+        .filter(|&&s| best[s].contains(&policy[s]))
+        .count();
     agree as f64 / states.len().max(1) as f64
 }

@@ -267,7 +267,7 @@ mod tests {
         }
         assert_eq!(st.reward, 1.0);
         let ep = env.run_episode(|_| Action::Right);
-        assert!(ep.terminated && ep.len() >= 1 && ep.states.len() == ep.len() + 1);
+        assert!(ep.terminated && !ep.is_empty() && ep.states.len() == ep.len() + 1);
         assert_eq!(*ep.rewards.last().unwrap(), 1.0);
         let g = ep.discounted_return(0.9);
         let n = ep.len() as i32;

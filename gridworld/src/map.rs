@@ -91,9 +91,19 @@ pub enum MapErrorKind {
     Io(String),
     UnknownSymbol(String),
     UnknownParameter(String),
-    BadParameter { key: String, value: String, reason: String },
-    RaggedRow { expected: usize, found: usize },
-    TwoStarts { first_line: usize, first_column: usize },
+    BadParameter {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    RaggedRow {
+        expected: usize,
+        found: usize,
+    },
+    TwoStarts {
+        first_line: usize,
+        first_column: usize,
+    },
     NoStart,
     NoTerminal,
     EmptyGrid,
@@ -206,7 +216,8 @@ impl Map {
             if let Some(eq) = content.find('=') {
                 let key = content[..eq].trim();
                 let value = content[eq + 1..].trim();
-                let value_col = eq + 2 + (content[eq + 1..].len() - content[eq + 1..].trim_start().len());
+                let value_col =
+                    eq + 2 + (content[eq + 1..].len() - content[eq + 1..].trim_start().len());
                 let key_col = content.len() - content.trim_start().len() + 1;
                 let bad = |reason: &str| {
                     err(
@@ -382,7 +393,13 @@ impl Map {
     }
 
     /// The neighbour at offset `(dr, dc)` if it is on the grid and not a wall.
-    pub fn passable_offset(&self, row: usize, col: usize, dr: i64, dc: i64) -> Option<(usize, usize)> {
+    pub fn passable_offset(
+        &self,
+        row: usize,
+        col: usize,
+        dr: i64,
+        dc: i64,
+    ) -> Option<(usize, usize)> {
         let r = row as i64 + dr;
         let c = col as i64 + dc;
         if r < 0 || c < 0 || r >= self.rows as i64 || c >= self.cols as i64 {
@@ -418,7 +435,10 @@ impl Map {
                     Cell::Points(x) => format!("{x:+}"),
                 })
                 .collect();
-            s.push_str(&format!("{:>4}\n", row.iter().map(|t| format!("{t:>4}")).collect::<String>()));
+            s.push_str(&format!(
+                "{:>4}\n",
+                row.iter().map(|t| format!("{t:>4}")).collect::<String>()
+            ));
         }
         s
     }
@@ -472,21 +492,40 @@ mod tests {
         let e = parse("S . ?\n").unwrap_err();
         assert_eq!((e.line, e.column), (1, 5));
         assert!(matches!(e.kind, MapErrorKind::UnknownSymbol(ref s) if s == "?"));
-        assert!(e.to_string().starts_with("<string>:1:5: unknown symbol `?`"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("<string>:1:5: unknown symbol `?`"),
+            "{e}"
+        );
 
         let e = parse("S . +1\n. .\n").unwrap_err();
         assert_eq!(e.line, 2);
-        assert!(matches!(e.kind, MapErrorKind::RaggedRow { expected: 3, found: 2 }));
+        assert!(matches!(
+            e.kind,
+            MapErrorKind::RaggedRow {
+                expected: 3,
+                found: 2
+            }
+        ));
 
         let e = parse("S . +1\n. S .\n").unwrap_err();
         assert_eq!((e.line, e.column), (2, 3));
-        assert!(matches!(e.kind, MapErrorKind::TwoStarts { first_line: 1, first_column: 1 }));
+        assert!(matches!(
+            e.kind,
+            MapErrorKind::TwoStarts {
+                first_line: 1,
+                first_column: 1
+            }
+        ));
 
         let e = parse(". . +1\n").unwrap_err();
         assert_eq!(e.kind, MapErrorKind::NoStart);
 
         let e = parse("S # +1\n# . .\n").unwrap_err();
-        assert_eq!((e.line, e.column, e.kind.clone()), (1, 1, MapErrorKind::StartBoxedIn));
+        assert_eq!(
+            (e.line, e.column, e.kind.clone()),
+            (1, 1, MapErrorKind::StartBoxedIn)
+        );
 
         let e = parse("S . # +1\n").unwrap_err();
         assert_eq!(e.kind, MapErrorKind::NoTerminalReachable);

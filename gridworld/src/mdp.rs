@@ -171,7 +171,9 @@ impl GridWorld {
         let (r, c) = self.cells[s];
         let (dr, dc) = dir.delta();
         match self.map.passable_offset(r, c, dr, dc) {
-            Some((nr, nc)) => self.index[nr * self.map.cols + nc].expect("non-wall cell has a state"),
+            Some((nr, nc)) => {
+                self.index[nr * self.map.cols + nc].expect("non-wall cell has a state")
+            }
             None => s,
         }
     }
@@ -242,7 +244,11 @@ impl GridWorld {
         let mut r = Array2::zeros((n, 4));
         for s in 0..n {
             for a in Action::ALL {
-                r[[s, a.index()]] = self.transitions(s, a).iter().map(|t| t.prob * t.reward).sum();
+                r[[s, a.index()]] = self
+                    .transitions(s, a)
+                    .iter()
+                    .map(|t| t.prob * t.reward)
+                    .sum();
             }
         }
         r
@@ -263,7 +269,9 @@ impl GridWorld {
                 }
             }
         }
-        (0..self.n_states()).filter(|&s| seen[s] && !self.is_terminal(s)).collect()
+        (0..self.n_states())
+            .filter(|&s| seen[s] && !self.is_terminal(s))
+            .collect()
     }
 }
 
@@ -295,7 +303,11 @@ mod tests {
         assert!((moved.prob - 0.1).abs() < 1e-12);
         // Entering +1 pays 1 and terminates.
         let s23 = w.state_of(0, 2).unwrap();
-        let t = w.transitions(s23, Action::Right).iter().find(|t| t.terminal).unwrap();
+        let t = w
+            .transitions(s23, Action::Right)
+            .iter()
+            .find(|t| t.terminal)
+            .unwrap();
         assert_eq!((t.reward, t.prob), (1.0, 0.8));
     }
 }

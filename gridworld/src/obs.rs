@@ -32,7 +32,13 @@ impl Encoding {
             }
             Encoding::Coordinates => {
                 let (r, c) = world.cell_of(s);
-                let scale = |x: usize, n: usize| if n > 1 { x as f32 / (n - 1) as f32 } else { 0.0 };
+                let scale = |x: usize, n: usize| {
+                    if n > 1 {
+                        x as f32 / (n - 1) as f32
+                    } else {
+                        0.0
+                    }
+                };
                 out.push(scale(r, world.map.rows));
                 out.push(scale(c, world.map.cols));
             }

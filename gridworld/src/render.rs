@@ -69,7 +69,10 @@ impl GridView {
         let m = &w.map;
         let cs = self.cell_px;
         let top = if self.title.is_some() { 28.0 } else { 4.0 };
-        let title_px = self.title.as_ref().map_or(0.0, |t| t.chars().count() as f64 * 7.8 + 12.0);
+        let title_px = self
+            .title
+            .as_ref()
+            .map_or(0.0, |t| t.chars().count() as f64 * 7.8 + 12.0);
         let width = (m.cols as f64 * cs + 8.0).max(title_px);
         let height = m.rows as f64 * cs + top + 4.0;
         let mut s = String::new();
@@ -77,7 +80,10 @@ impl GridView {
             s,
             r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Arial, sans-serif">"#
         );
-        let _ = write!(s, r#"<rect width="{width}" height="{height}" fill="white"/>"#);
+        let _ = write!(
+            s,
+            r#"<rect width="{width}" height="{height}" fill="white"/>"#
+        );
         if let Some(t) = &self.title {
             let _ = write!(
                 s,
@@ -103,11 +109,17 @@ impl GridView {
                     Cell::Wall => ("#444444".into(), None),
                     Cell::Dragon => ("#7f0000".into(), Some(fmt_num(m.params.dragon_reward))),
                     Cell::Points(p) => (
-                        if p >= 0.0 { "#1b7837".into() } else { "#b2182b".into() },
+                        if p >= 0.0 {
+                            "#1b7837".into()
+                        } else {
+                            "#b2182b".into()
+                        },
                         Some(fmt_num(p)),
                     ),
                     Cell::Empty | Cell::Start => match (&self.values, state, scale) {
-                        (Some(v), Some(st), Some(k)) => (hex(diverging(v[st] / k)), Some(format!("{:.2}", v[st]))),
+                        (Some(v), Some(st), Some(k)) => {
+                            (hex(diverging(v[st] / k)), Some(format!("{:.2}", v[st])))
+                        }
                         _ => ("#f4f1e8".into(), None),
                     },
                 };
@@ -172,7 +184,10 @@ impl GridView {
 
     /// evcxr rich output: shows the picture inline as `image/svg+xml`.
     pub fn evcxr_display(&self) {
-        println!("EVCXR_BEGIN_CONTENT image/svg+xml\n{}\nEVCXR_END_CONTENT", self.to_svg());
+        println!(
+            "EVCXR_BEGIN_CONTENT image/svg+xml\n{}\nEVCXR_END_CONTENT",
+            self.to_svg()
+        );
     }
 }
 
@@ -205,7 +220,9 @@ fn fmt_num(x: f64) -> String {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// The map as text: `#` walls, `S` start, `D` dragon, points, and an arrow per
@@ -262,7 +279,9 @@ impl std::fmt::Display for GridWorld {
 impl GridWorld {
     /// evcxr rich output: a `GridWorld` draws its map.
     pub fn evcxr_display(&self) {
-        GridView::new(self).agent(self.start_state()).evcxr_display()
+        GridView::new(self)
+            .agent(self.start_state())
+            .evcxr_display()
     }
 }
 
@@ -275,7 +294,12 @@ mod tests {
         let w = GridWorld::load("dragon").unwrap();
         let values: Vec<f64> = (0..w.n_states()).map(|s| s as f64 - 10.0).collect();
         let policy = vec![Action::Right; w.n_states()];
-        let svg = GridView::new(&w).values(&values).policy(&policy).agent(0).title("t<1>").to_svg();
+        let svg = GridView::new(&w)
+            .values(&values)
+            .policy(&policy)
+            .agent(0)
+            .title("t<1>")
+            .to_svg();
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert!(svg.contains("+10") && svg.contains("<polygon") && svg.contains("<circle"));
         assert!(svg.contains("t&lt;1&gt;"));

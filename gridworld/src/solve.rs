@@ -155,7 +155,11 @@ pub fn value_iteration(world: &GridWorld, opts: SolveOptions) -> Solution {
 ///
 /// With γ = 1 a policy that never terminates has no finite value; the iteration then
 /// stops at `max_iterations` with large values of the step reward's sign.
-pub fn policy_evaluation(world: &GridWorld, pi: &Array2<f64>, opts: SolveOptions) -> (Array1<f64>, usize) {
+pub fn policy_evaluation(
+    world: &GridWorld,
+    pi: &Array2<f64>,
+    opts: SolveOptions,
+) -> (Array1<f64>, usize) {
     let g = world.gamma();
     let n = world.n_states();
     let mut v = Array1::<f64>::zeros(n);
@@ -228,10 +232,10 @@ pub fn policy_iteration(world: &GridWorld, opts: SolveOptions) -> Solution {
                 continue;
             }
             let current = q[[s, policy[s].index()]];
-            let (best_a, best_q) = Action::ALL
-                .iter()
-                .map(|&a| (a, q[[s, a.index()]]))
-                .fold((policy[s], current), |acc, x| if x.1 > acc.1 + 1e-10 { x } else { acc });
+            let (best_a, best_q) = Action::ALL.iter().map(|&a| (a, q[[s, a.index()]])).fold(
+                (policy[s], current),
+                |acc, x| if x.1 > acc.1 + 1e-10 { x } else { acc },
+            );
             if best_a != policy[s] && best_q > current + 1e-10 {
                 policy[s] = best_a;
                 stable = false;
@@ -336,7 +340,10 @@ mod tests {
         for ((r, c), u) in table {
             let s = w.state_of(r, c).unwrap();
             let aima = sol.values[s] + w.map.params.step_reward;
-            assert!((aima - u).abs() <= 5e-4 + 1e-9, "({r},{c}): {aima:.4} vs {u}");
+            assert!(
+                (aima - u).abs() <= 5e-4 + 1e-9,
+                "({r},{c}): {aima:.4} vs {u}"
+            );
         }
         // The textbook's optimal policy: the famous "long way round" from (1,2).
         assert_eq!(sol.policy[w.state_of(1, 2).unwrap()], Action::Up);
@@ -350,7 +357,9 @@ mod tests {
             let vi = value_iteration(&w, SolveOptions::default());
             assert!(bellman_residual(&w, &vi.values) < 1e-9, "{name}");
             let pi = policy_iteration(&w, SolveOptions::default());
-            let diff = (&vi.values - &pi.values).iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            let diff = (&vi.values - &pi.values)
+                .iter()
+                .fold(0.0f64, |m, x| m.max(x.abs()));
             assert!(diff < 1e-8, "{name}: {diff}");
             // The greedy policy of V* evaluates back to V*.
             let (v, _) = policy_evaluation(&w, &policy_table(&vi.policy), SolveOptions::default());

@@ -1,7 +1,9 @@
 use anyhow::Result;
 use clap::{Subcommand, ValueEnum};
 use rlhf_lab::gridworld::render::{ascii, ascii_values};
-use rlhf_lab::gridworld::solve::{bellman_residual, policy_iteration, value_iteration, SolveOptions};
+use rlhf_lab::gridworld::solve::{
+    bellman_residual, policy_iteration, value_iteration, SolveOptions,
+};
 use rlhf_lab::gridworld::{GridWorld, Map};
 use rlhf_lab::gridworld_plots::{solution_view, ValueTable};
 use rlhf_lab::plot::Figure;
@@ -82,7 +84,12 @@ pub fn run(cmd: GridworldCommand) -> Result<()> {
             }
             Ok(())
         }
-        GridworldCommand::Solve { map, method, json, figure } => {
+        GridworldCommand::Solve {
+            map,
+            method,
+            json,
+            figure,
+        } => {
             let world = GridWorld::load(&map)?;
             let sol = match method {
                 Method::Value => value_iteration(&world, SolveOptions::default()),
@@ -90,7 +97,11 @@ pub fn run(cmd: GridworldCommand) -> Result<()> {
             };
             let residual = bellman_residual(&world, &sol.values);
             if let Some(path) = figure {
-                let view = solution_view(&world, &sol, format!("{}: V* and the optimal policy", world.map.name));
+                let view = solution_view(
+                    &world,
+                    &sol,
+                    format!("{}: V* and the optimal policy", world.map.name),
+                );
                 let fig = Figure::grid(
                     &[
                         Figure::from(view),
@@ -150,7 +161,10 @@ pub fn run(cmd: GridworldCommand) -> Result<()> {
                     "map {} ({}x{}), gamma={}, slip={}, step_reward={}",
                     world.map.name, world.map.rows, world.map.cols, p.gamma, p.slip, p.step_reward
                 );
-                println!("{:?} iteration: {} iterations, Bellman residual {:.2e}\n", method, sol.iterations, residual);
+                println!(
+                    "{:?} iteration: {} iterations, Bellman residual {:.2e}\n",
+                    method, sol.iterations, residual
+                );
                 println!("V* (terminal cells show [their reward]):");
                 println!("{}", ascii_values(&world, sol.values.as_slice().unwrap()));
                 println!("optimal policy:");

@@ -71,9 +71,17 @@ impl BarChart {
 
     pub fn draw(&self) -> Result<Figure> {
         let n = self.values.len();
-        ensure!(n == self.labels.len() && n > 0, "bar chart `{}`: give one value per label", self.title);
+        ensure!(
+            n == self.labels.len() && n > 0,
+            "bar chart `{}`: give one value per label",
+            self.title
+        );
         if let Some(e) = &self.errors {
-            ensure!(e.len() == n, "bar chart `{}`: give one error per bar", self.title);
+            ensure!(
+                e.len() == n,
+                "bar chart `{}`: give one error per bar",
+                self.title
+            );
         }
         let tops = self.values.iter().enumerate().flat_map(|(i, &v)| {
             let (lo, hi) = self.errors.as_ref().map(|e| e[i]).unwrap_or((0.0, 0.0));
@@ -111,19 +119,33 @@ impl BarChart {
                 .x_label_style(if self.horizontal_labels {
                     (FONT, 12).into_text_style(&root)
                 } else {
-                    (FONT, 11).into_text_style(&root).transform(FontTransform::Rotate90)
+                    (FONT, 11)
+                        .into_text_style(&root)
+                        .transform(FontTransform::Rotate90)
                 })
                 .y_desc(&self.y_label)
                 .y_label_formatter(&|v| format_tick(*v))
                 .light_line_style(RGBColor(235, 235, 235))
                 .draw()?;
             chart.draw_series(self.values.iter().enumerate().map(|(i, &v)| {
-                Rectangle::new([(i as f64 + 0.15, 0.0), (i as f64 + 0.85, v)], palette(i).filled())
+                Rectangle::new(
+                    [(i as f64 + 0.15, 0.0), (i as f64 + 0.85, v)],
+                    palette(i).filled(),
+                )
             }))?;
             if let Some(errs) = &self.errors {
-                chart.draw_series(self.values.iter().zip(errs).enumerate().map(|(i, (&v, &(lo, hi)))| {
-                    ErrorBar::new_vertical(i as f64 + 0.5, v - lo, v, v + hi, BLACK.stroke_width(2), 10)
-                }))?;
+                chart.draw_series(self.values.iter().zip(errs).enumerate().map(
+                    |(i, (&v, &(lo, hi)))| {
+                        ErrorBar::new_vertical(
+                            i as f64 + 0.5,
+                            v - lo,
+                            v,
+                            v + hi,
+                            BLACK.stroke_width(2),
+                            10,
+                        )
+                    },
+                ))?;
             }
             root.present()?;
         }

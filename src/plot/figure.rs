@@ -51,9 +51,7 @@ impl Figure {
             for f in row {
                 let inner = strip_xml_declaration(&f.svg);
                 // A nested <svg> establishes its own viewport at (x, y).
-                out.push_str(&format!(
-                    r#"<g transform="translate({x},{y})">{inner}</g>"#
-                ));
+                out.push_str(&format!(r#"<g transform="translate({x},{y})">{inner}</g>"#));
                 x += f.width;
                 row_h = row_h.max(f.height);
             }

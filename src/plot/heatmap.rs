@@ -124,7 +124,15 @@ impl Heatmap {
             let label_w = if self.row_labels.is_empty() {
                 40
             } else {
-                (self.row_labels.iter().map(|l| l.chars().count()).max().unwrap_or(1) * 7 + 16).min(160) as u32
+                (self
+                    .row_labels
+                    .iter()
+                    .map(|l| l.chars().count())
+                    .max()
+                    .unwrap_or(1)
+                    * 7
+                    + 16)
+                    .min(160) as u32
             };
             let mut chart = ChartBuilder::on(&main)
                 .caption(&self.title, (FONT, 17))
@@ -139,7 +147,10 @@ impl Heatmap {
                 if (v - 0.5 - i).abs() > 1e-6 || i < 0.0 {
                     return String::new();
                 }
-                col_labels.get(i as usize).cloned().unwrap_or_else(|| format!("{}", i as usize))
+                col_labels
+                    .get(i as usize)
+                    .cloned()
+                    .unwrap_or_else(|| format!("{}", i as usize))
             };
             let y_fmt = move |v: &f64| {
                 let i = (*v - 0.5).round();
@@ -161,14 +172,19 @@ impl Heatmap {
                 .x_label_style(if self.col_labels.is_empty() {
                     (FONT, 12).into_text_style(&main)
                 } else {
-                    (FONT, 11).into_text_style(&main).transform(FontTransform::Rotate90)
+                    (FONT, 11)
+                        .into_text_style(&main)
+                        .transform(FontTransform::Rotate90)
                 })
                 .draw()?;
             chart.draw_series((0..rows).flat_map(|r| {
                 (0..cols).map(move |c| {
                     let y = (rows - 1 - r) as f64;
                     let v = self.values[r][c];
-                    Rectangle::new([(c as f64, y), (c as f64 + 1.0, y + 1.0)], self.colour(v, lo, hi).filled())
+                    Rectangle::new(
+                        [(c as f64, y), (c as f64 + 1.0, y + 1.0)],
+                        self.colour(v, lo, hi).filled(),
+                    )
                 })
             }))?;
             if self.annotate && rows * cols <= 400 {
@@ -179,8 +195,15 @@ impl Heatmap {
                             continue;
                         }
                         let bg = self.colour(v, lo, hi);
-                        let fg = if gridworld::color::text_on((bg.0, bg.1, bg.2)) == "#fff" { WHITE } else { BLACK };
-                        let style = (FONT, 11).into_font().color(&fg).pos(Pos::new(HPos::Center, VPos::Center));
+                        let fg = if gridworld::color::text_on((bg.0, bg.1, bg.2)) == "#fff" {
+                            WHITE
+                        } else {
+                            BLACK
+                        };
+                        let style = (FONT, 11)
+                            .into_font()
+                            .color(&fg)
+                            .pos(Pos::new(HPos::Center, VPos::Center));
                         chart.draw_series(std::iter::once(Text::new(
                             format_tick((v * 100.0).round() / 100.0),
                             (c as f64 + 0.5, (rows - 1 - r) as f64 + 0.5),
@@ -207,7 +230,10 @@ impl Heatmap {
             cb.draw_series((0..steps).map(|i| {
                 let a = lo + (hi - lo) * i as f64 / steps as f64;
                 let b = lo + (hi - lo) * (i + 1) as f64 / steps as f64;
-                Rectangle::new([(0.0, a), (1.0, b)], self.colour((a + b) / 2.0, lo, hi).filled())
+                Rectangle::new(
+                    [(0.0, a), (1.0, b)],
+                    self.colour((a + b) / 2.0, lo, hi).filled(),
+                )
             }))?;
             root.present()?;
         }

@@ -108,10 +108,15 @@ impl Histogram {
                 let colour = palette(k);
                 chart
                     .draw_series(c.iter().enumerate().map(|(i, &v)| {
-                        Rectangle::new([(edges[i], 0.0), (edges[i + 1], v)], colour.mix(alpha).filled())
+                        Rectangle::new(
+                            [(edges[i], 0.0), (edges[i + 1], v)],
+                            colour.mix(alpha).filled(),
+                        )
                     }))?
                     .label(name.clone())
-                    .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], colour.filled()));
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 14, y + 5)], colour.filled())
+                    });
             }
             if self.data.len() > 1 {
                 chart

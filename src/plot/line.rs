@@ -121,13 +121,26 @@ impl LineChart {
     }
 
     pub fn draw(&self) -> Result<Figure> {
-        let tf = |y: f64| if self.log_y { if y > 0.0 { y.log10() } else { f64::NAN } } else { y };
+        let tf = |y: f64| {
+            if self.log_y {
+                if y > 0.0 {
+                    y.log10()
+                } else {
+                    f64::NAN
+                }
+            } else {
+                y
+            }
+        };
         let (x0, x1) = padded_range(self.series.iter().flat_map(|s| s.xs.iter().copied()), 0.0);
         let ys = self
             .series
             .iter()
             .flat_map(|s| {
-                let band = s.band.iter().flat_map(|(l, h)| l.iter().chain(h.iter()).copied());
+                let band = s
+                    .band
+                    .iter()
+                    .flat_map(|(l, h)| l.iter().chain(h.iter()).copied());
                 s.ys.iter().copied().chain(band).collect::<Vec<_>>()
             })
             .chain(self.hlines.iter().map(|h| h.1))
@@ -162,22 +175,31 @@ impl LineChart {
             for (i, s) in self.series.iter().enumerate() {
                 let colour = palette(i);
                 if let Some((lo, hi)) = &s.band {
-                    let mut poly: Vec<(f64, f64)> = s.xs.iter().zip(lo).map(|(&x, &y)| (x, tf(y))).collect();
+                    let mut poly: Vec<(f64, f64)> =
+                        s.xs.iter().zip(lo).map(|(&x, &y)| (x, tf(y))).collect();
                     poly.extend(s.xs.iter().zip(hi).rev().map(|(&x, &y)| (x, tf(y))));
                     poly.retain(|p| p.1.is_finite());
-                    chart.draw_series(std::iter::once(Polygon::new(poly, colour.mix(0.18).filled())))?;
+                    chart.draw_series(std::iter::once(Polygon::new(
+                        poly,
+                        colour.mix(0.18).filled(),
+                    )))?;
                 }
-                let raw: Vec<(f64, f64)> = s
-                    .xs
-                    .iter()
-                    .zip(&s.ys)
-                    .map(|(&x, &y)| (x, tf(y)))
-                    .filter(|p| p.1.is_finite())
-                    .collect();
+                let raw: Vec<(f64, f64)> =
+                    s.xs.iter()
+                        .zip(&s.ys)
+                        .map(|(&x, &y)| (x, tf(y)))
+                        .filter(|p| p.1.is_finite())
+                        .collect();
                 let main: Vec<(f64, f64)> = if self.smoothing > 0.0 {
-                    chart.draw_series(LineSeries::new(raw.clone(), colour.mix(0.25).stroke_width(1)))?;
+                    chart.draw_series(LineSeries::new(
+                        raw.clone(),
+                        colour.mix(0.25).stroke_width(1),
+                    ))?;
                     let ys: Vec<f64> = raw.iter().map(|p| p.1).collect();
-                    raw.iter().zip(ema_smooth(&ys, self.smoothing)).map(|(p, y)| (p.0, y)).collect()
+                    raw.iter()
+                        .zip(ema_smooth(&ys, self.smoothing))
+                        .map(|(p, y)| (p.0, y))
+                        .collect()
                 } else {
                     raw
                 };
@@ -188,7 +210,9 @@ impl LineChart {
                     chart.draw_series(LineSeries::new(main, style))?
                 }
                 .label(s.name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+                });
             }
             for (j, (name, y)) in self.hlines.iter().enumerate() {
                 let colour = RGBColor(60, 60, 60);
@@ -197,7 +221,12 @@ impl LineChart {
                 chart
                     .draw_series(DashedLineSeries::new(vec![(x0, y), (x1, y)], 5, 4, style))?
                     .label(name.clone())
-                    .legend(move |(x, yy)| PathElement::new(vec![(x, yy), (x + 18, yy)], colour.stroke_width(1 + j as u32 % 2)));
+                    .legend(move |(x, yy)| {
+                        PathElement::new(
+                            vec![(x, yy), (x + 18, yy)],
+                            colour.stroke_width(1 + j as u32 % 2),
+                        )
+                    });
             }
             if self.series.len() + self.hlines.len() > 1 || self.hlines.len() == 1 {
                 chart

@@ -6,14 +6,19 @@
 //! | rung | module | notebook |
 //! |---|---|---|
 //! | 1. RL basics on a gridworld | [`gridworld`] (crate), [`gridworld_plots`] | `01_rl_basics` |
+//! | 2. PPO with a policy and a value network | [`ppo`] (shared math), [`nn`], [`optim`], [`rl`] | `02_ppo_gridworld` |
 //!
 //! Figures: [`plot`]. Notebooks start with `use rlhf_lab::prelude::*;` (the
 //! project's kernel does this for you).
 
 pub mod gridworld_plots;
 pub mod io;
+pub mod nn;
+pub mod optim;
 pub mod plot;
+pub mod ppo;
 pub mod prelude;
+pub mod rl;
 
 pub use anyhow;
 pub use gridworld;

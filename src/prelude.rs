@@ -4,6 +4,10 @@ pub use crate::gridworld_plots::{
     policy_agreement, solution_view, sweep, value_grid, with_param, SweepPoint, ValueTable,
 };
 pub use crate::plot::{BarChart, Figure, Heatmap, Histogram, LineChart};
+pub use crate::rl::{
+    compare_algorithms, gradient_variance, metrics_to_csv, AdvantageEstimator, Algorithm,
+    GridworldTrainer, GroundTruthReport, IterationMetrics, LearningCurve, PpoConfig,
+};
 pub use anyhow;
 pub use gridworld::render::{ascii, ascii_values};
 pub use gridworld::solve::{

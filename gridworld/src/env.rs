@@ -62,6 +62,8 @@ pub struct Env {
     steps: usize,
     max_steps: usize,
     done: bool,
+    exploring_starts: f64,
+    episode_start: usize,
 }
 
 impl Env {
@@ -76,7 +78,22 @@ impl Env {
             steps: 0,
             max_steps,
             done: false,
+            exploring_starts: 0.0,
+            episode_start: state,
         }
+    }
+
+    /// Exploring starts (Sutton & Barto §5.3): with probability `p` an episode begins
+    /// in a uniformly random non-terminal state instead of the start cell, so that
+    /// every state keeps being visited and learned about.
+    pub fn with_exploring_starts(mut self, p: f64) -> Self {
+        self.exploring_starts = p.clamp(0.0, 1.0);
+        self
+    }
+
+    /// The state the current episode began in.
+    pub fn episode_start(&self) -> usize {
+        self.episode_start
     }
 
     /// Change the truncation horizon.
@@ -91,6 +108,13 @@ impl Env {
             self.rng = Rng::new(seed);
         }
         self.state = self.world.start_state();
+        if self.exploring_starts > 0.0 && self.rng.uniform() < self.exploring_starts {
+            let candidates: Vec<usize> = (0..self.world.n_states())
+                .filter(|&s| !self.world.is_terminal(s))
+                .collect();
+            self.state = candidates[self.rng.below(candidates.len())];
+        }
+        self.episode_start = self.state;
         self.steps = 0;
         self.done = false;
         self.state
@@ -171,8 +195,27 @@ pub struct VecStep {
     /// The last state of an episode that ended on this step (before the reset);
     /// equals `states[i]` when the episode goes on. Needed to bootstrap truncations.
     pub final_states: Vec<usize>,
-    /// `(return, length)` of every episode that ended on this step, per environment.
-    pub finished: Vec<Option<(f64, usize)>>,
+    /// A summary of every episode that ended on this step, per environment.
+    pub finished: Vec<Option<EpisodeSummary>>,
+}
+
+/// Everything needed to continue a batch of environments exactly where it was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VecEnvSnapshot {
+    /// Per environment: `(rng, state, steps, done, running return, episode start)`.
+    pub envs: Vec<(Rng, usize, usize, bool, f64, usize)>,
+    pub max_steps: usize,
+    pub exploring_starts: f64,
+}
+
+/// What a finished episode earned.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EpisodeSummary {
+    /// Undiscounted return.
+    pub total_reward: f64,
+    pub length: usize,
+    /// The state it began in (the start cell unless exploring starts chose another).
+    pub start: usize,
 }
 
 /// N environments stepped together, each resetting itself when its episode ends.
@@ -211,6 +254,59 @@ impl VecEnv {
         self.envs.iter_mut().map(|e| e.reset(None)).collect()
     }
 
+    /// A snapshot from which [`VecEnv::restore`] continues identically.
+    pub fn snapshot(&self) -> VecEnvSnapshot {
+        VecEnvSnapshot {
+            envs: self
+                .envs
+                .iter()
+                .zip(&self.returns)
+                .map(|(e, &r)| (e.rng.clone(), e.state, e.steps, e.done, r, e.episode_start))
+                .collect(),
+            max_steps: self.envs.first().map_or(1, |e| e.max_steps),
+            exploring_starts: self.envs.first().map_or(0.0, |e| e.exploring_starts),
+        }
+    }
+
+    /// Rebuild a batch from a snapshot taken over the same world.
+    pub fn restore(world: Arc<GridWorld>, snap: &VecEnvSnapshot) -> Self {
+        let mut envs = Vec::new();
+        let mut returns = Vec::new();
+        for (rng, state, steps, done, ret, start) in &snap.envs {
+            let mut e = Env::new(world.clone(), 0)
+                .with_max_steps(snap.max_steps)
+                .with_exploring_starts(snap.exploring_starts);
+            e.episode_start = *start;
+            e.rng = rng.clone();
+            e.state = *state;
+            e.steps = *steps;
+            e.done = *done;
+            envs.push(e);
+            returns.push(*ret);
+        }
+        Self { envs, returns }
+    }
+
+    /// Exploring starts for every environment (see [`Env::with_exploring_starts`]).
+    pub fn with_exploring_starts(mut self, p: f64) -> Self {
+        self.envs = self
+            .envs
+            .into_iter()
+            .map(|e| e.with_exploring_starts(p))
+            .collect();
+        self
+    }
+
+    /// Set every environment's truncation horizon.
+    pub fn with_max_steps(mut self, max_steps: usize) -> Self {
+        self.envs = self
+            .envs
+            .into_iter()
+            .map(|e| e.with_max_steps(max_steps))
+            .collect();
+        self
+    }
+
     /// Current states.
     pub fn states(&self) -> Vec<usize> {
         self.envs.iter().map(|e| e.state()).collect()
@@ -231,7 +327,11 @@ impl VecEnv {
             out.truncated.push(st.truncated);
             out.final_states.push(st.state);
             if st.terminated || st.truncated {
-                out.finished.push(Some((self.returns[i], env.steps())));
+                out.finished.push(Some(EpisodeSummary {
+                    total_reward: self.returns[i],
+                    length: env.steps(),
+                    start: env.episode_start(),
+                }));
                 self.returns[i] = 0.0;
                 out.states.push(env.reset(None));
             } else {
@@ -297,5 +397,23 @@ mod tests {
         };
         assert_eq!(run(5), run(5));
         assert_ne!(run(5), run(6));
+    }
+
+    #[test]
+    fn exploring_starts_visit_other_states_and_snapshots_resume() {
+        let w = Arc::new(GridWorld::load("dragon").unwrap());
+        let mut env = Env::new(w.clone(), 3).with_exploring_starts(1.0);
+        let starts: std::collections::HashSet<usize> = (0..200).map(|_| env.reset(None)).collect();
+        assert!(starts.len() > 15 && starts.iter().all(|&s| !w.is_terminal(s)));
+        let mut v = VecEnv::new(w.clone(), 3, 9).with_exploring_starts(0.5);
+        v.reset();
+        let acts = [Action::Up, Action::Right, Action::Left];
+        for _ in 0..17 {
+            v.step(&acts);
+        }
+        let mut copy = VecEnv::restore(w.clone(), &v.snapshot());
+        for _ in 0..50 {
+            assert_eq!(v.step(&acts), copy.step(&acts));
+        }
     }
 }

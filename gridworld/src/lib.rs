@@ -23,7 +23,7 @@ pub mod render;
 pub mod rng;
 pub mod solve;
 
-pub use env::{Env, Episode, Step, VecEnv, VecStep};
+pub use env::{Env, Episode, EpisodeSummary, Step, VecEnv, VecEnvSnapshot, VecStep};
 pub use map::{Cell, Map, MapError, MapErrorKind, MapParams};
 pub use mdp::{Action, GridWorld, Transition};
 pub use obs::Encoding;

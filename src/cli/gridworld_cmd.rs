@@ -35,6 +35,28 @@ pub enum GridworldCommand {
     },
     /// List the shipped maps.
     Maps,
+    /// Train a policy network and a value network with PPO (or REINFORCE) and compare
+    /// them with the exact solution.
+    Train {
+        /// A shipped map or a path to a .map file.
+        #[arg(long, default_value = "dragon")]
+        map: String,
+        /// A JSON file of PPO hyper-parameters (missing fields take defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override the config's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Override the config's budget of environment steps.
+        #[arg(long)]
+        total_timesteps: Option<usize>,
+        /// Folder for metrics (CSV, JSONL), figures (SVG, PNG), the summary and the agent.
+        #[arg(long, default_value = "runs/gridworld")]
+        out: PathBuf,
+        /// Stop as soon as the agent meets the solved bar.
+        #[arg(long)]
+        stop_when_solved: bool,
+    },
 }
 
 #[derive(Serialize)]
@@ -74,6 +96,21 @@ struct SolveOut {
 
 pub fn run(cmd: GridworldCommand) -> Result<()> {
     match cmd {
+        GridworldCommand::Train {
+            map,
+            config,
+            seed,
+            total_timesteps,
+            out,
+            stop_when_solved,
+        } => super::gridworld_train::train(
+            &map,
+            config,
+            seed,
+            total_timesteps,
+            &out,
+            stop_when_solved,
+        ),
         GridworldCommand::Maps => {
             for (name, _) in rlhf_lab::gridworld::map::builtin::MAPS {
                 let m = Map::load(name)?;

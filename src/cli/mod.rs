@@ -1,6 +1,8 @@
 //! Command-line interface. Each rung adds a subcommand group.
 
 mod gridworld_cmd;
+mod gridworld_train;
+mod progress;
 
 use clap::{Parser, Subcommand};
 

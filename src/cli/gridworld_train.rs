@@ -1,0 +1,172 @@
+use super::progress::Progress;
+use anyhow::{Context, Result};
+use rlhf_lab::gridworld::solve::{value_iteration, SolveOptions};
+use rlhf_lab::gridworld::GridWorld;
+use rlhf_lab::gridworld_plots::{solution_view, ValueTable};
+use rlhf_lab::io::write_atomic;
+use rlhf_lab::plot::{Figure, LineChart};
+use rlhf_lab::rl::{metrics_to_csv, metrics_to_jsonl, GridworldTrainer, PpoConfig};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub fn train(
+    map: &str,
+    config: Option<PathBuf>,
+    seed: Option<u64>,
+    total_timesteps: Option<usize>,
+    out: &Path,
+    stop_when_solved: bool,
+) -> Result<()> {
+    let world = GridWorld::load(map)?;
+    let mut cfg = match &config {
+        Some(path) => PpoConfig::from_file(path)?,
+        None => PpoConfig::default(),
+    };
+    if let Some(s) = seed {
+        cfg.seed = s;
+    }
+    if let Some(t) = total_timesteps {
+        cfg.total_timesteps = t;
+    }
+    cfg.validate()?;
+    let optimal = value_iteration(&world, SolveOptions::default());
+    let mut trainer = GridworldTrainer::new(world.clone(), cfg.clone())?;
+    let iterations = cfg.num_iterations();
+    let bar = Progress::new(&format!("PPO on {}", world.map.name), iterations);
+    let started = Instant::now();
+    let mut solved_at = None;
+    while trainer.iteration() < iterations {
+        let m = trainer.train_iterations(1)?[0].clone();
+        if m.iteration % 5 == 0 || m.iteration == iterations {
+            let report = trainer.compare(&optimal)?;
+            if report.solved() && solved_at.is_none() {
+                solved_at = Some((trainer.global_step(), started.elapsed().as_secs_f64()));
+            }
+            bar.update(
+                m.iteration,
+                &format!(
+                    "return {:>7.3}  greedy {:.3}/{:.3}  agree {:>3.0}%",
+                    m.discounted_return,
+                    report.greedy_return,
+                    report.optimal_return,
+                    100.0 * report.policy_agreement
+                ),
+            );
+            if stop_when_solved && solved_at.is_some() {
+                break;
+            }
+        }
+    }
+    bar.finish();
+    let wall = started.elapsed().as_secs_f64();
+    let report = trainer.compare(&optimal)?;
+
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let w = |name: &str, text: &str| -> Result<()> {
+        let p = out.join(name);
+        write_atomic(&p, text.as_bytes()).with_context(|| format!("writing {}", p.display()))
+    };
+    w("metrics.csv", &metrics_to_csv(trainer.metrics()))?;
+    w("metrics.jsonl", &metrics_to_jsonl(trainer.metrics()))?;
+    let summary = serde_json::json!({
+        "map": world.map.name,
+        "config": cfg,
+        "env_steps": trainer.global_step(),
+        "wall_seconds": wall,
+        "solved": report.solved(),
+        "solved_at_env_steps": solved_at.map(|s| s.0),
+        "solved_at_seconds": solved_at.map(|s| s.1),
+        "report": report,
+    });
+    w("summary.json", &serde_json::to_string_pretty(&summary)?)?;
+    trainer.save(out.join("agent"))?;
+
+    let steps: Vec<f64> = trainer
+        .metrics()
+        .iter()
+        .map(|m| m.global_step as f64)
+        .collect();
+    let ret: Vec<f64> = trainer
+        .metrics()
+        .iter()
+        .map(|m| m.discounted_return)
+        .collect();
+    let curve = LineChart::new(format!(
+        "PPO on {}: discounted return from the start",
+        world.map.name
+    ))
+    .x_label("environment steps")
+    .y_label("return")
+    .smoothing(0.6)
+    .series("PPO", &steps, &ret)
+    .hline("V*(start)", report.optimal_return)
+    .draw()?;
+    let values = trainer.value_table()?;
+    let sol_learned = rlhf_lab::gridworld::Solution {
+        values: values.clone().into(),
+        q: optimal.q.clone(),
+        policy: trainer.greedy_policy()?,
+        iterations: 0,
+        deltas: vec![],
+    };
+    let (lo, hi) = value_range(&world, &optimal.values.to_vec());
+    let side_by_side = Figure::grid(
+        &[
+            ValueTable::new(&world, &values, "value network")
+                .range(lo, hi)
+                .figure()?,
+            ValueTable::new(
+                &world,
+                optimal.values.as_slice().unwrap(),
+                "V* (value iteration)",
+            )
+            .range(lo, hi)
+            .figure()?,
+            Figure::from(solution_view(&world, &sol_learned, "learned greedy policy")),
+            Figure::from(solution_view(&world, &optimal, "optimal policy")),
+        ],
+        2,
+    );
+    for (name, fig) in [
+        ("learning_curve", &curve),
+        ("values_and_policies", &side_by_side),
+    ] {
+        fig.save_svg(out.join(format!("{name}.svg")))?;
+        fig.save_png(out.join(format!("{name}.png")))?;
+    }
+    println!(
+        "map {}  seed {}  {} env steps in {:.2} s ({:.0} steps/s)",
+        world.map.name,
+        cfg.seed,
+        trainer.global_step(),
+        wall,
+        trainer.global_step() as f64 / wall
+    );
+    println!(
+        "greedy return {:.4} vs optimal {:.4} ({:+.2}%)   policy agreement {:.1}%   value RMSE vs V* {:.3}",
+        report.greedy_return,
+        report.optimal_return,
+        100.0 * (report.greedy_return - report.optimal_return) / report.optimal_return.abs(),
+        100.0 * report.policy_agreement,
+        report.value_rmse_vs_optimal
+    );
+    match solved_at {
+        Some((steps, secs)) => println!("solved (>= 95% optimal actions, return within 2%) after {steps} env steps, {secs:.2} s"),
+        None => println!("not solved within the budget"),
+    }
+    println!(
+        "wrote metrics, summary, figures and the agent to {}",
+        out.display()
+    );
+    Ok(())
+}
+
+fn value_range(world: &GridWorld, v: &[f64]) -> (f64, f64) {
+    let xs: Vec<f64> = (0..world.n_states())
+        .filter(|&s| !world.is_terminal(s))
+        .map(|s| v[s])
+        .collect();
+    let lo = xs.iter().cloned().fold(f64::INFINITY, f64::min);
+    let hi = xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    (lo.min(0.0), hi)
+}

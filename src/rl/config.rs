@@ -1,0 +1,283 @@
+use anyhow::{bail, Context, Result};
+use gridworld::Encoding;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Which learning rule updates the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    /// PPO: GAE advantages, clipped surrogate, several epochs of minibatches.
+    #[default]
+    Ppo,
+    /// REINFORCE (Williams 1992): Monte-Carlo returns, no critic, one gradient step
+    /// per rollout. No advantage normalisation (that would itself be a baseline).
+    Reinforce,
+    /// REINFORCE with a learned value baseline: Â = G_t − V(s_t).
+    ReinforceBaseline,
+}
+
+/// Every hyper-parameter of the gridworld trainer, with CleanRL-style defaults
+/// (Huang et al., *The 37 Implementation Details of PPO*, 2022). Load from JSON with
+/// [`PpoConfig::from_file`]; unknown or bad fields are errors that name the field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PpoConfig {
+    pub algorithm: Algorithm,
+    /// Seeds network initialisation, environments, action sampling and minibatches.
+    pub seed: u64,
+    /// Parallel environments N.
+    pub num_envs: usize,
+    /// Steps per environment per rollout T; a rollout holds N·T transitions.
+    pub num_steps: usize,
+    /// Training budget in environment steps.
+    pub total_timesteps: usize,
+    /// Adam learning rate (Adam's ε is 1e-5, as in CleanRL).
+    pub learning_rate: f64,
+    /// Decay the learning rate linearly to 0 over the budget.
+    pub anneal_lr: bool,
+    /// Discount; `None` uses the map's γ.
+    pub gamma: Option<f64>,
+    /// GAE λ.
+    pub gae_lambda: f64,
+    /// Minibatches per epoch.
+    pub num_minibatches: usize,
+    /// Passes over each rollout.
+    pub update_epochs: usize,
+    /// Normalise advantages per minibatch ("whitening"). Off by default for the
+    /// gridworld: with it, the policy commits early to actions that only look good
+    /// under the early, poor policy (see the notebook), and small action gaps are lost.
+    pub norm_adv: bool,
+    /// PPO's ε: the ratio is clipped to [1 − ε, 1 + ε].
+    pub clip_coef: f64,
+    /// Clip the value loss as well.
+    pub clip_vloss: bool,
+    /// Entropy bonus coefficient at the start of training. With
+    /// `entropy_in_reward_units` it is multiplied by the map's reward scale.
+    pub ent_coef: f64,
+    /// Measure the entropy bonus in units of the map's reward scale (its largest
+    /// |reward|), so that one setting suits maps whose rewards differ tenfold.
+    pub entropy_in_reward_units: bool,
+    /// If set, the entropy coefficient moves linearly from `ent_coef` to this value
+    /// over the budget: a wide policy early (so no action is abandoned before the
+    /// critic knows its worth), a sharp one at the end.
+    pub ent_coef_final: Option<f64>,
+    /// Value-loss coefficient.
+    pub vf_coef: f64,
+    /// Global gradient-norm clip.
+    pub max_grad_norm: f64,
+    /// Stop an update's epochs early when the k3 KL exceeds this.
+    pub target_kl: Option<f64>,
+    /// Hidden layer widths of both networks.
+    pub hidden_sizes: Vec<usize>,
+    /// How a state is shown to the networks.
+    pub encoding: Encoding,
+    /// Episode truncation; `None` uses the map's `max_steps`.
+    pub max_episode_steps: Option<usize>,
+    /// Probability that a training episode starts in a random non-terminal state
+    /// ("exploring starts", Sutton & Barto §5.3). Without it, states off the current
+    /// route are rarely visited and the agent can settle on a nearby small reward.
+    /// Reported returns count only episodes that began at the start cell.
+    pub exploring_starts: f64,
+}
+
+impl Default for PpoConfig {
+    fn default() -> Self {
+        Self {
+            algorithm: Algorithm::Ppo,
+            seed: 1,
+            num_envs: 16,
+            num_steps: 32,
+            total_timesteps: 102_400,
+            learning_rate: 3e-3,
+            anneal_lr: true,
+            gamma: None,
+            gae_lambda: 0.95,
+            num_minibatches: 4,
+            update_epochs: 4,
+            norm_adv: false,
+            clip_coef: 0.2,
+            clip_vloss: true,
+            ent_coef: 0.02,
+            entropy_in_reward_units: true,
+            ent_coef_final: Some(0.0),
+            vf_coef: 0.5,
+            max_grad_norm: 0.5,
+            target_kl: None,
+            hidden_sizes: vec![32, 32],
+            encoding: Encoding::OneHot,
+            max_episode_steps: None,
+            exploring_starts: 0.8,
+        }
+    }
+}
+
+impl PpoConfig {
+    /// Transitions per rollout (N·T).
+    pub fn batch_size(&self) -> usize {
+        self.num_envs * self.num_steps
+    }
+
+    /// Transitions per minibatch.
+    pub fn minibatch_size(&self) -> usize {
+        self.batch_size() / self.num_minibatches.max(1)
+    }
+
+    /// Rollouts in the budget.
+    pub fn num_iterations(&self) -> usize {
+        self.total_timesteps / self.batch_size().max(1)
+    }
+
+    /// The entropy coefficient at `iteration` (1-based) of the budget.
+    pub fn ent_coef_at(&self, iteration: usize) -> f64 {
+        match self.ent_coef_final {
+            None => self.ent_coef,
+            Some(last) => {
+                let frac = ((iteration.saturating_sub(1)) as f64
+                    / self.num_iterations().max(1) as f64)
+                    .min(1.0);
+                self.ent_coef + (last - self.ent_coef) * frac
+            }
+        }
+    }
+
+    /// Check every field; the error names the field and the rule.
+    pub fn validate(&self) -> Result<()> {
+        let positive = |name: &str, v: f64| -> Result<()> {
+            if !(v.is_finite() && v > 0.0) {
+                bail!("config field `{name}` must be a positive number, got {v}");
+            }
+            Ok(())
+        };
+        let non_negative = |name: &str, v: f64| -> Result<()> {
+            if !(v.is_finite() && v >= 0.0) {
+                bail!("config field `{name}` must be zero or positive, got {v}");
+            }
+            Ok(())
+        };
+        let count = |name: &str, v: usize| -> Result<()> {
+            if v == 0 {
+                bail!("config field `{name}` must be at least 1, got 0");
+            }
+            Ok(())
+        };
+        positive("learning_rate", self.learning_rate)?;
+        positive("clip_coef", self.clip_coef)?;
+        positive("max_grad_norm", self.max_grad_norm)?;
+        non_negative("ent_coef", self.ent_coef)?;
+        non_negative("vf_coef", self.vf_coef)?;
+        if let Some(e) = self.ent_coef_final {
+            non_negative("ent_coef_final", e)?;
+        }
+        count("num_envs", self.num_envs)?;
+        count("num_steps", self.num_steps)?;
+        count("num_minibatches", self.num_minibatches)?;
+        count("update_epochs", self.update_epochs)?;
+        if let Some(g) = self.gamma {
+            if !(g > 0.0 && g <= 1.0) {
+                bail!("config field `gamma` must be in (0, 1], got {g}");
+            }
+        }
+        if !(0.0..=1.0).contains(&self.gae_lambda) {
+            bail!(
+                "config field `gae_lambda` must be in [0, 1], got {}",
+                self.gae_lambda
+            );
+        }
+        if self.num_minibatches > self.batch_size() {
+            bail!(
+                "config field `num_minibatches` ({}) exceeds the rollout size num_envs × num_steps = {}",
+                self.num_minibatches,
+                self.batch_size()
+            );
+        }
+        if self.total_timesteps < self.batch_size() {
+            bail!(
+                "config field `total_timesteps` ({}) is smaller than one rollout (num_envs × num_steps = {})",
+                self.total_timesteps,
+                self.batch_size()
+            );
+        }
+        if let Some(k) = self.target_kl {
+            positive("target_kl", k)?;
+        }
+        if let Some(0) = self.max_episode_steps {
+            bail!("config field `max_episode_steps` must be at least 1, got 0");
+        }
+        if !(0.0..=1.0).contains(&self.exploring_starts) {
+            bail!(
+                "config field `exploring_starts` must be a probability in [0, 1], got {}",
+                self.exploring_starts
+            );
+        }
+        if self.hidden_sizes.contains(&0) {
+            bail!(
+                "config field `hidden_sizes` must not contain 0, got {:?}",
+                self.hidden_sizes
+            );
+        }
+        Ok(())
+    }
+
+    /// Read a JSON config (missing fields take their defaults) and validate it.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        let cfg: PpoConfig = serde_json::from_str(&text)
+            .with_context(|| format!("config {} is not a valid PPO config", path.display()))?;
+        cfg.validate()
+            .with_context(|| format!("config {}", path.display()))?;
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_field() {
+        assert!(PpoConfig::default().validate().is_ok());
+        let bad = PpoConfig {
+            learning_rate: -0.1,
+            ..Default::default()
+        };
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("`learning_rate`"));
+        let bad = PpoConfig {
+            num_minibatches: 0,
+            ..Default::default()
+        };
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("`num_minibatches`"));
+        let bad = PpoConfig {
+            gamma: Some(1.5),
+            ..Default::default()
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("`gamma`"));
+    }
+
+    #[test]
+    fn json_errors_name_file_and_field() {
+        let dir = std::env::temp_dir().join(format!("rlhf-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("c.json");
+        std::fs::write(&p, r#"{"learning_rat": 0.1}"#).unwrap();
+        let e = format!("{:#}", PpoConfig::from_file(&p).unwrap_err());
+        assert!(e.contains("c.json") && e.contains("learning_rat"), "{e}");
+        std::fs::write(&p, r#"{"num_envs": 0}"#).unwrap();
+        let e = format!("{:#}", PpoConfig::from_file(&p).unwrap_err());
+        assert!(e.contains("c.json") && e.contains("`num_envs`"), "{e}");
+        std::fs::write(&p, r#"{"seed": 7, "ent_coef": 0.0}"#).unwrap();
+        let c = PpoConfig::from_file(&p).unwrap();
+        assert_eq!((c.seed, c.ent_coef, c.num_envs), (7, 0.0, 8));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

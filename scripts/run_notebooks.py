@@ -24,7 +24,24 @@ KERNEL = "rlhf-lab"
 TIMEOUT = int(os.environ.get("NOTEBOOK_CELL_TIMEOUT", "1800"))
 
 
-def execute(nb, cwd):
+def execute(nb, cwd, kernel_log=None):
+    """Run every cell. The kernel's own stderr (cargo's compile progress) goes to
+    `kernel_log` when given, so the console shows only results."""
+    if kernel_log is not None:
+        kernel_log.parent.mkdir(parents=True, exist_ok=True)
+        saved = os.dup(2)
+        log = open(kernel_log, "w")
+        os.dup2(log.fileno(), 2)  # the kernel process inherits this stderr
+    try:
+        return _execute(nb, cwd)
+    finally:
+        if kernel_log is not None:
+            os.dup2(saved, 2)
+            os.close(saved)
+            log.close()
+
+
+def _execute(nb, cwd):
     client = NotebookClient(
         nb,
         timeout=TIMEOUT,
@@ -70,7 +87,7 @@ def export_figures(nb, name):
 def warmup():
     nb = nbformat.v4.new_notebook()
     nb.cells.append(nbformat.v4.new_code_cell('println!("rlhf-lab kernel ready");'))
-    execute(nb, ROOT)
+    execute(nb, ROOT, kernel_log=OUT / "warmup.kernel.log")
     print(nb.cells[0].outputs[0].get("text", "").strip() if nb.cells[0].outputs else "kernel started")
 
 
@@ -91,12 +108,12 @@ def main():
         t0 = time.time()
         nb = nbformat.read(path, as_version=4)
         try:
-            execute(nb, path.parent.resolve())
+            execute(nb, path.parent.resolve(), kernel_log=OUT / f"{name}.kernel.log")
             problems = check_outputs(nb)
         except CellExecutionError as e:
             problems = [f"a cell failed:\n{e}"]
         except Exception as e:  # kernel died, timeout, ...
-            problems = [f"{type(e).__name__}: {e}"]
+            problems = [f"{type(e).__name__}: {e} (kernel log: {OUT / (name + '.kernel.log')})"]
         nbformat.write(nb, OUT / f"{name}.ipynb")
         figures = export_figures(nb, name)
         dt = time.time() - t0

@@ -4,6 +4,9 @@ pub use crate::gridworld_plots::{
     policy_agreement, solution_view, sweep, value_grid, with_param, SweepPoint, ValueTable,
 };
 pub use crate::plot::{BarChart, Figure, Heatmap, Histogram, LineChart};
+pub use crate::rl::plots::{
+    agent_vs_truth, compare_curves, gradient_variance_chart, learning_curve, metric_curve,
+};
 pub use crate::rl::{
     compare_algorithms, gradient_variance, metrics_to_csv, AdvantageEstimator, Algorithm,
     GridworldTrainer, GroundTruthReport, IterationMetrics, LearningCurve, PpoConfig,

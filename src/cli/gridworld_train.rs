@@ -2,9 +2,8 @@ use super::progress::Progress;
 use anyhow::{Context, Result};
 use rlhf_lab::gridworld::solve::{value_iteration, SolveOptions};
 use rlhf_lab::gridworld::GridWorld;
-use rlhf_lab::gridworld_plots::{solution_view, ValueTable};
 use rlhf_lab::io::write_atomic;
-use rlhf_lab::plot::{Figure, LineChart};
+use rlhf_lab::rl::plots::{agent_vs_truth, learning_curve};
 use rlhf_lab::rl::{metrics_to_csv, metrics_to_jsonl, GridworldTrainer, PpoConfig};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -81,52 +80,16 @@ pub fn train(
     w("summary.json", &serde_json::to_string_pretty(&summary)?)?;
     trainer.save(out.join("agent"))?;
 
-    let steps: Vec<f64> = trainer
-        .metrics()
-        .iter()
-        .map(|m| m.global_step as f64)
-        .collect();
-    let ret: Vec<f64> = trainer
-        .metrics()
-        .iter()
-        .map(|m| m.discounted_return)
-        .collect();
-    let curve = LineChart::new(format!(
-        "PPO on {}: discounted return from the start",
-        world.map.name
-    ))
-    .x_label("environment steps")
-    .y_label("return")
-    .smoothing(0.6)
-    .series("PPO", &steps, &ret)
-    .hline("V*(start)", report.optimal_return)
+    let curve = learning_curve(
+        &format!(
+            "PPO on {}: discounted return from the start",
+            world.map.name
+        ),
+        trainer.metrics(),
+        report.optimal_return,
+    )
     .draw()?;
-    let values = trainer.value_table()?;
-    let sol_learned = rlhf_lab::gridworld::Solution {
-        values: values.clone().into(),
-        q: optimal.q.clone(),
-        policy: trainer.greedy_policy()?,
-        iterations: 0,
-        deltas: vec![],
-    };
-    let (lo, hi) = value_range(&world, &optimal.values.to_vec());
-    let side_by_side = Figure::grid(
-        &[
-            ValueTable::new(&world, &values, "value network")
-                .range(lo, hi)
-                .figure()?,
-            ValueTable::new(
-                &world,
-                optimal.values.as_slice().unwrap(),
-                "V* (value iteration)",
-            )
-            .range(lo, hi)
-            .figure()?,
-            Figure::from(solution_view(&world, &sol_learned, "learned greedy policy")),
-            Figure::from(solution_view(&world, &optimal, "optimal policy")),
-        ],
-        2,
-    );
+    let side_by_side = agent_vs_truth(&trainer, &optimal)?;
     for (name, fig) in [
         ("learning_curve", &curve),
         ("values_and_policies", &side_by_side),
@@ -159,14 +122,4 @@ pub fn train(
         out.display()
     );
     Ok(())
-}
-
-fn value_range(world: &GridWorld, v: &[f64]) -> (f64, f64) {
-    let xs: Vec<f64> = (0..world.n_states())
-        .filter(|&s| !world.is_terminal(s))
-        .map(|s| v[s])
-        .collect();
-    let lo = xs.iter().cloned().fold(f64::INFINITY, f64::min);
-    let hi = xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    (lo.min(0.0), hi)
 }

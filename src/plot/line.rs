@@ -246,7 +246,7 @@ impl LineChart {
 /// Compact tick labels: 1200 → "1200", 0.000123 → "1.2e-4", 2.5 → "2.5".
 pub(crate) fn format_tick(v: f64) -> String {
     let a = v.abs();
-    if a == 0.0 {
+    if a < 1e-12 {
         "0".into()
     } else if !(1e-3..1e6).contains(&a) {
         format!("{v:.1e}")

@@ -219,6 +219,11 @@ impl PpoConfig {
         Ok(())
     }
 
+    /// The config as pretty-printed JSON (the format [`Self::from_file`] reads).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("config serialises")
+    }
+
     /// Read a JSON config (missing fields take their defaults) and validate it.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();

@@ -17,6 +17,7 @@
 mod config;
 mod experiment;
 mod metrics;
+pub mod plots;
 mod trainer;
 
 pub use config::{Algorithm, PpoConfig};

@@ -7,10 +7,12 @@
 //! |---|---|---|
 //! | 1. RL basics on a gridworld | [`gridworld`] (crate), [`gridworld_plots`] | `01_rl_basics` |
 //! | 2. PPO with a policy and a value network | [`ppo`] (shared math), [`nn`], [`optim`], [`rl`] | `02_ppo_gridworld` |
+//! | 5. Human feedback: Elo, Bradley–Terry, annotators | [`feedback`], [`world`] | `05_human_feedback` |
 //!
 //! Figures: [`plot`]. Notebooks start with `use rlhf_lab::prelude::*;` (the
 //! project's kernel does this for you).
 
+pub mod feedback;
 pub mod gridworld_plots;
 pub mod io;
 pub mod nn;
@@ -19,6 +21,7 @@ pub mod plot;
 pub mod ppo;
 pub mod prelude;
 pub mod rl;
+pub mod world;
 
 pub use anyhow;
 pub use gridworld;

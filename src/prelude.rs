@@ -1,5 +1,27 @@
 //! Everything a notebook needs in scope: `use rlhf_lab::prelude::*;`.
 
+pub use crate::feedback::aggregate::{
+    checklist_scores, mean_by_system, normalize_rewards, robust_bradley_terry, system_matches,
+    thumbs_up_rates, wilson_interval, z_scored_ratings, FlawWeights,
+};
+pub use crate::feedback::agreement::{
+    agreement_with_consensus, cohen_kappa, fleiss_kappa, pairwise_agreement,
+};
+pub use crate::feedback::annotators::{
+    honest_crowd, narrow_group, with_trolls, Annotator, Behaviour,
+};
+pub use crate::feedback::candidates::{
+    candidates, prompts, Candidate, Prompt, PromptKind, SYSTEMS,
+};
+pub use crate::feedback::gold::{features, gold_score, Taste};
+pub use crate::feedback::ranking::{
+    bootstrap, bradley_terry, elo, elo_history, kendall_tau, simulate_matches, spearman_rho,
+    tau_vs_matches, BtOptions, EloConfig, Interval, Match,
+};
+pub use crate::feedback::records::{to_preference_pairs, Comparison, Feedback, Winner};
+pub use crate::feedback::simulate::{
+    gold_system_scores, simulate_absolute, simulate_arena, simulate_comparisons,
+};
 pub use crate::gridworld_plots::{
     policy_agreement, solution_view, sweep, value_grid, with_param, SweepPoint, ValueTable,
 };
@@ -11,6 +33,7 @@ pub use crate::rl::{
     compare_algorithms, gradient_variance, metrics_to_csv, AdvantageEstimator, Algorithm,
     GridworldTrainer, GroundTruthReport, IterationMetrics, LearningCurve, PpoConfig,
 };
+pub use crate::world::World;
 pub use anyhow;
 pub use gridworld::render::{ascii, ascii_values};
 pub use gridworld::solve::{

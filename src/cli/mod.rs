@@ -1,5 +1,6 @@
 //! Command-line interface. Each rung adds a subcommand group.
 
+mod feedback_cmd;
 mod gridworld_cmd;
 mod gridworld_train;
 mod progress;
@@ -22,6 +23,9 @@ enum Command {
     /// Rung 1–2: the gridworld (solve exactly, draw).
     #[command(subcommand)]
     Gridworld(gridworld_cmd::GridworldCommand),
+    /// Rung 5: human feedback (simulate a labelling session, rank systems).
+    #[command(subcommand)]
+    Feedback(feedback_cmd::FeedbackCommand),
     /// Render SVG figures (e.g. target/notebooks/*/cell*.svg) to PNG files beside them.
     SvgToPng {
         /// SVG files; each FILE.svg becomes FILE.png.
@@ -33,6 +37,7 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Gridworld(cmd) => gridworld_cmd::run(cmd),
+        Command::Feedback(cmd) => feedback_cmd::run(cmd),
         Command::SvgToPng { files } => {
             use anyhow::Context;
             for svg in files {

@@ -12,7 +12,6 @@ pub struct BarChart {
     values: Vec<f64>,
     errors: Option<Vec<(f64, f64)>>,
     size: (u32, u32),
-    horizontal_labels: bool,
 }
 
 impl BarChart {
@@ -24,7 +23,6 @@ impl BarChart {
             values: Vec::new(),
             errors: None,
             size: (640, 400),
-            horizontal_labels: true,
         }
     }
 
@@ -58,12 +56,6 @@ impl BarChart {
         self
     }
 
-    /// Rotate long labels.
-    pub fn rotate_labels(mut self, on: bool) -> Self {
-        self.horizontal_labels = !on;
-        self
-    }
-
     pub fn size(mut self, width: u32, height: u32) -> Self {
         self.size = (width, height);
         self
@@ -92,11 +84,7 @@ impl BarChart {
         {
             let root = SVGBackend::with_string(&mut svg, self.size).into_drawing_area();
             root.fill(&WHITE)?;
-            let label_h = if self.horizontal_labels {
-                40
-            } else {
-                (self.labels.iter().map(|l| l.len()).max().unwrap_or(1) * 7 + 12).min(160) as u32
-            };
+            let label_h = 40;
             let mut chart = ChartBuilder::on(&root)
                 .caption(&self.title, (FONT, 18))
                 .margin(12)
@@ -116,13 +104,7 @@ impl BarChart {
                 .disable_x_mesh()
                 .x_labels(2 * n + 1)
                 .x_label_formatter(&x_fmt)
-                .x_label_style(if self.horizontal_labels {
-                    (FONT, 12).into_text_style(&root)
-                } else {
-                    (FONT, 11)
-                        .into_text_style(&root)
-                        .transform(FontTransform::Rotate90)
-                })
+                .x_label_style((FONT, 12).into_text_style(&root))
                 .y_desc(&self.y_label)
                 .y_label_formatter(&|v| format_tick(*v))
                 .light_line_style(RGBColor(235, 235, 235))

@@ -747,7 +747,7 @@ mod tests {
         let probs = t.policy_probabilities().unwrap();
         let (v_pi, _) = policy_evaluation(&world, &probs, SolveOptions::default());
         let (mut sum, mut count) = (vec![0.0; world.n_states()], vec![0usize; world.n_states()]);
-        for _ in 0..40 {
+        for _ in 0..100 {
             let r = t.collect_rollout().unwrap();
             let (_, ret) = t.advantages(&r, false, 1.0).unwrap();
             // Without a critic the last steps of each environment are cut off by the

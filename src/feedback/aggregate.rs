@@ -1,0 +1,277 @@
+//! Aggregating feedback into scores and a reward signal: win rates of thumbs with
+//! Wilson intervals, weighted flaw scores, per-annotator z-scored ratings, a robust
+//! Bradley–Terry that down-weights bad-faith annotators, and normalisation.
+
+use super::ranking::{bradley_terry, elo_expected, BtOptions, Match};
+use super::records::{Checklist, Comparison, Flaw, Rating, Thumbs, Winner};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Wilson score interval (Wilson 1927) for a proportion: `successes` of `n` at
+/// z = 1.96 (95%). Returns `(estimate, lo, hi)`.
+pub fn wilson_interval(successes: usize, n: usize, z: f64) -> (f64, f64, f64) {
+    if n == 0 {
+        return (f64::NAN, 0.0, 1.0);
+    }
+    let (k, n) = (successes as f64, n as f64);
+    let p = k / n;
+    let denom = 1.0 + z * z / n;
+    let centre = (p + z * z / (2.0 * n)) / denom;
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
+    (p, centre - half, centre + half)
+}
+
+/// Thumbs-up rate per system with a 95% Wilson interval: `(system, rate, lo, hi, n)`.
+pub fn thumbs_up_rates(votes: &[Thumbs]) -> Vec<(String, f64, f64, f64, usize)> {
+    let mut t: HashMap<String, (usize, usize)> = HashMap::new();
+    for v in votes {
+        let e = t.entry(v.system.clone()).or_default();
+        e.0 += v.up as usize;
+        e.1 += 1;
+    }
+    let mut out: Vec<_> = t
+        .into_iter()
+        .map(|(s, (k, n))| {
+            let (p, lo, hi) = wilson_interval(k, n, 1.96);
+            (s, p, lo, hi, n)
+        })
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out
+}
+
+/// How much each flaw costs in a checklist score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlawWeights(pub Vec<(Flaw, f64)>);
+
+impl Default for FlawWeights {
+    /// Harm costs most, then incorrectness, unhelpfulness, rudeness and length.
+    fn default() -> Self {
+        Self(vec![
+            (Flaw::Harmful, 4.0),
+            (Flaw::Incorrect, 3.0),
+            (Flaw::Unhelpful, 2.0),
+            (Flaw::Rude, 1.0),
+            (Flaw::TooLong, 0.5),
+        ])
+    }
+}
+
+impl FlawWeights {
+    /// Quality in [0, 1]: 1 − (Σ weights of ticked flaws) / (Σ all weights).
+    pub fn quality(&self, flaws: &[Flaw]) -> f64 {
+        let total: f64 = self.0.iter().map(|(_, w)| w).sum();
+        let lost: f64 = self
+            .0
+            .iter()
+            .filter(|(f, _)| flaws.contains(f))
+            .map(|(_, w)| w)
+            .sum();
+        1.0 - lost / total
+    }
+}
+
+/// Mean checklist quality per system, best first.
+pub fn checklist_scores(lists: &[Checklist], weights: &FlawWeights) -> Vec<(String, f64, usize)> {
+    let mut t: HashMap<String, (f64, usize)> = HashMap::new();
+    for c in lists {
+        let e = t.entry(c.system.clone()).or_default();
+        e.0 += weights.quality(&c.flaws);
+        e.1 += 1;
+    }
+    let mut out: Vec<_> = t
+        .into_iter()
+        .map(|(s, (q, n))| (s, q / n as f64, n))
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out
+}
+
+/// Each rating z-scored within its annotator: (score − annotator mean) / annotator sd,
+/// which removes "one rater's 7 is another's 4". Returned in input order.
+pub fn z_scored_ratings(ratings: &[Rating]) -> Vec<f64> {
+    let mut by: HashMap<&str, Vec<f64>> = HashMap::new();
+    for r in ratings {
+        by.entry(&r.annotator).or_default().push(r.score as f64);
+    }
+    let stats: HashMap<&str, (f64, f64)> = by
+        .into_iter()
+        .map(|(k, v)| {
+            let m = v.iter().sum::<f64>() / v.len() as f64;
+            let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+            (k, (m, if sd > 0.0 { sd } else { 1.0 }))
+        })
+        .collect();
+    ratings
+        .iter()
+        .map(|r| {
+            let (m, sd) = stats[r.annotator.as_str()];
+            (r.score as f64 - m) / sd
+        })
+        .collect()
+}
+
+/// Mean of `values` per system (e.g. raw or z-scored ratings), best first.
+pub fn mean_by_system(systems: &[String], values: &[f64]) -> Vec<(String, f64, usize)> {
+    let mut t: HashMap<&str, (f64, usize)> = HashMap::new();
+    for (s, v) in systems.iter().zip(values) {
+        let e = t.entry(s).or_default();
+        e.0 += v;
+        e.1 += 1;
+    }
+    let mut out: Vec<_> = t
+        .into_iter()
+        .map(|(s, (v, n))| (s.to_string(), v / n as f64, n))
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out
+}
+
+/// Comparisons between systems as matches: item names (sorted) and matches.
+pub fn system_matches(comparisons: &[Comparison]) -> (Vec<String>, Vec<Match>) {
+    let mut names: Vec<String> = comparisons
+        .iter()
+        .flat_map(|c| [c.system_a.clone(), c.system_b.clone()])
+        .collect();
+    names.sort();
+    names.dedup();
+    let index: HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    let matches = comparisons
+        .iter()
+        .map(|c| {
+            Match::new(
+                index[c.system_a.as_str()],
+                index[c.system_b.as_str()],
+                c.winner.score_a(),
+            )
+        })
+        .collect();
+    (names, matches)
+}
+
+/// Result of [`robust_bradley_terry`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RobustFit {
+    pub names: Vec<String>,
+    pub ratings: Vec<f64>,
+    /// `(annotator, agreement with the fitted model, weight)`.
+    pub annotators: Vec<(String, f64, f64)>,
+}
+
+/// Bradley–Terry that finds and down-weights bad-faith annotators.
+///
+/// Repeat `rounds` times: fit (weighted) BT; score each annotator by how often its
+/// decisive votes agree with the fit's prediction (P > ½); give it the weight
+/// `max(0, 2·agreement − 1)²` — 0 for a coin-flipper or a contrarian, 1 for perfect
+/// agreement — and refit. Honest but noisy annotators keep most of their weight.
+pub fn robust_bradley_terry(comparisons: &[Comparison], rounds: usize) -> RobustFit {
+    let (names, base) = system_matches(comparisons);
+    let mut weights: HashMap<&str, f64> = comparisons
+        .iter()
+        .map(|c| (c.annotator.as_str(), 1.0))
+        .collect();
+    let mut ratings = bradley_terry(names.len(), &base, BtOptions::default());
+    let mut report = Vec::new();
+    for _ in 0..rounds.max(1) {
+        let mut tally: HashMap<&str, (f64, f64)> = HashMap::new();
+        for (c, m) in comparisons.iter().zip(&base) {
+            if c.winner == Winner::Tie {
+                continue;
+            }
+            let p = elo_expected(ratings[m.a], ratings[m.b], 400.0);
+            if (p - 0.5).abs() < 1e-9 {
+                continue;
+            }
+            let agrees = (p > 0.5) == (c.winner == Winner::A);
+            let e = tally.entry(c.annotator.as_str()).or_default();
+            e.0 += agrees as u8 as f64;
+            e.1 += 1.0;
+        }
+        report.clear();
+        for (who, w) in weights.iter_mut() {
+            let (same, n) = tally.get(who).copied().unwrap_or((0.0, 0.0));
+            let agreement = if n > 0.0 { same / n } else { 0.5 };
+            *w = (2.0 * agreement - 1.0).max(0.0).powi(2);
+            report.push((who.to_string(), agreement, *w));
+        }
+        let weighted: Vec<Match> = comparisons
+            .iter()
+            .zip(&base)
+            .map(|(c, m)| Match {
+                weight: weights[c.annotator.as_str()],
+                ..*m
+            })
+            .collect();
+        ratings = bradley_terry(names.len(), &weighted, BtOptions::default());
+    }
+    report.sort_by(|a, b| a.0.cmp(&b.0));
+    RobustFit {
+        names,
+        ratings,
+        annotators: report,
+    }
+}
+
+/// Centre to mean 0 and scale to unit variance, within each group when `groups` is
+/// given (e.g. per prompt: rewards then say "better than the other answers to this
+/// prompt"), else globally. Groups of one value map to 0.
+pub fn normalize_rewards(values: &[f64], groups: Option<&[String]>) -> Vec<f64> {
+    let keys: Vec<&str> = match groups {
+        Some(g) => g.iter().map(|s| s.as_str()).collect(),
+        None => vec![""; values.len()],
+    };
+    let mut stats: HashMap<&str, (f64, f64, f64)> = HashMap::new();
+    for (k, v) in keys.iter().zip(values) {
+        let e = stats.entry(k).or_default();
+        e.0 += v;
+        e.1 += v * v;
+        e.2 += 1.0;
+    }
+    keys.iter()
+        .zip(values)
+        .map(|(k, v)| {
+            let (s, s2, n) = stats[k];
+            let m = s / n;
+            let sd = (s2 / n - m * m).max(0.0).sqrt();
+            if sd > 1e-12 {
+                (v - m) / sd
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wilson_and_normalisation_by_hand() {
+        // 8 of 10 at z = 1.96: the textbook interval [0.4902, 0.9433].
+        let (p, lo, hi) = wilson_interval(8, 10, 1.96);
+        assert!(
+            (p - 0.8).abs() < 1e-12 && (lo - 0.4902).abs() < 1e-3 && (hi - 0.9433).abs() < 1e-3
+        );
+        let z = normalize_rewards(
+            &[1.0, 2.0, 3.0, 10.0, 20.0],
+            Some(&["a".into(), "a".into(), "a".into(), "b".into(), "b".into()]),
+        );
+        let s = 1.5f64.sqrt() / 1.5; // population sd of [1,2,3] is √(2/3)
+        assert!(
+            (z[0] + 1.0 / (2.0f64 / 3.0).sqrt()).abs() < 1e-12
+                && z[1].abs() < 1e-12
+                && (z[3] + 1.0).abs() < 1e-12
+        );
+        let _ = s;
+        let g = normalize_rewards(&[1.0, 3.0], None);
+        assert_eq!(g, vec![-1.0, 1.0]);
+        let w = FlawWeights::default();
+        assert_eq!(w.quality(&[]), 1.0);
+        assert!((w.quality(&[Flaw::Harmful]) - (1.0 - 4.0 / 10.5)).abs() < 1e-12);
+    }
+}

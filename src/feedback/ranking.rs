@@ -1,0 +1,416 @@
+//! Turning head-to-head matches into ratings: online Elo and Bradley–Terry maximum
+//! likelihood, both on the 400-point Elo scale, with bootstrap intervals; and the
+//! rank correlations that measure a ranking against the truth.
+
+use gridworld::Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// One match between items `a` and `b`: `score_a` is 1 (a won), ½ (tie) or 0.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Match {
+    pub a: usize,
+    pub b: usize,
+    pub score_a: f64,
+    /// Weight of the vote (1 for everyone unless a robust method down-weights it).
+    pub weight: f64,
+}
+
+impl Match {
+    pub fn new(a: usize, b: usize, score_a: f64) -> Self {
+        Self {
+            a,
+            b,
+            score_a,
+            weight: 1.0,
+        }
+    }
+}
+
+/// Elo parameters (Elo 1978; Chatbot Arena uses K = 4 over very many matches).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EloConfig {
+    pub k: f64,
+    pub initial: f64,
+    /// 400: a 400-point gap means 10:1 odds.
+    pub scale: f64,
+}
+
+impl Default for EloConfig {
+    fn default() -> Self {
+        Self {
+            k: 16.0,
+            initial: 1000.0,
+            scale: 400.0,
+        }
+    }
+}
+
+/// Expected score of a player rated `ra` against one rated `rb`:
+/// E_a = 1 / (1 + 10^((R_b − R_a)/400)).
+pub fn elo_expected(ra: f64, rb: f64, scale: f64) -> f64 {
+    1.0 / (1.0 + 10f64.powf((rb - ra) / scale))
+}
+
+/// Online Elo over `matches` in the given order:
+/// R_a ← R_a + K·w·(S_a − E_a), R_b ← R_b − K·w·(S_a − E_a). The result depends on the order.
+pub fn elo(n_items: usize, matches: &[Match], cfg: EloConfig) -> Vec<f64> {
+    let mut r = vec![cfg.initial; n_items];
+    for m in matches {
+        let e = elo_expected(r[m.a], r[m.b], cfg.scale);
+        let delta = cfg.k * m.weight * (m.score_a - e);
+        r[m.a] += delta;
+        r[m.b] -= delta;
+    }
+    r
+}
+
+/// Elo ratings after every `every` matches (for plotting how ratings evolve).
+/// Returns `(matches seen, ratings)` snapshots, the last after all matches.
+pub fn elo_history(
+    n_items: usize,
+    matches: &[Match],
+    cfg: EloConfig,
+    every: usize,
+) -> Vec<(usize, Vec<f64>)> {
+    let mut r = vec![cfg.initial; n_items];
+    let mut out = vec![(0, r.clone())];
+    for (t, m) in matches.iter().enumerate() {
+        let e = elo_expected(r[m.a], r[m.b], cfg.scale);
+        let delta = cfg.k * m.weight * (m.score_a - e);
+        r[m.a] += delta;
+        r[m.b] -= delta;
+        if (t + 1) % every.max(1) == 0 || t + 1 == matches.len() {
+            out.push((t + 1, r.clone()));
+        }
+    }
+    out
+}
+
+/// How ranking quality grows with data: for each number of matches, the mean Kendall
+/// τ against the truth of Elo and of Bradley–Terry over `seeds` simulated arenas.
+/// Returns `(matches, τ Elo, τ BT)`.
+pub fn tau_vs_matches(
+    true_ratings: &[f64],
+    sizes: &[usize],
+    seeds: u64,
+    cfg: EloConfig,
+) -> Vec<(usize, f64, f64)> {
+    sizes
+        .iter()
+        .map(|&n| {
+            let (mut te, mut tb) = (0.0, 0.0);
+            for seed in 0..seeds {
+                let m = simulate_matches(true_ratings, n, seed);
+                te += kendall_tau(&elo(true_ratings.len(), &m, cfg), true_ratings);
+                tb += kendall_tau(
+                    &bradley_terry(true_ratings.len(), &m, BtOptions::default()),
+                    true_ratings,
+                );
+            }
+            (n, te / seeds as f64, tb / seeds as f64)
+        })
+        .collect()
+}
+
+/// Options of the Bradley–Terry fit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BtOptions {
+    /// Virtual ties of each item against an average item: a weak prior that keeps
+    /// ratings finite for items that never won (or never lost).
+    pub prior_ties: f64,
+    pub max_iterations: usize,
+    /// Stop when the largest change in log-strength is below this.
+    pub tolerance: f64,
+}
+
+impl Default for BtOptions {
+    fn default() -> Self {
+        Self {
+            prior_ties: 1.0,
+            max_iterations: 10_000,
+            tolerance: 1e-9,
+        }
+    }
+}
+
+/// Bradley–Terry (1952) maximum likelihood by the MM algorithm (Hunter 2004,
+/// *MM algorithms for generalized Bradley–Terry models*, eq. 3):
+///
+/// ```text
+/// P(i beats j) = p_i / (p_i + p_j),    p_i ← W_i / Σ_j n_ij / (p_i + p_j)
+/// ```
+/// W_i is i's total score (a tie counts ½ for each side) and n_ij the (weighted)
+/// number of matches between i and j. Ratings are returned on the Elo scale:
+/// R_i = 1000 + 400 · log10(p_i / geometric mean of p), so that a difference of 400
+/// means 10:1 odds, as in Elo.
+pub fn bradley_terry(n_items: usize, matches: &[Match], opts: BtOptions) -> Vec<f64> {
+    // Aggregate into pairs: (i, j) with i < j → (n_ij, score of i against j).
+    let mut pairs: HashMap<(usize, usize), (f64, f64)> = HashMap::new();
+    let mut wins = vec![0.0; n_items];
+    for m in matches {
+        if m.a == m.b {
+            continue;
+        }
+        let (i, j, s) = if m.a < m.b {
+            (m.a, m.b, m.score_a)
+        } else {
+            (m.b, m.a, 1.0 - m.score_a)
+        };
+        let e = pairs.entry((i, j)).or_insert((0.0, 0.0));
+        e.0 += m.weight;
+        e.1 += m.weight * s;
+        wins[i] += m.weight * s;
+        wins[j] += m.weight * (1.0 - s);
+    }
+    let pairs: Vec<(usize, usize, f64)> = pairs
+        .into_iter()
+        .map(|((i, j), (n, _))| (i, j, n))
+        .collect();
+    let mut p = vec![1.0; n_items];
+    let mut denom = vec![0.0; n_items];
+    for _ in 0..opts.max_iterations {
+        denom.iter_mut().for_each(|d| *d = 0.0);
+        for &(i, j, n) in &pairs {
+            let t = n / (p[i] + p[j]);
+            denom[i] += t;
+            denom[j] += t;
+        }
+        let mut max_change: f64 = 0.0;
+        let mut next: Vec<f64> = (0..n_items)
+            .map(|i| {
+                // The prior: `prior_ties` ties against a virtual item of strength 1.
+                let w = wins[i] + 0.5 * opts.prior_ties;
+                let d = denom[i] + opts.prior_ties / (p[i] + 1.0);
+                if d > 0.0 {
+                    w / d
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        // Normalise to geometric mean 1 (the likelihood is scale-free).
+        let log_mean = next.iter().map(|x| x.ln()).sum::<f64>() / n_items.max(1) as f64;
+        for (x, old) in next.iter_mut().zip(&p) {
+            *x /= log_mean.exp();
+            max_change = max_change.max((x.ln() - old.ln()).abs());
+        }
+        p = next;
+        if max_change < opts.tolerance {
+            break;
+        }
+    }
+    p.iter().map(|x| 1000.0 + 400.0 * x.log10()).collect()
+}
+
+/// Median and 95% interval of a rating over bootstrap resamples.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    pub median: f64,
+    pub lo: f64,
+    pub hi: f64,
+}
+
+/// Bootstrap (Efron 1979) as Chatbot Arena does: resample the matches with
+/// replacement `rounds` times, re-rate each resample with `rate`, and report per
+/// item the median and the 2.5 / 97.5 percentiles.
+pub fn bootstrap(
+    n_items: usize,
+    matches: &[Match],
+    rounds: usize,
+    seed: u64,
+    rate: impl Fn(&[Match]) -> Vec<f64>,
+) -> Vec<Interval> {
+    let mut rng = Rng::new(seed);
+    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); n_items];
+    let mut resample = Vec::with_capacity(matches.len());
+    for _ in 0..rounds {
+        resample.clear();
+        for _ in 0..matches.len() {
+            resample.push(matches[rng.below(matches.len())]);
+        }
+        for (i, r) in rate(&resample).into_iter().enumerate() {
+            samples[i].push(r);
+        }
+    }
+    samples
+        .into_iter()
+        .map(|mut xs| {
+            xs.sort_by(|a, b| a.total_cmp(b));
+            Interval {
+                median: percentile(&xs, 0.5),
+                lo: percentile(&xs, 0.025),
+                hi: percentile(&xs, 0.975),
+            }
+        })
+        .collect()
+}
+
+/// Linear-interpolated percentile of sorted data.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let x = q * (sorted.len() - 1) as f64;
+    let (i, f) = (x.floor() as usize, x - x.floor());
+    if i + 1 < sorted.len() {
+        sorted[i] * (1.0 - f) + sorted[i + 1] * f
+    } else {
+        sorted[i]
+    }
+}
+
+/// Kendall's τ-b (Kendall 1945): concordant minus discordant pairs, corrected for ties.
+pub fn kendall_tau(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len().min(y.len());
+    let (mut c, mut d, mut tx, mut ty) = (0f64, 0f64, 0f64, 0f64);
+    for i in 0..n {
+        for j in i + 1..n {
+            let a = (x[i] - x[j]).signum() * ((x[i] - x[j]).abs() > 0.0) as i32 as f64;
+            let b = (y[i] - y[j]).signum() * ((y[i] - y[j]).abs() > 0.0) as i32 as f64;
+            if a == 0.0 && b == 0.0 {
+                continue;
+            } else if a == 0.0 {
+                tx += 1.0;
+            } else if b == 0.0 {
+                ty += 1.0;
+            } else if a == b {
+                c += 1.0;
+            } else {
+                d += 1.0;
+            }
+        }
+    }
+    let denom = ((c + d + tx) * (c + d + ty)).sqrt();
+    if denom == 0.0 {
+        f64::NAN
+    } else {
+        (c - d) / denom
+    }
+}
+
+/// Ranks from 1, ties sharing their average rank.
+pub fn ranks(x: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..x.len()).collect();
+    idx.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
+    let mut r = vec![0.0; x.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && x[idx[j + 1]] == x[idx[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &idx[i..=j] {
+            r[k] = avg;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+/// Spearman's ρ (1904): the Pearson correlation of the ranks.
+pub fn spearman_rho(x: &[f64], y: &[f64]) -> f64 {
+    let (rx, ry) = (ranks(x), ranks(y));
+    let n = rx.len() as f64;
+    let (mx, my) = (rx.iter().sum::<f64>() / n, ry.iter().sum::<f64>() / n);
+    let cov: f64 = rx.iter().zip(&ry).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let vx: f64 = rx.iter().map(|a| (a - mx).powi(2)).sum();
+    let vy: f64 = ry.iter().map(|b| (b - my).powi(2)).sum();
+    cov / (vx * vy).sqrt()
+}
+
+/// Matches among items of known Bradley–Terry strengths (on the Elo scale):
+/// each match draws a random pair and a winner with P(a) = E(R_a, R_b). For tests,
+/// benchmarks and teaching.
+pub fn simulate_matches(true_ratings: &[f64], n_matches: usize, seed: u64) -> Vec<Match> {
+    let mut rng = Rng::new(seed);
+    let n = true_ratings.len();
+    (0..n_matches)
+        .map(|_| {
+            let a = rng.below(n);
+            let mut b = rng.below(n - 1);
+            if b >= a {
+                b += 1;
+            }
+            let p = elo_expected(true_ratings[a], true_ratings[b], 400.0);
+            Match::new(a, b, if rng.uniform() < p { 1.0 } else { 0.0 })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two players at 1000, K = 32: a win moves the winner to 1016, the loser to 984.
+    /// Then 1016 vs 984 with a tie: E = 1/(1+10^(−32/400)) = 0.54592…, so the
+    /// favourite loses 32·0.04592 = 1.4695 points.
+    #[test]
+    fn elo_matches_hand_computation() {
+        let cfg = EloConfig {
+            k: 32.0,
+            ..Default::default()
+        };
+        let r = elo(2, &[Match::new(0, 1, 1.0)], cfg);
+        assert_eq!(r, vec![1016.0, 984.0]);
+        let r = elo(2, &[Match::new(0, 1, 1.0), Match::new(0, 1, 0.5)], cfg);
+        let e = 1.0 / (1.0 + 10f64.powf(-32.0 / 400.0));
+        assert!((r[0] - (1016.0 + 32.0 * (0.5 - e))).abs() < 1e-9);
+        assert!((r[0] + r[1] - 2000.0).abs() < 1e-9, "Elo is zero-sum");
+        assert!((elo_expected(1400.0, 1000.0, 400.0) - 10.0 / 11.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bradley_terry_recovers_known_strengths() {
+        let truth: Vec<f64> = (0..20).map(|i| 800.0 + 25.0 * i as f64).collect();
+        let matches = simulate_matches(&truth, 20_000, 3);
+        let est = bradley_terry(truth.len(), &matches, BtOptions::default());
+        let tau = kendall_tau(&truth, &est);
+        assert!(tau >= 0.9, "tau {tau}");
+        // The scale is right too: the spread of estimates matches the truth's.
+        let spread = est.iter().cloned().fold(f64::MIN, f64::max)
+            - est.iter().cloned().fold(f64::MAX, f64::min);
+        assert!((spread - 475.0).abs() < 60.0, "spread {spread}");
+    }
+
+    #[test]
+    fn two_item_bt_is_the_win_rate() {
+        // 30 wins and 10 losses, no prior: p0/p1 = 3, so R0 − R1 = 400·log10(3).
+        let mut m = vec![Match::new(0, 1, 1.0); 30];
+        m.extend(vec![Match::new(0, 1, 0.0); 10]);
+        let r = bradley_terry(
+            2,
+            &m,
+            BtOptions {
+                prior_ties: 0.0,
+                ..Default::default()
+            },
+        );
+        assert!((r[0] - r[1] - 400.0 * 3f64.log10()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn rank_correlations_by_hand() {
+        assert_eq!(kendall_tau(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0]), 1.0);
+        assert_eq!(kendall_tau(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), -1.0);
+        // One discordant pair of three: (2 − 1)/3.
+        assert!((kendall_tau(&[1.0, 2.0, 3.0], &[1.0, 3.0, 2.0]) - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(ranks(&[10.0, 20.0, 20.0, 5.0]), vec![2.0, 3.5, 3.5, 1.0]);
+        // d² = 0 + 1 + 1 → ρ = 1 − 6·2/(3·8) = 0.5.
+        assert!((spearman_rho(&[1.0, 2.0, 3.0], &[1.0, 3.0, 2.0]) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bootstrap_interval_contains_the_estimate() {
+        let truth = [900.0, 1000.0, 1100.0];
+        let m = simulate_matches(&truth, 3000, 1);
+        let ci = bootstrap(3, &m, 50, 2, |mm| {
+            bradley_terry(3, mm, BtOptions::default())
+        });
+        let est = bradley_terry(3, &m, BtOptions::default());
+        for i in 0..3 {
+            assert!(ci[i].lo < est[i] && est[i] < ci[i].hi && ci[i].lo < ci[i].hi);
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! Feedback records, stored as JSON Lines, validated with file and line in every error.
+//!
+//! One record per line, tagged by `kind`: `comparison`, `thumbs`, `rating`, `checklist`.
+//! Comparisons export to and import from TRL's preference format
+//! (`{"prompt", "chosen", "rejected"}`).
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Outcome of a head-to-head comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Winner {
+    A,
+    B,
+    Tie,
+}
+
+impl Winner {
+    /// Score of response A: 1 win, ½ tie, 0 loss.
+    pub fn score_a(self) -> f64 {
+        match self {
+            Winner::A => 1.0,
+            Winner::Tie => 0.5,
+            Winner::B => 0.0,
+        }
+    }
+}
+
+/// Flaws an annotator can tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flaw {
+    Incorrect,
+    Unhelpful,
+    Harmful,
+    Rude,
+    TooLong,
+}
+
+impl Flaw {
+    pub const ALL: [Flaw; 5] = [
+        Flaw::Incorrect,
+        Flaw::Unhelpful,
+        Flaw::Harmful,
+        Flaw::Rude,
+        Flaw::TooLong,
+    ];
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Comparison {
+    pub prompt_id: String,
+    pub prompt: String,
+    pub response_a: String,
+    pub response_b: String,
+    /// The systems (or models) that wrote each response, when known.
+    #[serde(default)]
+    pub system_a: String,
+    #[serde(default)]
+    pub system_b: String,
+    pub winner: Winner,
+    pub annotator: String,
+    /// Seconds since the start of the labelling session.
+    #[serde(default)]
+    pub time: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thumbs {
+    pub prompt_id: String,
+    pub prompt: String,
+    pub response: String,
+    #[serde(default)]
+    pub system: String,
+    pub up: bool,
+    pub annotator: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rating {
+    pub prompt_id: String,
+    pub prompt: String,
+    pub response: String,
+    #[serde(default)]
+    pub system: String,
+    /// 1 to 10.
+    pub score: u8,
+    pub annotator: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checklist {
+    pub prompt_id: String,
+    pub prompt: String,
+    pub response: String,
+    #[serde(default)]
+    pub system: String,
+    pub flaws: Vec<Flaw>,
+    pub annotator: String,
+}
+
+/// Any feedback record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Feedback {
+    Comparison(Comparison),
+    Thumbs(Thumbs),
+    Rating(Rating),
+    Checklist(Checklist),
+}
+
+impl Feedback {
+    /// Semantic checks beyond the JSON shape; the message names the field.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let nonempty = |field: &str, v: &str| {
+            if v.trim().is_empty() {
+                Err(format!("field `{field}` is empty"))
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            Feedback::Comparison(c) => {
+                nonempty("prompt", &c.prompt)?;
+                nonempty("response_a", &c.response_a)?;
+                nonempty("response_b", &c.response_b)?;
+                nonempty("annotator", &c.annotator)
+            }
+            Feedback::Thumbs(t) => {
+                nonempty("prompt", &t.prompt)?;
+                nonempty("response", &t.response)?;
+                nonempty("annotator", &t.annotator)
+            }
+            Feedback::Rating(r) => {
+                nonempty("prompt", &r.prompt)?;
+                nonempty("response", &r.response)?;
+                nonempty("annotator", &r.annotator)?;
+                if !(1..=10).contains(&r.score) {
+                    return Err(format!("field `score` is {}, must be 1 to 10", r.score));
+                }
+                Ok(())
+            }
+            Feedback::Checklist(c) => {
+                nonempty("prompt", &c.prompt)?;
+                nonempty("response", &c.response)?;
+                nonempty("annotator", &c.annotator)
+            }
+        }
+    }
+}
+
+/// Read a JSONL file of feedback. Every error names the file and the line.
+pub fn read_feedback(path: impl AsRef<Path>) -> Result<Vec<Feedback>> {
+    let path = path.as_ref();
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_feedback(&text, &path.display().to_string())
+}
+
+/// Parse JSONL text; `source` names it in errors.
+pub fn parse_feedback(text: &str, source: &str) -> Result<Vec<Feedback>> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let rec: Feedback = match serde_json::from_str(line) {
+            Ok(r) => r,
+            Err(e) => bail!("{source}:{}: bad feedback record: {e}", i + 1),
+        };
+        if let Err(msg) = rec.validate() {
+            bail!("{source}:{}: {msg}", i + 1);
+        }
+        out.push(rec);
+    }
+    Ok(out)
+}
+
+/// Write feedback as JSONL, atomically.
+pub fn write_feedback(path: impl AsRef<Path>, records: &[Feedback]) -> Result<()> {
+    let path = path.as_ref();
+    let mut s = String::new();
+    for r in records {
+        s.push_str(&serde_json::to_string(r)?);
+        s.push('\n');
+    }
+    crate::io::write_atomic(path, s.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Just the comparisons of a list of records.
+pub fn comparisons(records: &[Feedback]) -> Vec<Comparison> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Feedback::Comparison(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// One preference pair in TRL's format (ties have no chosen side and are skipped).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreferencePair {
+    pub prompt: String,
+    pub chosen: String,
+    pub rejected: String,
+}
+
+/// Comparisons → TRL `prompt / chosen / rejected` pairs (ties dropped).
+pub fn to_preference_pairs(comparisons: &[Comparison]) -> Vec<PreferencePair> {
+    comparisons
+        .iter()
+        .filter_map(|c| {
+            match c.winner {
+                Winner::A => Some((c.response_a.clone(), c.response_b.clone())),
+                Winner::B => Some((c.response_b.clone(), c.response_a.clone())),
+                Winner::Tie => None,
+            }
+            .map(|(chosen, rejected)| PreferencePair {
+                prompt: c.prompt.clone(),
+                chosen,
+                rejected,
+            })
+        })
+        .collect()
+}
+
+/// TRL pairs → comparisons (chosen as A; annotator `trl-import`; prompt ids by line).
+pub fn from_preference_pairs(pairs: &[PreferencePair]) -> Vec<Comparison> {
+    pairs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Comparison {
+            prompt_id: format!("trl{i:06}"),
+            prompt: p.prompt.clone(),
+            response_a: p.chosen.clone(),
+            response_b: p.rejected.clone(),
+            system_a: String::new(),
+            system_b: String::new(),
+            winner: Winner::A,
+            annotator: "trl-import".into(),
+            time: 0,
+        })
+        .collect()
+}
+
+/// Read TRL preference pairs from JSONL; errors name the file and line.
+pub fn read_preference_pairs(path: impl AsRef<Path>) -> Result<Vec<PreferencePair>> {
+    let path = path.as_ref();
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let p: PreferencePair = serde_json::from_str(line).map_err(|e| {
+            anyhow::anyhow!("{}:{}: bad preference pair: {e}", path.display(), i + 1)
+        })?;
+        if p.chosen.trim().is_empty() || p.rejected.trim().is_empty() {
+            bail!(
+                "{}:{}: `chosen` and `rejected` must not be empty",
+                path.display(),
+                i + 1
+            );
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_file_and_line_and_field() {
+        let good = r#"{"kind":"comparison","prompt_id":"p","prompt":"q?","response_a":"x","response_b":"y","winner":"a","annotator":"ann"}"#;
+        let bad_rating = r#"{"kind":"rating","prompt_id":"p","prompt":"q?","response":"x","score":11,"annotator":"ann"}"#;
+        let text = format!("{good}\n\n{bad_rating}\n");
+        let e = parse_feedback(&text, "f.jsonl").unwrap_err().to_string();
+        assert!(e.starts_with("f.jsonl:3: field `score` is 11"), "{e}");
+        let e = parse_feedback("{\"kind\":\"thumbs\"}\n", "g.jsonl")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("g.jsonl:1: bad feedback record") && e.contains("missing field"),
+            "{e}"
+        );
+        let e = parse_feedback("not json\n", "h.jsonl")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("h.jsonl:1:"), "{e}");
+        let empty = good.replace("\"x\"", "\" \"");
+        let e = parse_feedback(&empty, "i.jsonl").unwrap_err().to_string();
+        assert!(e.contains("`response_a` is empty"), "{e}");
+        assert_eq!(parse_feedback(good, "ok").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn trl_round_trip_drops_ties() {
+        let recs = parse_feedback(
+            concat!(
+                r#"{"kind":"comparison","prompt_id":"p","prompt":"q","response_a":"x","response_b":"y","winner":"b","annotator":"a"}"#,
+                "\n",
+                r#"{"kind":"comparison","prompt_id":"p","prompt":"q","response_a":"x","response_b":"y","winner":"tie","annotator":"a"}"#
+            ),
+            "t",
+        )
+        .unwrap();
+        let pairs = to_preference_pairs(&comparisons(&recs));
+        assert_eq!(
+            pairs,
+            vec![PreferencePair {
+                prompt: "q".into(),
+                chosen: "y".into(),
+                rejected: "x".into()
+            }]
+        );
+        let back = from_preference_pairs(&pairs);
+        assert_eq!(
+            (back[0].response_a.as_str(), back[0].winner),
+            ("y", Winner::A)
+        );
+    }
+}

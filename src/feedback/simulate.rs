@@ -1,0 +1,190 @@
+//! Simulated labelling sessions: a crowd of annotators judging candidate responses.
+
+use super::annotators::Annotator;
+use super::candidates::{Candidate, Prompt};
+use super::gold::gold_score;
+use super::records::{Checklist, Comparison, Rating, Thumbs};
+use gridworld::Rng;
+use std::collections::HashMap;
+
+/// Candidates grouped by prompt id.
+fn by_prompt(candidates: &[Candidate]) -> HashMap<&str, Vec<&Candidate>> {
+    let mut m: HashMap<&str, Vec<&Candidate>> = HashMap::new();
+    for c in candidates {
+        m.entry(c.prompt_id.as_str()).or_default().push(c);
+    }
+    m
+}
+
+/// For every prompt, `pairs_per_prompt` random pairs of its candidates, each judged by
+/// `annotators_per_pair` distinct annotators drawn from `crowd` (so agreement can be
+/// measured). Order: prompt by prompt, as a labelling session would produce them.
+pub fn simulate_comparisons(
+    prompts: &[Prompt],
+    candidates: &[Candidate],
+    crowd: &[Annotator],
+    pairs_per_prompt: usize,
+    annotators_per_pair: usize,
+    seed: u64,
+) -> Vec<Comparison> {
+    let mut rng = Rng::new(seed);
+    let groups = by_prompt(candidates);
+    let mut out = Vec::new();
+    let mut time = 0;
+    for p in prompts {
+        let Some(cands) = groups.get(p.id.as_str()) else {
+            continue;
+        };
+        if cands.len() < 2 {
+            continue;
+        }
+        for _ in 0..pairs_per_prompt {
+            let i = rng.below(cands.len());
+            let mut j = rng.below(cands.len() - 1);
+            if j >= i {
+                j += 1;
+            }
+            let mut who: Vec<usize> = (0..crowd.len()).collect();
+            rng.shuffle(&mut who);
+            for &k in who.iter().take(annotators_per_pair.min(crowd.len())) {
+                let ann = &crowd[k];
+                let (a, b) = (cands[i], cands[j]);
+                let winner = ann.compare(p, (&a.system, &a.text), (&b.system, &b.text), &mut rng);
+                time += 1 + rng.below(30) as u64;
+                out.push(Comparison {
+                    prompt_id: p.id.clone(),
+                    prompt: p.text.clone(),
+                    response_a: a.text.clone(),
+                    response_b: b.text.clone(),
+                    system_a: a.system.clone(),
+                    system_b: b.system.clone(),
+                    winner,
+                    annotator: ann.name.clone(),
+                    time,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Every candidate judged once by a random annotator: thumbs, rating and checklist.
+pub fn simulate_absolute(
+    prompts: &[Prompt],
+    candidates: &[Candidate],
+    crowd: &[Annotator],
+    seed: u64,
+) -> (Vec<Thumbs>, Vec<Rating>, Vec<Checklist>) {
+    let mut rng = Rng::new(seed);
+    let by_id: HashMap<&str, &Prompt> = prompts.iter().map(|p| (p.id.as_str(), p)).collect();
+    let (mut thumbs, mut ratings, mut lists) = (Vec::new(), Vec::new(), Vec::new());
+    for c in candidates {
+        let Some(p) = by_id.get(c.prompt_id.as_str()) else {
+            continue;
+        };
+        let ann = &crowd[rng.below(crowd.len())];
+        thumbs.push(Thumbs {
+            prompt_id: p.id.clone(),
+            prompt: p.text.clone(),
+            response: c.text.clone(),
+            system: c.system.clone(),
+            up: ann.thumbs(p, &c.text, &mut rng),
+            annotator: ann.name.clone(),
+        });
+        ratings.push(Rating {
+            prompt_id: p.id.clone(),
+            prompt: p.text.clone(),
+            response: c.text.clone(),
+            system: c.system.clone(),
+            score: ann.rate(p, &c.text, &mut rng),
+            annotator: ann.name.clone(),
+        });
+        lists.push(Checklist {
+            prompt_id: p.id.clone(),
+            prompt: p.text.clone(),
+            response: c.text.clone(),
+            system: c.system.clone(),
+            flaws: ann.checklist(p, &c.text, &mut rng),
+            annotator: ann.name.clone(),
+        });
+    }
+    (thumbs, ratings, lists)
+}
+
+/// Mean gold-standard score of each system's responses: the truth a ranking is
+/// measured against. Sorted by name, like [`super::aggregate::system_matches`].
+pub fn gold_system_scores(prompts: &[Prompt], candidates: &[Candidate]) -> Vec<(String, f64)> {
+    let by_id: HashMap<&str, &Prompt> = prompts.iter().map(|p| (p.id.as_str(), p)).collect();
+    let mut t: HashMap<&str, (f64, usize)> = HashMap::new();
+    for c in candidates {
+        if let Some(p) = by_id.get(c.prompt_id.as_str()) {
+            let e = t.entry(c.system.as_str()).or_default();
+            e.0 += gold_score(p, &c.text);
+            e.1 += 1;
+        }
+    }
+    let mut out: Vec<(String, f64)> = t
+        .into_iter()
+        .map(|(s, (v, n))| (s.to_string(), v / n as f64))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// An arena of items with known Bradley–Terry strengths (Elo scale) judged by a crowd
+/// of `crowd_size` annotators, the first `trolls` of which behave as `troll`. Honest
+/// votes follow P(a) = 1 / (1 + 10^((R_b − R_a)/400)). Items are named `item00`, ….
+pub fn simulate_arena(
+    true_ratings: &[f64],
+    n_matches: usize,
+    crowd_size: usize,
+    trolls: usize,
+    troll: &super::annotators::Behaviour,
+    seed: u64,
+) -> Vec<Comparison> {
+    use super::annotators::Behaviour;
+    use super::records::Winner;
+    let mut rng = Rng::new(seed);
+    let n = true_ratings.len();
+    let name = |i: usize| format!("item{i:02}");
+    (0..n_matches)
+        .map(|t| {
+            let a = rng.below(n);
+            let mut b = rng.below(n - 1);
+            if b >= a {
+                b += 1;
+            }
+            let k = rng.below(crowd_size);
+            let p = super::ranking::elo_expected(true_ratings[a], true_ratings[b], 400.0);
+            let honest = rng.uniform() < p;
+            let behaviour = if k < trolls {
+                troll.clone()
+            } else {
+                Behaviour::Honest
+            };
+            let a_wins = match behaviour {
+                Behaviour::Honest => honest,
+                Behaviour::Flip => !honest,
+                Behaviour::Random => rng.below(2) == 0,
+                Behaviour::Push(ref target) if *target == name(a) => true,
+                Behaviour::Push(ref target) if *target == name(b) => false,
+                Behaviour::Push(_) => honest,
+            };
+            Comparison {
+                prompt_id: format!("m{t}"),
+                prompt: "arena".into(),
+                response_a: name(a),
+                response_b: name(b),
+                system_a: name(a),
+                system_b: name(b),
+                winner: if a_wins { Winner::A } else { Winner::B },
+                annotator: if k < trolls {
+                    format!("annotator{k:02}-troll")
+                } else {
+                    format!("annotator{k:02}")
+                },
+                time: t as u64,
+            }
+        })
+        .collect()
+}

@@ -44,6 +44,23 @@ impl Rng {
         ((self.next_u64() as u128 * n as u128) >> 64) as usize
     }
 
+    /// Two different indices drawn uniformly from `0..n` (an ordered pair).
+    ///
+    /// # Panics
+    /// If `n < 2`.
+    pub fn distinct_pair(&mut self, n: usize) -> (usize, usize) {
+        assert!(
+            n >= 2,
+            "Rng::distinct_pair needs at least two items, got {n}"
+        );
+        let a = self.below(n);
+        let mut b = self.below(n - 1);
+        if b >= a {
+            b += 1;
+        }
+        (a, b)
+    }
+
     /// Standard normal sample (Box–Muller transform).
     pub fn normal(&mut self) -> f64 {
         let u1 = 1.0 - self.uniform(); // in (0, 1], so ln is finite

@@ -328,11 +328,7 @@ pub fn simulate_matches(true_ratings: &[f64], n_matches: usize, seed: u64) -> Ve
     let n = true_ratings.len();
     (0..n_matches)
         .map(|_| {
-            let a = rng.below(n);
-            let mut b = rng.below(n - 1);
-            if b >= a {
-                b += 1;
-            }
+            let (a, b) = rng.distinct_pair(n);
             let p = elo_expected(true_ratings[a], true_ratings[b], 400.0);
             Match::new(a, b, if rng.uniform() < p { 1.0 } else { 0.0 })
         })

@@ -39,11 +39,7 @@ pub fn simulate_comparisons(
             continue;
         }
         for _ in 0..pairs_per_prompt {
-            let i = rng.below(cands.len());
-            let mut j = rng.below(cands.len() - 1);
-            if j >= i {
-                j += 1;
-            }
+            let (i, j) = rng.distinct_pair(cands.len());
             let mut who: Vec<usize> = (0..crowd.len()).collect();
             rng.shuffle(&mut who);
             for &k in who.iter().take(annotators_per_pair.min(crowd.len())) {
@@ -149,11 +145,7 @@ pub fn simulate_arena(
     let name = |i: usize| format!("item{i:02}");
     (0..n_matches)
         .map(|t| {
-            let a = rng.below(n);
-            let mut b = rng.below(n - 1);
-            if b >= a {
-                b += 1;
-            }
+            let (a, b) = rng.distinct_pair(n);
             let k = rng.below(crowd_size);
             let p = super::ranking::elo_expected(true_ratings[a], true_ratings[b], 400.0);
             let honest = rng.uniform() < p;

@@ -628,6 +628,16 @@ impl GridworldTrainer {
         Ok(t)
     }
 
+    /// Encodings of the given states, `[states.len(), obs_dim]`.
+    fn observations(&self, states: &[usize]) -> Result<Tensor> {
+        let idx = Tensor::from_vec(
+            states.iter().map(|&s| s as u32).collect::<Vec<_>>(),
+            states.len(),
+            &self.device,
+        )?;
+        Ok(self.all_obs.index_select(&idx, 0)?)
+    }
+
     /// Gradients of one PPO loss on a fresh rollout, by variable name (for tests and
     /// teaching: every trainable variable should receive a finite, non-zero gradient).
     pub fn probe_gradients(&mut self) -> Result<HashMap<String, Tensor>> {
@@ -635,12 +645,7 @@ impl GridworldTrainer {
         let (adv, ret) = self.advantages(&rollout, true, self.config.gae_lambda)?;
         let d = self.device.clone();
         let n = rollout.states.len();
-        let states = Tensor::from_vec(
-            rollout.states.iter().map(|&s| s as u32).collect::<Vec<_>>(),
-            n,
-            &d,
-        )?;
-        let obs = self.all_obs.index_select(&states, 0)?;
+        let obs = self.observations(&rollout.states)?;
         let logits = self.policy.forward(&obs)?;
         let new_logp = ppo::log_prob_of(&logits, &Tensor::from_slice(&rollout.actions, n, &d)?)?;
         // Perturb the old log-probabilities so that the ratio is not exactly 1.
@@ -680,12 +685,7 @@ impl GridworldTrainer {
         let (adv, _) = self.advantages(&rollout, use_critic, lambda)?;
         let d = self.device.clone();
         let n = rollout.states.len();
-        let states = Tensor::from_vec(
-            rollout.states.iter().map(|&s| s as u32).collect::<Vec<_>>(),
-            n,
-            &d,
-        )?;
-        let obs = self.all_obs.index_select(&states, 0)?;
+        let obs = self.observations(&rollout.states)?;
         let logp = ppo::log_prob_of(
             &self.policy.forward(&obs)?,
             &Tensor::from_slice(&rollout.actions, n, &d)?,

@@ -15,5 +15,8 @@ done
 if [ "$OPEN" = 1 ]; then
   cd "$ROOT"
   export JUPYTER_PATH="$ROOT/.jupyter"
-  exec .venv/bin/jupyter lab notebooks/
+  EXTRA=()
+  # JupyterLab refuses to start as root (containers, CI boxes) unless told to.
+  [ "$(id -u)" = 0 ] && EXTRA+=(--allow-root)
+  exec .venv/bin/jupyter lab "${EXTRA[@]}" notebooks/
 fi

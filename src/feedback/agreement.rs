@@ -191,6 +191,55 @@ mod tests {
         assert!((fleiss_kappa_counts(&table) - 0.210).abs() < 5e-4);
     }
 
+    fn vote(item: &str, who: &str, w: Winner) -> Comparison {
+        Comparison {
+            prompt_id: item.into(),
+            prompt: "q".into(),
+            response_a: "x".into(),
+            response_b: "y".into(),
+            system_a: String::new(),
+            system_b: String::new(),
+            winner: w,
+            annotator: who.into(),
+            time: 0,
+        }
+    }
+
+    /// Items 1–3 labelled by u, v and w. u and v agree on items 1 and 2 (2 of 3).
+    /// Against the majority of the *others*: on item 1 all say A (u, v, w agree);
+    /// on item 2 u = v = A, w = B (w disagrees; u's others are {A, B}: no majority);
+    /// on item 3 u = A, v = w = B (u disagrees).
+    #[test]
+    fn pairwise_and_consensus_by_hand() {
+        use Winner::{A, B};
+        let c = vec![
+            vote("1", "u", A),
+            vote("1", "v", A),
+            vote("1", "w", A),
+            vote("2", "u", A),
+            vote("2", "v", A),
+            vote("2", "w", B),
+            vote("3", "u", A),
+            vote("3", "v", B),
+            vote("3", "w", B),
+        ];
+        let (p, n) = pairwise_agreement(&c, "u", "v");
+        assert_eq!(n, 3);
+        assert!((p - 2.0 / 3.0).abs() < 1e-12);
+        let cons = agreement_with_consensus(&c);
+        // u: item 1 agrees (others A,A), item 2 no majority, item 3 disagrees (B,B) → 1/2.
+        // v: item 1 agrees, item 2 no majority (A,B), item 3 no majority (A,B) → 1/1.
+        // w: item 1 agrees, item 2 disagrees (A,A), item 3 no majority (A,B) → 1/2.
+        assert_eq!(
+            cons,
+            vec![
+                ("u".into(), 0.5, 2),
+                ("v".into(), 1.0, 1),
+                ("w".into(), 0.5, 2)
+            ]
+        );
+    }
+
     /// Two raters, 50 items: yes/yes 20, yes/no 5, no/yes 10, no/no 15 →
     /// p_o = 0.7, p_e = 0.5·0.6 + 0.5·0.4 = 0.5, κ = 0.4 (Wikipedia, "Cohen's kappa").
     #[test]

@@ -85,12 +85,27 @@ impl ValueTable {
     }
 }
 
-/// The map with V* colours and the optimal policy's arrows.
-pub fn solution_view(world: &GridWorld, sol: &Solution, title: impl Into<String>) -> GridView {
+/// The map coloured by `values` with one arrow per state from `policy`.
+pub fn policy_view(
+    world: &GridWorld,
+    values: &[f64],
+    policy: &[Action],
+    title: impl Into<String>,
+) -> GridView {
     GridView::new(world)
-        .values(sol.values.as_slice().expect("contiguous"))
-        .policy(&sol.policy)
+        .values(values)
+        .policy(policy)
         .title(title)
+}
+
+/// The map with a solution's values as colours and its policy as arrows.
+pub fn solution_view(world: &GridWorld, sol: &Solution, title: impl Into<String>) -> GridView {
+    policy_view(
+        world,
+        sol.values.as_slice().expect("contiguous"),
+        &sol.policy,
+        title,
+    )
 }
 
 /// A copy of `map` with one parameter changed, by its file-format name
@@ -155,16 +170,4 @@ pub fn sweep(map: &Map, key: &str, values: &[f64]) -> anyhow::Result<Vec<SweepPo
             })
         })
         .collect()
-}
-
-/// Share of reachable non-terminal states where `policy` takes an optimal action
-/// (one whose Q* is within `tol` of the best).
-pub fn policy_agreement(world: &GridWorld, optimal: &Solution, policy: &[Action], tol: f64) -> f64 {
-    let best = gridworld::solve::optimal_actions(&optimal.q, tol);
-    let states = world.reachable_states();
-    let agree = states
-        .iter()
-        .filter(|&&s| best[s].contains(&policy[s]))
-        .count();
-    agree as f64 / states.len().max(1) as f64
 }

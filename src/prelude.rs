@@ -23,7 +23,7 @@ pub use crate::feedback::simulate::{
     gold_system_scores, simulate_absolute, simulate_arena, simulate_comparisons,
 };
 pub use crate::gridworld_plots::{
-    policy_agreement, solution_view, sweep, value_grid, with_param, SweepPoint, ValueTable,
+    policy_view, solution_view, sweep, value_grid, with_param, SweepPoint, ValueTable,
 };
 pub use crate::plot::{BarChart, Figure, Heatmap, Histogram, LineChart};
 pub use crate::rl::plots::{
@@ -37,7 +37,8 @@ pub use crate::world::World;
 pub use anyhow;
 pub use gridworld::render::{ascii, ascii_values};
 pub use gridworld::solve::{
-    bellman_residual, expected_return, optimal_actions, policy_evaluation, policy_iteration,
-    policy_table, terminal_distribution, uniform_policy, value_iteration, SolveOptions,
+    bellman_residual, expected_return, optimal_actions, policy_agreement, policy_evaluation,
+    policy_iteration, policy_table, terminal_distribution, uniform_policy, value_iteration,
+    SolveOptions,
 };
 pub use gridworld::{Action, Cell, Encoding, Env, GridView, GridWorld, Map, Rng, Step, VecEnv};

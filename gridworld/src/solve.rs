@@ -48,17 +48,22 @@ impl Default for SolveOptions {
     }
 }
 
+/// One Bellman backup: Σ_s' P(s'|s,a) [ r(s') + γ · V(s') · 1[s' not terminal] ].
+fn backup(world: &GridWorld, values: &Array1<f64>, s: usize, a: Action) -> f64 {
+    let g = world.gamma();
+    world
+        .transitions(s, a)
+        .iter()
+        .map(|t| t.prob * (t.reward + if t.terminal { 0.0 } else { g * values[t.next] }))
+        .sum()
+}
+
 /// Q(s, a) from a value table V (one Bellman backup).
 pub fn q_from_values(world: &GridWorld, values: &Array1<f64>) -> Array2<f64> {
-    let g = world.gamma();
     let mut q = Array2::zeros((world.n_states(), 4));
     for s in 0..world.n_states() {
         for a in Action::ALL {
-            q[[s, a.index()]] = world
-                .transitions(s, a)
-                .iter()
-                .map(|t| t.prob * (t.reward + if t.terminal { 0.0 } else { g * values[t.next] }))
-                .sum();
+            q[[s, a.index()]] = backup(world, values, s, a);
         }
     }
     q
@@ -94,6 +99,18 @@ pub fn optimal_actions(q: &Array2<f64>, tol: f64) -> Vec<Vec<Action>> {
         .collect()
 }
 
+/// Share of reachable non-terminal states where `policy` takes an optimal action
+/// (one whose Q* is within `tol` of the best).
+pub fn policy_agreement(world: &GridWorld, optimal: &Solution, policy: &[Action], tol: f64) -> f64 {
+    let best = optimal_actions(&optimal.q, tol);
+    let states = world.reachable_states();
+    let agree = states
+        .iter()
+        .filter(|&&s| best[s].contains(&policy[s]))
+        .count();
+    agree as f64 / states.len().max(1) as f64
+}
+
 /// max_s |max_a Q(s,a) − V(s)| over non-terminal states: zero for V*.
 pub fn bellman_residual(world: &GridWorld, values: &Array1<f64>) -> f64 {
     let q = q_from_values(world, values);
@@ -108,7 +125,6 @@ pub fn bellman_residual(world: &GridWorld, values: &Array1<f64>) -> f64 {
 
 /// Value iteration (Bellman 1957; Sutton & Barto §4.4), synchronous sweeps.
 pub fn value_iteration(world: &GridWorld, opts: SolveOptions) -> Solution {
-    let g = world.gamma();
     let n = world.n_states();
     let mut v = Array1::<f64>::zeros(n);
     let mut next = Array1::<f64>::zeros(n);
@@ -123,12 +139,7 @@ pub fn value_iteration(world: &GridWorld, opts: SolveOptions) -> Solution {
             }
             let mut best = f64::NEG_INFINITY;
             for a in Action::ALL {
-                let q: f64 = world
-                    .transitions(s, a)
-                    .iter()
-                    .map(|t| t.prob * (t.reward + if t.terminal { 0.0 } else { g * v[t.next] }))
-                    .sum();
-                best = best.max(q);
+                best = best.max(backup(world, &v, s, a));
             }
             next[s] = best;
             delta = delta.max((best - v[s]).abs());
@@ -160,7 +171,6 @@ pub fn policy_evaluation(
     pi: &Array2<f64>,
     opts: SolveOptions,
 ) -> (Array1<f64>, usize) {
-    let g = world.gamma();
     let n = world.n_states();
     let mut v = Array1::<f64>::zeros(n);
     let mut next = Array1::<f64>::zeros(n);
@@ -178,12 +188,7 @@ pub fn policy_evaluation(
                 if p_a == 0.0 {
                     continue;
                 }
-                let q: f64 = world
-                    .transitions(s, a)
-                    .iter()
-                    .map(|t| t.prob * (t.reward + if t.terminal { 0.0 } else { g * v[t.next] }))
-                    .sum();
-                value += p_a * q;
+                value += p_a * backup(world, &v, s, a);
             }
             next[s] = value;
             delta = delta.max((value - v[s]).abs());

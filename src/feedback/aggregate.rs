@@ -261,13 +261,11 @@ mod tests {
             &[1.0, 2.0, 3.0, 10.0, 20.0],
             Some(&["a".into(), "a".into(), "a".into(), "b".into(), "b".into()]),
         );
-        let s = 1.5f64.sqrt() / 1.5; // population sd of [1,2,3] is √(2/3)
         assert!(
             (z[0] + 1.0 / (2.0f64 / 3.0).sqrt()).abs() < 1e-12
                 && z[1].abs() < 1e-12
                 && (z[3] + 1.0).abs() < 1e-12
         );
-        let _ = s;
         let g = normalize_rewards(&[1.0, 3.0], None);
         assert_eq!(g, vec![-1.0, 1.0]);
         let w = FlawWeights::default();

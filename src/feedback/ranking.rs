@@ -52,15 +52,19 @@ pub fn elo_expected(ra: f64, rb: f64, scale: f64) -> f64 {
     1.0 / (1.0 + 10f64.powf((rb - ra) / scale))
 }
 
+/// One Elo update: R_a ← R_a + K·w·(S_a − E_a), R_b ← R_b − K·w·(S_a − E_a).
+fn elo_update(r: &mut [f64], m: &Match, cfg: EloConfig) {
+    let delta = cfg.k * m.weight * (m.score_a - elo_expected(r[m.a], r[m.b], cfg.scale));
+    r[m.a] += delta;
+    r[m.b] -= delta;
+}
+
 /// Online Elo over `matches` in the given order:
 /// R_a ← R_a + K·w·(S_a − E_a), R_b ← R_b − K·w·(S_a − E_a). The result depends on the order.
 pub fn elo(n_items: usize, matches: &[Match], cfg: EloConfig) -> Vec<f64> {
     let mut r = vec![cfg.initial; n_items];
     for m in matches {
-        let e = elo_expected(r[m.a], r[m.b], cfg.scale);
-        let delta = cfg.k * m.weight * (m.score_a - e);
-        r[m.a] += delta;
-        r[m.b] -= delta;
+        elo_update(&mut r, m, cfg);
     }
     r
 }
@@ -76,10 +80,7 @@ pub fn elo_history(
     let mut r = vec![cfg.initial; n_items];
     let mut out = vec![(0, r.clone())];
     for (t, m) in matches.iter().enumerate() {
-        let e = elo_expected(r[m.a], r[m.b], cfg.scale);
-        let delta = cfg.k * m.weight * (m.score_a - e);
-        r[m.a] += delta;
-        r[m.b] -= delta;
+        elo_update(&mut r, m, cfg);
         if (t + 1) % every.max(1) == 0 || t + 1 == matches.len() {
             out.push((t + 1, r.clone()));
         }

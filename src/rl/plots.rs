@@ -3,7 +3,7 @@
 use super::experiment::{GradientStats, LearningCurve};
 use super::metrics::IterationMetrics;
 use super::trainer::GridworldTrainer;
-use crate::gridworld_plots::{solution_view, ValueTable};
+use crate::gridworld_plots::{policy_view, solution_view, ValueTable};
 use crate::plot::{BarChart, Figure, LineChart};
 use anyhow::Result;
 use gridworld::Solution;
@@ -52,13 +52,7 @@ pub fn agent_vs_truth(trainer: &GridworldTrainer, optimal: &Solution) -> Result<
         .iter()
         .cloned()
         .fold(f64::NEG_INFINITY, f64::max);
-    let learned = Solution {
-        values: values.clone().into(),
-        q: optimal.q.clone(),
-        policy: trainer.greedy_policy()?,
-        iterations: 0,
-        deltas: Vec::new(),
-    };
+    let greedy = trainer.greedy_policy()?;
     Ok(Figure::grid(
         &[
             ValueTable::new(world, &values, "value network V(s)")
@@ -71,7 +65,12 @@ pub fn agent_vs_truth(trainer: &GridworldTrainer, optimal: &Solution) -> Result<
             )
             .range(lo, hi)
             .figure()?,
-            Figure::from(solution_view(world, &learned, "learned greedy policy")),
+            Figure::from(policy_view(
+                world,
+                &values,
+                &greedy,
+                "learned greedy policy",
+            )),
             Figure::from(solution_view(world, optimal, "optimal policy")),
         ],
         2,

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{Module, VarMap};
 use gridworld::solve::{
-    expected_return, optimal_actions, policy_evaluation, policy_table, Solution, SolveOptions,
+    expected_return, policy_agreement, policy_evaluation, policy_table, Solution, SolveOptions,
 };
 use gridworld::{Action, GridWorld, Rng, VecEnv, VecEnvSnapshot};
 use ndarray::Array2;
@@ -33,6 +33,19 @@ pub(crate) struct Rollout {
     pub finished: Vec<(f64, f64, usize)>,
 }
 
+/// Actions whose Q* is within this of the best count as optimal.
+const OPTIMAL_ACTION_TOLERANCE: f64 = 1e-6;
+/// The solved bar: share of reachable states with an optimal greedy action...
+const SOLVED_AGREEMENT: f64 = 0.95;
+/// ...and the greedy return within this fraction of V*(start).
+const SOLVED_RETURN_TOLERANCE: f64 = 0.02;
+
+/// The solved bar of the issue and the tests.
+fn meets_solved_bar(agreement: f64, greedy_return: f64, optimal_return: f64) -> bool {
+    agreement >= SOLVED_AGREEMENT
+        && (greedy_return - optimal_return).abs() <= SOLVED_RETURN_TOLERANCE * optimal_return.abs()
+}
+
 /// How the learned agent compares with the exact solution of the map.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroundTruthReport {
@@ -54,8 +67,11 @@ pub struct GroundTruthReport {
 impl GroundTruthReport {
     /// The test suite's bar: ≥ 95% agreement and greedy return within 2% of V*(start).
     pub fn solved(&self) -> bool {
-        self.policy_agreement >= 0.95
-            && (self.greedy_return - self.optimal_return).abs() <= 0.02 * self.optimal_return.abs()
+        meets_solved_bar(
+            self.policy_agreement,
+            self.greedy_return,
+            self.optimal_return,
+        )
     }
 }
 
@@ -238,13 +254,8 @@ impl GridworldTrainer {
     pub fn compare(&self, optimal: &Solution) -> Result<GroundTruthReport> {
         let w = &*self.world;
         let greedy = self.greedy_policy()?;
-        let best = optimal_actions(&optimal.q, 1e-6);
         let reach = w.reachable_states();
-        let agree = reach
-            .iter()
-            .filter(|&&s| best[s].contains(&greedy[s]))
-            .count() as f64
-            / reach.len().max(1) as f64;
+        let agree = policy_agreement(w, optimal, &greedy, OPTIMAL_ACTION_TOLERANCE);
         let probs = self.policy_probabilities()?;
         let (v_pi, _) = policy_evaluation(w, &probs, SolveOptions::default());
         let v = self.value_table()?;
@@ -372,21 +383,15 @@ impl GridworldTrainer {
     /// (≥ 95% optimal actions, greedy return within 2% of V*(start)), checking after
     /// every iteration, or until the budget ends. Returns whether the bar was reached.
     pub fn train_until_solved(&mut self, optimal: &Solution) -> Result<bool> {
-        let best = optimal_actions(&optimal.q, 1e-6);
-        let reach = self.world.reachable_states();
         let v_star = optimal.values[self.world.start_state()];
         while self.iteration < self.config.num_iterations() {
             self.iterate()?;
             // The cheap half of the check first: agreement needs only the greedy policy.
             let greedy = self.greedy_policy()?;
-            let agree = reach
-                .iter()
-                .filter(|&&s| best[s].contains(&greedy[s]))
-                .count() as f64
-                / reach.len().max(1) as f64;
-            if agree >= 0.95 {
+            let agree = policy_agreement(&self.world, optimal, &greedy, OPTIMAL_ACTION_TOLERANCE);
+            if agree >= SOLVED_AGREEMENT {
                 let g = expected_return(&self.world, &policy_table(&greedy));
-                if (g - v_star).abs() <= 0.02 * v_star.abs() {
+                if meets_solved_bar(agree, g, v_star) {
                     return Ok(true);
                 }
             }

@@ -1,0 +1,29 @@
+//! Rung 3: a transformer language model — the policy of the later rungs. The
+//! state is the text so far, the action is the next token, the action space is
+//! the vocabulary.
+//!
+//! | module | job |
+//! |---|---|
+//! | [`config`] | model shape, Hugging Face `config.json` |
+//! | [`model`] | the Llama-style decoder, KV cache |
+//! | [`ops`] | differentiable RMSNorm, softmax, RoPE |
+//! | [`tokenizer`] | byte-level BPE, special tokens, ChatML, padding |
+//! | [`weights`] | initialisation, safetensors, GGUF dequantization |
+//! | [`pretrained`] | [`LanguageModel`]: load / save / clone |
+//! | [`hub`] | the Hugging Face hub cache and downloads |
+//! | [`sample`] | greedy, temperature, top-k, top-p, batched generation |
+
+pub mod config;
+pub mod hub;
+pub mod model;
+pub mod ops;
+pub mod pretrained;
+pub mod sample;
+pub mod tokenizer;
+pub mod weights;
+
+pub use config::LlamaConfig;
+pub use model::{ForwardOutput, KvCache, Llama};
+pub use pretrained::LanguageModel;
+pub use sample::{Generated, SamplingConfig, TextGeneration};
+pub use tokenizer::{ChatMessage, PaddingSide, TextTokenizer};

@@ -1,0 +1,513 @@
+//! A Llama-style decoder-only transformer, in the spirit of nanoGPT's `model.py`:
+//! one file, every piece of maths written out.
+//!
+//! ```text
+//! x₀ = E[tokens]                                      token embedding, (b, t, d)
+//! for each layer ℓ:
+//!     x = x + Attention(RMSNorm(x))                   pre-norm residual blocks
+//!     x = x + SwiGLU(RMSNorm(x))
+//! h = RMSNorm(x)                                      final hidden states
+//! logits = h Wₒᵤₜᵀ     (Wₒᵤₜ = E when embeddings are tied)
+//! ```
+//!
+//! References: Touvron et al. 2023, *LLaMA*; Zhang & Sennrich 2019 (RMSNorm);
+//! Su et al. 2021, *RoFormer* (rotary embeddings); Shazeer 2020, *GLU variants*
+//! (SwiGLU); Ainslie et al. 2023 (grouped-query attention). Weight names follow
+//! Hugging Face's `LlamaForCausalLM`, so checkpoints load in either library.
+//!
+//! Every operation here is differentiable: candle 0.11's fused `softmax_last_dim`,
+//! `rms_norm` and `rope` kernels have no backward pass and silently stop gradients,
+//! so this file uses [`super::ops`] instead.
+
+use super::config::LlamaConfig;
+use super::ops;
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_nn::{Embedding, Linear, VarBuilder};
+
+/// RMSNorm (Zhang & Sennrich 2019): `y = x / √(mean(x²) + ε) · g`, computed in f32.
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    pub fn new(size: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get(size, "weight")?,
+            eps,
+        })
+    }
+}
+
+impl Module for RmsNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ops::rms_norm(x, &self.weight, self.eps)
+    }
+}
+
+/// Rotary position embeddings (Su et al. 2021) in Hugging Face's "rotate half"
+/// layout: head dimension i < d/2 pairs with i + d/2, and position p rotates the
+/// pair by angle p·θ^(−2i/d):
+///
+/// ```text
+/// x'ᵢ       = xᵢ cos(pωᵢ) − xᵢ₊d/2 sin(pωᵢ)
+/// x'ᵢ₊d/2   = xᵢ₊d/2 cos(pωᵢ) + xᵢ sin(pωᵢ)        ωᵢ = θ^(−2i/d)
+/// ```
+///
+/// so the score qᵀk depends on positions only through their difference.
+#[derive(Debug, Clone)]
+pub struct RotaryEmbedding {
+    /// cos(pωᵢ), (max_positions, d/2)
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl RotaryEmbedding {
+    pub fn new(cfg: &LlamaConfig, dtype: DType, device: &Device) -> Result<Self> {
+        let half = cfg.head_dim() / 2;
+        let n = cfg.max_position_embeddings;
+        let mut cos = Vec::with_capacity(n * half);
+        let mut sin = Vec::with_capacity(n * half);
+        for p in 0..n {
+            for i in 0..half {
+                // In f32, like the reference implementations.
+                let omega = 1.0 / (cfg.rope_theta as f32).powf((2 * i) as f32 / cfg.head_dim() as f32);
+                let angle = (p as f32) * omega;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+        Ok(Self {
+            cos: Tensor::from_vec(cos, (n, half), device)?.to_dtype(dtype)?,
+            sin: Tensor::from_vec(sin, (n, half), device)?.to_dtype(dtype)?,
+        })
+    }
+
+    /// Rotate `x` of shape (b, heads, t, d_head) by the positions (b, t) (u32).
+    pub fn apply(&self, x: &Tensor, positions: &Tensor) -> Result<Tensor> {
+        let (b, _, t, d) = x.dims4()?;
+        let flat = positions.flatten_all()?;
+        let cos = self.cos.index_select(&flat, 0)?.reshape((b, 1, t, d / 2))?;
+        let sin = self.sin.index_select(&flat, 0)?.reshape((b, 1, t, d / 2))?;
+        ops::rotate_half_rope(x, &cos, &sin)
+    }
+}
+
+/// Keys and values of earlier positions, one entry per layer, each
+/// (b, kv_heads, past, d_head), stored after the rotation.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    pub fn new(num_layers: usize) -> Self {
+        Self {
+            layers: vec![None; num_layers],
+        }
+    }
+
+    /// Number of cached positions.
+    pub fn len(&self) -> usize {
+        self.layers
+            .first()
+            .and_then(|l| l.as_ref())
+            .map(|(k, _)| k.dim(2).unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes held by the cached keys and values.
+    pub fn bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.elem_count() + v.elem_count()) * k.dtype().size_in_bytes())
+            .sum()
+    }
+
+    /// Keep only the rows `rows` of the batch (for batched generation).
+    pub fn select_rows(&mut self, rows: &Tensor) -> Result<()> {
+        for (k, v) in self.layers.iter_mut().flatten() {
+            *k = k.index_select(rows, 0)?;
+            *v = v.index_select(rows, 0)?;
+        }
+        Ok(())
+    }
+}
+
+/// Causal self-attention with grouped-query heads (Ainslie et al. 2023):
+///
+/// ```text
+/// Q = x W_qᵀ, K = x W_kᵀ, V = x W_vᵀ     (h query heads, h_kv ≤ h key/value heads)
+/// A = softmax(rope(Q) rope(K)ᵀ / √d_head + M)     M = 0 where allowed, −∞ otherwise
+/// y = concat_heads(A V) W_oᵀ
+/// ```
+///
+/// Query head j reads key/value head ⌊j / (h / h_kv)⌋.
+#[derive(Debug, Clone)]
+pub struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    num_heads: usize,
+    num_kv_heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    pub fn new(cfg: &LlamaConfig, vb: VarBuilder) -> Result<Self> {
+        let d = cfg.hidden_size;
+        let hd = cfg.head_dim();
+        let kv = cfg.num_key_value_heads * hd;
+        let linear = |i, o, name: &str| -> Result<Linear> {
+            Ok(Linear::new(vb.pp(name).get((o, i), "weight")?, None))
+        };
+        Ok(Self {
+            q_proj: linear(d, cfg.num_attention_heads * hd, "q_proj")?,
+            k_proj: linear(d, kv, "k_proj")?,
+            v_proj: linear(d, kv, "v_proj")?,
+            o_proj: linear(cfg.num_attention_heads * hd, d, "o_proj")?,
+            num_heads: cfg.num_attention_heads,
+            num_kv_heads: cfg.num_key_value_heads,
+            head_dim: hd,
+        })
+    }
+
+    /// `x` (b, t, d); `bias` the additive mask (b or 1, 1, t, past + t) in f32, or
+    /// `None` for a single new token that may see everything. Returns the output
+    /// and, when asked, the attention probabilities (b, h, t, past + t).
+    fn forward(
+        &self,
+        x: &Tensor,
+        rope: &RotaryEmbedding,
+        positions: &Tensor,
+        bias: Option<&Tensor>,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        keep_probs: bool,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let (b, t, _) = x.dims3()?;
+        let heads = |y: Tensor, n: usize| -> Result<Tensor> {
+            y.reshape((b, t, n, self.head_dim))?.transpose(1, 2)?.contiguous()
+        };
+        let q = heads(self.q_proj.forward(x)?, self.num_heads)?;
+        let k = heads(self.k_proj.forward(x)?, self.num_kv_heads)?;
+        let v = heads(self.v_proj.forward(x)?, self.num_kv_heads)?;
+        let q = rope.apply(&q, positions)?;
+        let mut k = rope.apply(&k, positions)?;
+        let mut v = v;
+        if let Some(slot) = cache {
+            if let Some((pk, pv)) = slot.as_ref() {
+                k = Tensor::cat(&[pk, &k], 2)?;
+                v = Tensor::cat(&[pv, &v], 2)?;
+            }
+            *slot = Some((k.clone(), v.clone()));
+        }
+        let n_rep = self.num_heads / self.num_kv_heads;
+        let k = repeat_kv(&k, n_rep)?;
+        let v = repeat_kv(&v, n_rep)?;
+
+        // Scores in f32 whatever the weights' precision.
+        let dtype = q.dtype();
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let q = q.to_dtype(DType::F32)?;
+        let k = k.to_dtype(DType::F32)?;
+        let scores = (q.matmul(&k.t()?)? * scale)?;
+        let scores = match bias {
+            Some(m) => scores.broadcast_add(m)?,
+            None => scores,
+        };
+        let probs = ops::softmax_last_dim(&scores)?;
+        let y = probs.to_dtype(dtype)?.matmul(&v.contiguous()?)?;
+        let y = y.transpose(1, 2)?.reshape((b, t, self.num_heads * self.head_dim))?;
+        let out = self.o_proj.forward(&y)?;
+        Ok((out, keep_probs.then_some(probs)))
+    }
+}
+
+/// (b, h_kv, T, d) → (b, h_kv · n_rep, T, d), each key/value head repeated for
+/// the n_rep query heads that share it.
+pub fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
+    if n_rep == 1 {
+        return Ok(x.clone());
+    }
+    let (b, kv, t, d) = x.dims4()?;
+    Tensor::cat(&vec![x; n_rep], 2)?.reshape((b, kv * n_rep, t, d))
+}
+
+/// SwiGLU feed-forward (Shazeer 2020): `W_down (silu(W_gate x) ⊙ W_up x)`.
+#[derive(Debug, Clone)]
+pub struct SwiGlu {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+impl SwiGlu {
+    pub fn new(cfg: &LlamaConfig, vb: VarBuilder) -> Result<Self> {
+        let (d, f) = (cfg.hidden_size, cfg.intermediate_size);
+        let linear = |i, o, name: &str| -> Result<Linear> {
+            Ok(Linear::new(vb.pp(name).get((o, i), "weight")?, None))
+        };
+        Ok(Self {
+            gate_proj: linear(d, f, "gate_proj")?,
+            up_proj: linear(d, f, "up_proj")?,
+            down_proj: linear(f, d, "down_proj")?,
+        })
+    }
+}
+
+impl Module for SwiGlu {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let gate = candle_nn::ops::silu(&self.gate_proj.forward(x)?)?;
+        self.down_proj.forward(&(gate * self.up_proj.forward(x)?)?)
+    }
+}
+
+/// One pre-norm transformer block.
+#[derive(Debug, Clone)]
+pub struct DecoderLayer {
+    input_layernorm: RmsNorm,
+    self_attn: Attention,
+    post_attention_layernorm: RmsNorm,
+    mlp: SwiGlu,
+}
+
+impl DecoderLayer {
+    pub fn new(cfg: &LlamaConfig, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            input_layernorm: RmsNorm::new(cfg.hidden_size, cfg.rms_norm_eps, vb.pp("input_layernorm"))?,
+            self_attn: Attention::new(cfg, vb.pp("self_attn"))?,
+            post_attention_layernorm: RmsNorm::new(
+                cfg.hidden_size,
+                cfg.rms_norm_eps,
+                vb.pp("post_attention_layernorm"),
+            )?,
+            mlp: SwiGlu::new(cfg, vb.pp("mlp"))?,
+        })
+    }
+}
+
+/// What one forward pass returns.
+#[derive(Debug, Clone)]
+pub struct ForwardOutput {
+    /// Next-token logits at every position, (b, t, vocab), f32.
+    pub logits: Tensor,
+    /// Final hidden states after the last RMSNorm, (b, t, d): where reward and
+    /// value heads sit.
+    pub hidden: Tensor,
+    /// Attention probabilities per layer (b, h, t, past + t), when asked for.
+    pub attentions: Option<Vec<Tensor>>,
+}
+
+/// The decoder: token embedding, `num_hidden_layers` blocks, final norm, output head.
+#[derive(Debug, Clone)]
+pub struct Llama {
+    pub config: LlamaConfig,
+    embed_tokens: Embedding,
+    layers: Vec<DecoderLayer>,
+    norm: RmsNorm,
+    lm_head: Linear,
+    rope: RotaryEmbedding,
+}
+
+impl Llama {
+    /// Build from weights named as in Hugging Face's `LlamaForCausalLM`
+    /// (`model.embed_tokens.weight`, `model.layers.0.self_attn.q_proj.weight`, …).
+    pub fn new(cfg: &LlamaConfig, vb: VarBuilder) -> Result<Self> {
+        cfg.validate().map_err(candle_core::Error::wrap)?;
+        let embed = vb
+            .pp("model.embed_tokens")
+            .get((cfg.vocab_size, cfg.hidden_size), "weight")?;
+        let lm_head = if cfg.tie_word_embeddings {
+            Linear::new(embed.clone(), None)
+        } else {
+            Linear::new(vb.pp("lm_head").get((cfg.vocab_size, cfg.hidden_size), "weight")?, None)
+        };
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| DecoderLayer::new(cfg, vb.pp(format!("model.layers.{i}"))))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            config: cfg.clone(),
+            embed_tokens: Embedding::new(embed, cfg.hidden_size),
+            layers,
+            norm: RmsNorm::new(cfg.hidden_size, cfg.rms_norm_eps, vb.pp("model.norm"))?,
+            lm_head,
+            rope: RotaryEmbedding::new(cfg, vb.dtype(), vb.device())?,
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        self.embed_tokens.embeddings().device()
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.embed_tokens.embeddings().dtype()
+    }
+
+    /// Forward over whole sequences (b, t) of token ids, no padding.
+    pub fn forward(&self, input_ids: &Tensor) -> Result<ForwardOutput> {
+        self.run(input_ids, None, None, false)
+    }
+
+    /// Forward with an attention mask (b, t) of 1 (token) / 0 (padding): padded
+    /// keys are never attended to and positions count real tokens only, so a
+    /// left-padded row gives the same results as the row alone.
+    pub fn forward_masked(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<ForwardOutput> {
+        self.run(input_ids, Some(attention_mask), None, false)
+    }
+
+    /// Incremental decoding: run only the new tokens, reading and extending
+    /// `cache`. `attention_mask`, when given, covers cached and new positions,
+    /// (b, past + t).
+    pub fn forward_cached(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        cache: &mut KvCache,
+    ) -> Result<ForwardOutput> {
+        self.run(input_ids, attention_mask, Some(cache), false)
+    }
+
+    /// Forward that also returns every layer's attention probabilities.
+    pub fn forward_with_attention(&self, input_ids: &Tensor) -> Result<ForwardOutput> {
+        self.run(input_ids, None, None, true)
+    }
+
+    /// log p(x_{i+1} | x_{≤i}) of each next token, (b, t − 1): the per-token
+    /// log-probabilities that SFT, DPO and PPO all need.
+    pub fn token_log_probs(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>) -> Result<Tensor> {
+        let out = match attention_mask {
+            Some(m) => self.forward_masked(input_ids, m)?,
+            None => self.forward(input_ids)?,
+        };
+        let t = input_ids.dim(1)?;
+        let logits = out.logits.narrow(1, 0, t - 1)?;
+        let targets = input_ids.narrow(1, 1, t - 1)?.contiguous()?;
+        crate::ppo::log_prob_of(&logits, &targets)
+    }
+
+    /// A fresh, empty cache for this model.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(self.layers.len())
+    }
+
+    fn run(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        mut cache: Option<&mut KvCache>,
+        keep_probs: bool,
+    ) -> Result<ForwardOutput> {
+        let (b, t) = input_ids.dims2()?;
+        let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
+        let mask_rows: Option<Vec<Vec<u32>>> = match attention_mask {
+            Some(m) => {
+                let m = m.to_dtype(DType::U32)?.to_device(&Device::Cpu)?;
+                if m.dims() != [b, past + t] {
+                    candle_core::bail!(
+                        "attention mask has shape {:?}; expected (batch {b}, cached {past} + new {t})",
+                        m.dims()
+                    );
+                }
+                Some(m.to_vec2()?)
+            }
+            None => None,
+        };
+        let (positions, bias) = positions_and_bias(b, t, past, mask_rows.as_deref());
+        let max = self.config.max_position_embeddings;
+        if let Some(&largest) = positions.iter().max() {
+            if largest as usize >= max {
+                candle_core::bail!(
+                    "position {largest} is beyond max_position_embeddings ({max}): use a shorter sequence"
+                );
+            }
+        }
+        let device = self.device();
+        let positions = Tensor::from_vec(positions, (b, t), device)?;
+        let bias = match bias {
+            Some((data, rows)) => Some(Tensor::from_vec(data, (rows, 1, t, past + t), device)?),
+            None => None,
+        };
+        let mut x = self.embed_tokens.forward(input_ids)?;
+        let mut attentions = keep_probs.then(Vec::new);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            let (a, probs) = layer.self_attn.forward(
+                &layer.input_layernorm.forward(&x)?,
+                &self.rope,
+                &positions,
+                bias.as_ref(),
+                slot,
+                keep_probs,
+            )?;
+            x = (x + a)?;
+            x = (&x + layer.mlp.forward(&layer.post_attention_layernorm.forward(&x)?)?)?;
+            if let (Some(all), Some(p)) = (attentions.as_mut(), probs) {
+                all.push(p);
+            }
+        }
+        let hidden = self.norm.forward(&x)?;
+        let logits = self.lm_head.forward(&hidden)?.to_dtype(DType::F32)?;
+        Ok(ForwardOutput {
+            logits,
+            hidden,
+            attentions,
+        })
+    }
+}
+
+/// Position ids (b·t, row-major) and the additive attention bias for `t` new
+/// tokens after `past` cached ones. Without a padding mask, position = past + i
+/// and the bias is the causal mask shared by all rows (none at all for a single
+/// new token). With a mask, position = (number of real tokens up to and
+/// including this one) − 1, and padded keys are masked too. Masked scores get
+/// −1e30 rather than −∞ so that an all-padding query row stays finite.
+fn positions_and_bias(
+    b: usize,
+    t: usize,
+    past: usize,
+    mask: Option<&[Vec<u32>]>,
+) -> (Vec<u32>, Option<(Vec<f32>, usize)>) {
+    const MASKED: f32 = -1e30;
+    let total = past + t;
+    match mask {
+        None => {
+            let positions = (0..b).flat_map(|_| (0..t).map(|i| (past + i) as u32)).collect();
+            if t == 1 {
+                return (positions, None);
+            }
+            let mut bias = vec![0f32; t * total];
+            for i in 0..t {
+                for j in past + i + 1..total {
+                    bias[i * total + j] = MASKED;
+                }
+            }
+            (positions, Some((bias, 1)))
+        }
+        Some(rows) => {
+            let mut positions = Vec::with_capacity(b * t);
+            let mut bias = vec![0f32; b * t * total];
+            for (r, row) in rows.iter().enumerate() {
+                let mut seen = row[..past].iter().filter(|&&m| m != 0).count() as u32;
+                for i in 0..t {
+                    if row[past + i] != 0 {
+                        seen += 1;
+                    }
+                    positions.push(seen.saturating_sub(1));
+                    for j in 0..total {
+                        if j > past + i || row[j] == 0 {
+                            bias[(r * t + i) * total + j] = MASKED;
+                        }
+                    }
+                }
+            }
+            (positions, Some((bias, b)))
+        }
+    }
+}

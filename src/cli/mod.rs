@@ -3,6 +3,8 @@
 mod feedback_cmd;
 mod gridworld_cmd;
 mod gridworld_train;
+mod lm_cmd;
+mod sft_cmd;
 mod progress;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +25,13 @@ enum Command {
     /// Rung 1–2: the gridworld (solve exactly, draw).
     #[command(subcommand)]
     Gridworld(gridworld_cmd::GridworldCommand),
+    /// Rung 3: the language model (corpus, pre-training, sampling).
+    #[command(subcommand)]
+    Lm(lm_cmd::LmCommand),
+    /// Rung 4: supervised fine-tuning on demonstrations.
+    Sft(sft_cmd::SftArgs),
+    /// Write the SFT demonstrations (train/validation/test JSONL and a data card).
+    SftData(sft_cmd::SftDataArgs),
     /// Rung 5: human feedback (simulate a labelling session, rank systems).
     #[command(subcommand)]
     Feedback(feedback_cmd::FeedbackCommand),
@@ -37,6 +46,9 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Gridworld(cmd) => gridworld_cmd::run(cmd),
+        Command::Lm(cmd) => lm_cmd::run(cmd),
+        Command::Sft(a) => sft_cmd::run(a),
+        Command::SftData(a) => sft_cmd::data(a),
         Command::Feedback(cmd) => feedback_cmd::run(cmd),
         Command::SvgToPng { files } => {
             use anyhow::Context;

@@ -36,6 +36,11 @@ impl Progress {
         let _ = std::io::stderr().flush();
     }
 
+    /// Print a line above the bar.
+    pub fn println(&self, line: &str) {
+        eprintln!("\r{line}\x1b[K");
+    }
+
     pub fn finish(&self) {
         eprintln!();
     }

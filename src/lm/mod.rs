@@ -12,14 +12,23 @@
 //! | [`pretrained`] | [`LanguageModel`]: load / save / clone |
 //! | [`hub`] | the Hugging Face hub cache and downloads |
 //! | [`sample`] | greedy, temperature, top-k, top-p, batched generation |
+//! | [`data`] | next-token batches and the masked loss |
+//! | [`train`] | the training loop shared by pre-training and SFT |
+//! | [`pretrain`] | the corpus, its tokenizer, a fresh model (rung 3) |
+//! | [`sft`] | demonstrations, the assistant-only loss mask, behaviour metrics (rung 4) |
 
 pub mod config;
+pub mod data;
 pub mod hub;
 pub mod model;
 pub mod ops;
+pub mod plots;
+pub mod pretrain;
 pub mod pretrained;
 pub mod sample;
+pub mod sft;
 pub mod tokenizer;
+pub mod train;
 pub mod weights;
 
 pub use config::LlamaConfig;
@@ -27,3 +36,5 @@ pub use model::{ForwardOutput, KvCache, Llama};
 pub use pretrained::LanguageModel;
 pub use sample::{Generated, SamplingConfig, TextGeneration};
 pub use tokenizer::{ChatMessage, PaddingSide, TextTokenizer};
+pub use data::{BatchSource, LmBatch, TokenStream};
+pub use train::{LmTrainer, RunOptions, SampleRecord, TrainConfig, TrainRecord};

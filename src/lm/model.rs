@@ -22,7 +22,7 @@
 use super::config::LlamaConfig;
 use super::ops;
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{Embedding, Linear, VarBuilder};
+use candle_nn::{Embedding, VarBuilder};
 
 /// RMSNorm (Zhang & Sennrich 2019): `y = x / √(mean(x²) + ε) · g`, computed in f32.
 #[derive(Debug, Clone)]
@@ -91,6 +91,30 @@ impl RotaryEmbedding {
         let cos = self.cos.index_select(&flat, 0)?.reshape((b, 1, t, d / 2))?;
         let sin = self.sin.index_select(&flat, 0)?.reshape((b, 1, t, d / 2))?;
         ops::rotate_half_rope(x, &cos, &sin)
+    }
+}
+
+/// A bias-free linear layer `y = x Wᵀ`, W of shape (out, in) (see [`ops::linear`]).
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+}
+
+impl Linear {
+    pub fn new(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get((out_dim, in_dim), "weight")?,
+        })
+    }
+
+    pub fn from_weight(weight: Tensor) -> Self {
+        Self { weight }
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ops::linear(x, &self.weight)
     }
 }
 
@@ -165,9 +189,7 @@ impl Attention {
         let d = cfg.hidden_size;
         let hd = cfg.head_dim();
         let kv = cfg.num_key_value_heads * hd;
-        let linear = |i, o, name: &str| -> Result<Linear> {
-            Ok(Linear::new(vb.pp(name).get((o, i), "weight")?, None))
-        };
+        let linear = |i, o, name: &str| -> Result<Linear> { Linear::new(vb.pp(name), i, o) };
         Ok(Self {
             q_proj: linear(d, cfg.num_attention_heads * hd, "q_proj")?,
             k_proj: linear(d, kv, "k_proj")?,
@@ -251,9 +273,7 @@ pub struct SwiGlu {
 impl SwiGlu {
     pub fn new(cfg: &LlamaConfig, vb: VarBuilder) -> Result<Self> {
         let (d, f) = (cfg.hidden_size, cfg.intermediate_size);
-        let linear = |i, o, name: &str| -> Result<Linear> {
-            Ok(Linear::new(vb.pp(name).get((o, i), "weight")?, None))
-        };
+        let linear = |i, o, name: &str| -> Result<Linear> { Linear::new(vb.pp(name), i, o) };
         Ok(Self {
             gate_proj: linear(d, f, "gate_proj")?,
             up_proj: linear(d, f, "up_proj")?,
@@ -325,9 +345,9 @@ impl Llama {
             .pp("model.embed_tokens")
             .get((cfg.vocab_size, cfg.hidden_size), "weight")?;
         let lm_head = if cfg.tie_word_embeddings {
-            Linear::new(embed.clone(), None)
+            Linear::from_weight(embed.clone())
         } else {
-            Linear::new(vb.pp("lm_head").get((cfg.vocab_size, cfg.hidden_size), "weight")?, None)
+            Linear::new(vb.pp("lm_head"), cfg.hidden_size, cfg.vocab_size)?
         };
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| DecoderLayer::new(cfg, vb.pp(format!("model.layers.{i}"))))

@@ -22,11 +22,80 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
         .broadcast_mul(weight)
 }
 
-/// Softmax over the last axis, `exp(xᵢ − max x) / Σⱼ exp(xⱼ − max x)`, differentiable.
+/// A bias-free linear layer `y = x Wᵀ` for x of any rank (…, in) and W (out, in).
+///
+/// The leading axes are flattened into one before the matmul. candle's
+/// `Linear` instead broadcasts W over the batch, which makes backward build a
+/// weight gradient per batch element and then sum them: flattening makes the
+/// weight gradient one matmul (a 2× faster training step on the tiny model).
+pub fn linear(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    let dims = x.dims();
+    let inner = *dims.last().unwrap_or(&1);
+    let rows = x.elem_count() / inner.max(1);
+    let y = x.reshape((rows, inner))?.matmul(&weight.t()?)?;
+    let mut out_dims = dims.to_vec();
+    *out_dims.last_mut().expect("rank ≥ 1") = weight.dim(0)?;
+    y.reshape(out_dims)
+}
+
+/// Softmax over the last axis, `pᵢ = exp(xᵢ − max x) / Σⱼ exp(xⱼ − max x)`,
+/// differentiable. On CPU in f32 it is one fused pass per row (rows in
+/// parallel) with the analytic backward `∂L/∂x = p ⊙ (g − Σⱼ gⱼ pⱼ)`; elsewhere
+/// it is composed from differentiable primitives.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        return x.contiguous()?.apply_op1(FusedSoftmax);
+    }
+    softmax_composed(x)
+}
+
+fn softmax_composed(x: &Tensor) -> Result<Tensor> {
     let max = x.max_keepdim(D::Minus1)?.detach();
     let e = x.broadcast_sub(&max)?.exp()?;
     e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+}
+
+/// The CPU softmax kernel with its backward pass.
+struct FusedSoftmax;
+
+impl candle_core::CustomOp1 for FusedSoftmax {
+    fn name(&self) -> &'static str {
+        "rlhf-lab-softmax"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use rayon::prelude::*;
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("softmax: input must be contiguous");
+        };
+        let x = &storage.as_slice::<f32>()?[start..end];
+        let n = layout.dims().last().copied().unwrap_or(1).max(1);
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(n * 64.max(1))
+            .zip(x.par_chunks(n * 64.max(1)))
+            .for_each(|(o, xs)| {
+                for (orow, xrow) in o.chunks_mut(n).zip(xs.chunks(n)) {
+                    let max = xrow.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0f32;
+                    for (oi, &xi) in orow.iter_mut().zip(xrow) {
+                        *oi = (xi - max).exp();
+                        sum += *oi;
+                    }
+                    let inv = 1.0 / sum;
+                    orow.iter_mut().for_each(|oi| *oi *= inv);
+                }
+            });
+        Ok((candle_core::CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let dot = (grad_res * res)?.sum_keepdim(D::Minus1)?;
+        Ok(Some((grad_res.broadcast_sub(&dot)? * res)?))
+    }
 }
 
 /// Rotary embedding in the "rotate half" layout: with x = [x₁, x₂] split in
@@ -66,10 +135,21 @@ mod tests {
         assert!(max_abs_diff(&rms_norm(&x, &w, 1e-5).unwrap(), &fused) < 1e-5);
         let fused = candle_nn::ops::softmax_last_dim(&x).unwrap();
         assert!(max_abs_diff(&softmax_last_dim(&x).unwrap(), &fused) < 1e-6);
+        assert!(max_abs_diff(&softmax_composed(&x).unwrap(), &fused) < 1e-6);
         let cos = randn(&[5, 4], 3);
         let sin = randn(&[5, 4], 4);
         let fused = candle_nn::rotary_emb::rope(&x, &cos, &sin).unwrap();
         assert!(max_abs_diff(&rotate_half_rope(&x, &cos, &sin).unwrap(), &fused) < 1e-5);
+    }
+
+    /// The fused CPU softmax's backward equals the composed one's (f32, 1e-6).
+    #[test]
+    fn fused_softmax_gradient_matches_composed() {
+        let x = Var::from_tensor(&randn(&[3, 4, 7], 11)).unwrap();
+        let proj = randn(&[3, 4, 7], 12);
+        let g1 = (softmax_last_dim(x.as_tensor()).unwrap() * &proj).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (softmax_composed(x.as_tensor()).unwrap() * &proj).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(max_abs_diff(g1.get(&x).unwrap(), g2.get(&x).unwrap()) < 1e-6);
     }
 
     /// Gradients agree with central finite differences (f64, tolerance 1e-6).

@@ -209,6 +209,8 @@ pub struct TextGeneration {
     pub completion: String,
     pub new_tokens: usize,
     pub stopped: bool,
+    /// The stop token that ended generation, if one did.
+    pub stop_token: Option<u32>,
 }
 
 impl LanguageModel {
@@ -238,6 +240,7 @@ impl LanguageModel {
                     completion: self.tokenizer.decode(&g.new_ids, true)?,
                     new_tokens: g.new_ids.len(),
                     stopped: g.stopped,
+                    stop_token: if g.stopped { g.new_ids.last().copied() } else { None },
                 })
             })
             .collect()

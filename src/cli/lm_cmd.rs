@@ -1,0 +1,207 @@
+//! `rlhf-lab lm …`: the corpus, pre-training and sampling of rung 3.
+
+use super::progress::Progress;
+use anyhow::{Context, Result};
+use candle_core::{DType, Device};
+use clap::{Args, Subcommand};
+use rlhf_lab::lm::pretrain;
+use rlhf_lab::lm::pretrained::resolve_model_path;
+use rlhf_lab::lm::{LanguageModel, LmTrainer, RunOptions, SamplingConfig, TrainConfig};
+use std::path::PathBuf;
+
+#[derive(Debug, Subcommand)]
+pub enum LmCommand {
+    /// Write the pre-training corpus (train.txt, valid.txt) from its generator.
+    Corpus {
+        #[arg(long, default_value = "datasets/corpus")]
+        out: PathBuf,
+        #[arg(long, default_value_t = pretrain::CORPUS_SEED)]
+        seed: u64,
+        #[arg(long, default_value_t = pretrain::CORPUS_DOCUMENTS)]
+        documents: usize,
+        /// Also (re)train tokenizer.json on the new train.txt.
+        #[arg(long)]
+        tokenizer: bool,
+    },
+    /// Pre-train a model from scratch on the corpus.
+    Pretrain(PretrainArgs),
+    /// Continue a prompt with a checkpoint folder, a Hugging Face folder, a GGUF
+    /// file or a hub id (org/name).
+    Sample(SampleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PretrainArgs {
+    /// Corpus folder (train.txt, valid.txt, tokenizer.json).
+    #[arg(long, default_value = "datasets/corpus")]
+    corpus: PathBuf,
+    /// Where the checkpoint, metrics and samples go.
+    #[arg(long, default_value = "runs/pretrain")]
+    out: PathBuf,
+    /// Model size: width 128·scale, 4·scale layers (1 = the CPU-sized tiny model).
+    #[arg(long, default_value_t = 1)]
+    scale: usize,
+    #[arg(long, default_value_t = 600)]
+    steps: usize,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 64)]
+    seq_len: usize,
+    #[arg(long, default_value_t = 3e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 100)]
+    eval_every: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Continue from the checkpoint in --out (up to --steps updates in total).
+    #[arg(long)]
+    resume: bool,
+    /// Run on the first CUDA GPU (needs a build with --features cuda).
+    #[arg(long)]
+    cuda: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// Checkpoint folder, Hugging Face folder, .gguf file, or hub id.
+    #[arg(long)]
+    model: String,
+    #[arg(long)]
+    prompt: String,
+    /// Wrap the prompt as a user message in the model's chat template.
+    #[arg(long)]
+    chat: bool,
+    #[arg(long, default_value_t = 64)]
+    max_new_tokens: usize,
+    /// 0 = greedy.
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f64,
+    #[arg(long)]
+    top_k: Option<usize>,
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Number of samples.
+    #[arg(long, default_value_t = 1)]
+    n: usize,
+    #[arg(long)]
+    cuda: bool,
+}
+
+pub fn device(cuda: bool) -> Result<Device> {
+    if cuda {
+        Device::new_cuda(0).context("opening CUDA device 0 (was the binary built with --features cuda?)")
+    } else {
+        Ok(Device::Cpu)
+    }
+}
+
+pub fn run(cmd: LmCommand) -> Result<()> {
+    match cmd {
+        LmCommand::Corpus {
+            out,
+            seed,
+            documents,
+            tokenizer,
+        } => {
+            let (t, v) = pretrain::write_corpus(&out, seed, documents)?;
+            println!("wrote {t} training and {v} held-out documents to {}", out.display());
+            if tokenizer {
+                let _ = std::fs::remove_file(out.join("tokenizer.json"));
+                let tok = pretrain::corpus_tokenizer(&out)?;
+                println!("trained tokenizer.json: {} tokens", tok.vocab_size());
+            }
+            Ok(())
+        }
+        LmCommand::Pretrain(a) => pretrain_cmd(a),
+        LmCommand::Sample(a) => sample_cmd(a),
+    }
+}
+
+fn pretrain_cmd(a: PretrainArgs) -> Result<()> {
+    let device = device(a.cuda)?;
+    let ckpt = a.out.join("checkpoint");
+    let setup = pretrain::setup(&a.corpus, a.scale, a.batch_size, a.seq_len, a.seed, &device)?;
+    let (lm, mut trainer) = if a.resume {
+        let (lm, mut t) = LmTrainer::resume(&ckpt, &device)?;
+        t.config.steps = a.steps;
+        println!("resumed at update {} from {}", t.step, ckpt.display());
+        (lm, t)
+    } else {
+        let config = TrainConfig {
+            steps: a.steps,
+            lr: a.lr,
+            eval_every: a.eval_every,
+            seed: a.seed,
+            ..TrainConfig::default()
+        };
+        let t = LmTrainer::new(&setup.model, config)?;
+        (setup.model, t)
+    };
+    println!(
+        "{lm:?}; {} training tokens, {} held-out",
+        setup.data.train.len(),
+        setup.data.valid.len()
+    );
+    let options = RunOptions {
+        checkpoint_dir: Some(ckpt.clone()),
+        sample_prompts: vec!["Mia has a".into(), "One day, it was sunny. Leo".into()],
+        sampling: Some(SamplingConfig {
+            max_new_tokens: 40,
+            temperature: 0.8,
+            seed: a.seed,
+            ..Default::default()
+        }),
+    };
+    let bar = Progress::new("pretrain", a.steps);
+    trainer.train(&lm, &setup.data, &options, &mut |r, samples| {
+        let eval = r.eval_loss.map(|l| format!(" eval {l:.3} ppl {:.1}", l.exp())).unwrap_or_default();
+        bar.update(r.step, &format!("loss {:.3}{eval} {:.0} tok/s", r.loss, r.tokens_per_sec));
+        for s in samples {
+            bar.println(&format!("  [{}] {}{}", s.step, s.prompt, s.completion));
+        }
+    })?;
+    bar.finish();
+    rlhf_lab::io::write_atomic(&a.out.join("metrics.csv"), trainer.history_csv().as_bytes())?;
+    rlhf_lab::io::write_atomic(
+        &a.out.join("samples.json"),
+        serde_json::to_string_pretty(&trainer.samples)?.as_bytes(),
+    )?;
+    println!(
+        "checkpoint: {} (load with `rlhf-lab lm sample --model {}`); metrics: {}",
+        ckpt.display(),
+        ckpt.display(),
+        a.out.join("metrics.csv").display()
+    );
+    Ok(())
+}
+
+fn sample_cmd(a: SampleArgs) -> Result<()> {
+    let device = device(a.cuda)?;
+    let path = resolve_model_path(&a.model)?;
+    let lm = LanguageModel::load(&path, &device, DType::F32)?;
+    let prompt = if a.chat {
+        lm.tokenizer
+            .apply_chat_template(&[rlhf_lab::lm::ChatMessage::user(&a.prompt)], true)
+    } else {
+        a.prompt.clone()
+    };
+    for i in 0..a.n {
+        let cfg = SamplingConfig {
+            max_new_tokens: a.max_new_tokens,
+            temperature: a.temperature,
+            top_k: a.top_k,
+            top_p: Some(a.top_p),
+            seed: a.seed + i as u64,
+            ..Default::default()
+        };
+        let g = lm.generate(&prompt, &cfg)?;
+        if a.chat {
+            println!("{}", g.completion.trim());
+        } else {
+            println!("{}{}", a.prompt, g.completion);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! `rlhf-lab sft …`: supervised fine-tuning on demonstrations (rung 4).
+
+use super::lm_cmd::device;
+use super::progress::Progress;
+use anyhow::Result;
+use candle_core::DType;
+use clap::Args;
+use rlhf_lab::lm::pretrained::resolve_model_path;
+use rlhf_lab::lm::sft::{self, SftDataset};
+use rlhf_lab::lm::{LanguageModel, LmTrainer, RunOptions, TrainConfig};
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct SftArgs {
+    /// Checkpoint folder, Hugging Face folder, .gguf file, or hub id.
+    #[arg(long)]
+    model: String,
+    /// Folder with train.jsonl, validation.jsonl, test.jsonl.
+    #[arg(long, default_value = "datasets/sft")]
+    data: PathBuf,
+    /// Output folder: the fine-tuned model in `model/`, metrics, the before/after table.
+    #[arg(long, default_value = "runs/sft")]
+    out: PathBuf,
+    #[arg(long, default_value_t = 300)]
+    steps: usize,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Longer conversations are truncated (and counted).
+    #[arg(long, default_value_t = 256)]
+    max_len: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 50)]
+    eval_every: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Test conversations per kind used for the behaviour table (0 = all).
+    #[arg(long, default_value_t = 0)]
+    eval_examples: usize,
+    /// Weights in bf16 (for a GPU); default f32.
+    #[arg(long)]
+    bf16: bool,
+    #[arg(long)]
+    cuda: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SftDataArgs {
+    #[arg(long, default_value = "datasets/sft")]
+    out: PathBuf,
+    #[arg(long, default_value_t = rlhf_lab::lm::sft::DATASET_SEED)]
+    seed: u64,
+    #[arg(long, default_value_t = rlhf_lab::lm::sft::DATASET_PER_KIND)]
+    per_kind: usize,
+}
+
+pub fn data(a: SftDataArgs) -> Result<()> {
+    let c = sft::write_dataset(&a.out, a.seed, a.per_kind)?;
+    println!("wrote {} / {} / {} conversations and README.md to {}", c[0], c[1], c[2], a.out.display());
+    Ok(())
+}
+
+pub fn run(a: SftArgs) -> Result<()> {
+    let device = device(a.cuda)?;
+    let dtype = if a.bf16 { DType::BF16 } else { DType::F32 };
+    let lm = LanguageModel::load(&resolve_model_path(&a.model)?, &device, dtype)?;
+    let (train, valid, test) = sft::read_splits(&a.data)?;
+    let test = sft::take_per_kind(&test, a.eval_examples);
+    let data = SftDataset::new(&lm.tokenizer, &train, &valid, a.batch_size, a.max_len, a.seed)?;
+    println!(
+        "{lm:?}; {} train / {} validation conversations; truncated to {} tokens: {} / {}",
+        train.len(),
+        valid.len(),
+        a.max_len,
+        data.truncated.0,
+        data.truncated.1
+    );
+    let before = sft::evaluate_behaviour(&lm, &test, 64)?;
+    let config = TrainConfig {
+        steps: a.steps,
+        lr: a.lr,
+        warmup_steps: 20.min(a.steps / 5),
+        eval_every: a.eval_every,
+        seed: a.seed,
+        ..TrainConfig::default()
+    };
+    let mut trainer = LmTrainer::new(&lm, config)?;
+    let options = RunOptions {
+        checkpoint_dir: Some(a.out.join("checkpoint")),
+        ..Default::default()
+    };
+    let bar = Progress::new("sft", a.steps);
+    trainer.train(&lm, &data, &options, &mut |r, _| {
+        let eval = r.eval_loss.map(|l| format!(" eval {l:.3}")).unwrap_or_default();
+        bar.update(r.step, &format!("loss {:.3}{eval} {:.0} tok/s", r.loss, r.tokens_per_sec));
+    })?;
+    bar.finish();
+    let after = sft::evaluate_behaviour(&lm, &test, 64)?;
+    let table = sft::behaviour_table(&before, &after);
+    println!("{table}");
+    lm.save(&a.out.join("model"))?;
+    rlhf_lab::io::write_atomic(&a.out.join("metrics.csv"), trainer.history_csv().as_bytes())?;
+    rlhf_lab::io::write_atomic(&a.out.join("behaviour.md"), table.as_bytes())?;
+    rlhf_lab::io::write_atomic(
+        &a.out.join("behaviour.json"),
+        serde_json::to_string_pretty(&serde_json::json!({"before": before, "after": after}))?.as_bytes(),
+    )?;
+    println!("fine-tuned model: {}", a.out.join("model").display());
+    Ok(())
+}

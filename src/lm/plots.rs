@@ -1,0 +1,199 @@
+//! Pictures of a language model for the notebooks: coloured tokens, the
+//! next-token distribution, attention maps, training curves, memory per precision.
+
+use super::pretrained::LanguageModel;
+use super::sample::{next_token_distribution, SamplingConfig};
+use super::sft::Conversation;
+use super::tokenizer::TextTokenizer;
+use super::train::TrainRecord;
+use crate::plot::{BarChart, Figure, Heatmap, LineChart};
+use anyhow::{Context, Result};
+use candle_core::{IndexOp, Tensor};
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Show a token piece: spaces as `·`, newlines as `⏎`.
+fn visible(piece: &str) -> String {
+    piece.replace(' ', "·").replace('\n', "⏎").replace('\t', "⇥")
+}
+
+/// Boxes of text, one per token, coloured; `highlight[i]` draws a thick
+/// border (used for the SFT loss mask). Wraps at `width` pixels.
+fn token_boxes(title: &str, pieces: &[(u32, String)], highlight: Option<&[bool]>, width: u32) -> Figure {
+    let (char_w, line_h, pad) = (8.0, 34.0, 10.0);
+    let mut x = pad;
+    let mut y = 40.0;
+    let mut body = String::new();
+    for (i, (id, piece)) in pieces.iter().enumerate() {
+        let label = visible(piece);
+        let w = (label.chars().count().max(1) as f64) * char_w + 8.0;
+        if x + w > width as f64 - pad {
+            x = pad;
+            y += line_h;
+        }
+        let c = crate::plot::palette(*id as usize);
+        let (stroke, sw) = match highlight {
+            Some(h) if h[i] => ("#d62728", 2.5),
+            _ => ("#ffffff", 1.0),
+        };
+        body.push_str(&format!(
+            r##"<rect x="{x:.1}" y="{:.1}" width="{w:.1}" height="24" rx="3" fill="rgb({},{},{})" fill-opacity="0.35" stroke="{stroke}" stroke-width="{sw}"/><text x="{:.1}" y="{:.1}" font-family="monospace" font-size="13" fill="#111"><title>id {id}</title>{}</text>"##,
+            y - 17.0,
+            c.0,
+            c.1,
+            c.2,
+            x + 4.0,
+            y,
+            escape(&label)
+        ));
+        x += w + 3.0;
+    }
+    let height = (y + 20.0) as u32;
+    let svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}"><rect width="100%" height="100%" fill="white"/><text x="{pad}" y="18" font-family="sans-serif" font-size="14" font-weight="bold">{}</text>{body}</svg>"##,
+        escape(title)
+    );
+    Figure::from_svg(svg, width, height)
+}
+
+/// The tokens of `text`, each in its own coloured box (colour by id).
+pub fn token_view(tok: &TextTokenizer, text: &str) -> Result<Figure> {
+    let pieces = tok.pieces(text)?;
+    let title = format!("{} characters → {} tokens", text.chars().count(), pieces.len());
+    Ok(token_boxes(&title, &pieces, None, 760))
+}
+
+/// A chat conversation's tokens with the SFT loss mask: red-bordered tokens
+/// are the targets the loss counts (the assistant's answer and its end token).
+pub fn loss_mask_view(tok: &TextTokenizer, conversation: &Conversation) -> Result<Figure> {
+    let (ids, counts) = super::sft::tokenize_with_mask(tok, &conversation.messages)?;
+    let pieces: Vec<(u32, String)> = ids
+        .iter()
+        .map(|&id| Ok((id, tok.decode(&[id], false)?)))
+        .collect::<Result<_>>()?;
+    let n = counts.iter().filter(|&&c| c).count();
+    let title = format!("{} tokens; the loss counts the {n} with red borders", ids.len());
+    Ok(token_boxes(&title, &pieces, Some(&counts), 760))
+}
+
+/// The `k` most likely next tokens after `prompt` under `cfg` (temperature,
+/// top-k, top-p applied), as bars.
+pub fn next_token_bars(lm: &LanguageModel, prompt: &str, cfg: &SamplingConfig, k: usize) -> Result<Figure> {
+    let ids = lm.tokenizer.encode(prompt)?;
+    let x = Tensor::new(ids.as_slice(), lm.device())?.unsqueeze(0)?;
+    let logits = lm.model.forward(&x)?.logits;
+    let last: Vec<f32> = logits.i((0, ids.len() - 1))?.to_vec1()?;
+    let dist = next_token_distribution(&last, cfg);
+    let shown = &dist[..dist.len().min(k)];
+    let labels: Vec<String> = shown
+        .iter()
+        .map(|(id, _)| Ok(visible(&lm.tokenizer.decode(&[*id], false)?)))
+        .collect::<Result<_>>()?;
+    let probs: Vec<f64> = shown.iter().map(|d| d.1).collect();
+    let title = format!(
+        "π(next | \"{prompt}\"), T = {}{}{}",
+        cfg.temperature,
+        cfg.top_k.map(|k| format!(", top-k {k}")).unwrap_or_default(),
+        cfg.top_p.map(|p| format!(", top-p {p}")).unwrap_or_default()
+    );
+    BarChart::new(title).y_label("probability").bars(&labels, &probs).size(640, 320).draw()
+}
+
+/// Attention probabilities of one head in one layer over `text`, as a heatmap
+/// (rows: the query token, columns: the key token it reads).
+pub fn attention_map(lm: &LanguageModel, text: &str, layer: usize, head: usize) -> Result<Figure> {
+    let ids = lm.tokenizer.encode(text)?;
+    let x = Tensor::new(ids.as_slice(), lm.device())?.unsqueeze(0)?;
+    let out = lm.model.forward_with_attention(&x)?;
+    let att = out.attentions.context("attention was not returned")?;
+    let a = att
+        .get(layer)
+        .with_context(|| format!("layer {layer} does not exist ({} layers)", att.len()))?;
+    let probs: Vec<Vec<f32>> = a.i((0, head))?.to_vec2()?;
+    let labels: Vec<String> = ids
+        .iter()
+        .map(|&id| Ok(visible(&lm.tokenizer.decode(&[id], false)?)))
+        .collect::<Result<_>>()?;
+    let values = probs.into_iter().map(|r| r.into_iter().map(f64::from).collect()).collect();
+    Heatmap::new(format!("layer {layer}, head {head}: who attends to whom"), values)
+        .row_labels(labels.clone())
+        .col_labels(labels)
+        .x_label("key (read)")
+        .y_label("query (reading)")
+        .range(0.0, 1.0)
+        .size(620, 560)
+        .draw()
+}
+
+/// Training loss (smoothed) and held-out loss against updates.
+pub fn loss_curve(history: &[TrainRecord], title: &str) -> Result<Figure> {
+    let train: Vec<&TrainRecord> = history.iter().filter(|r| r.step > 0).collect();
+    let xs: Vec<f64> = train.iter().map(|r| r.step as f64).collect();
+    let ys: Vec<f64> = train.iter().map(|r| r.loss).collect();
+    let evals: Vec<&TrainRecord> = history.iter().filter(|r| r.eval_loss.is_some()).collect();
+    let ex: Vec<f64> = evals.iter().map(|r| r.step as f64).collect();
+    let ey: Vec<f64> = evals.iter().map(|r| r.eval_loss.unwrap_or(f64::NAN)).collect();
+    LineChart::new(title)
+        .x_label("update")
+        .y_label("cross-entropy (nats / token)")
+        .series("training batch", &xs, &ys)
+        .series("held-out", &ex, &ey)
+        .log_y(true)
+        .draw()
+}
+
+/// Bytes per weight of common precisions.
+pub const PRECISIONS: &[(&str, f64)] = &[("f32", 4.0), ("bf16 / f16", 2.0), ("int8", 1.0), ("4-bit", 0.5)];
+
+/// Memory of `parameters` weights in each precision: (precision, bytes).
+/// Weights only — training needs more (gradients, Adam's two moments, activations).
+pub fn weight_memory(parameters: usize) -> Vec<(String, f64)> {
+    PRECISIONS.iter().map(|(name, b)| (name.to_string(), parameters as f64 * b)).collect()
+}
+
+/// Human-readable bytes.
+pub fn format_bytes(bytes: f64) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = bytes;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", units[u])
+}
+
+/// A Markdown table of weight memory per precision for named models.
+pub fn memory_table(models: &[(&str, usize)]) -> String {
+    let mut s = String::from("| model | parameters |");
+    for (p, _) in PRECISIONS {
+        s.push_str(&format!(" {p} |"));
+    }
+    s.push_str("\n|---|---|");
+    s.push_str(&"---|".repeat(PRECISIONS.len()));
+    s.push('\n');
+    for (name, n) in models {
+        s.push_str(&format!("| {name} | {n} |"));
+        for (_, bytes) in weight_memory(*n) {
+            s.push_str(&format!(" {} |", format_bytes(bytes)));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_is_parameters_times_bytes() {
+        let m = weight_memory(134_515_008);
+        assert_eq!(m[0].1, 538_060_032.0);
+        assert_eq!(m[3].1, 67_257_504.0);
+        assert_eq!(format_bytes(538_060_032.0), "538.1 MB");
+        assert!(memory_table(&[("x", 10)]).contains("| x | 10 | 40.0 B | 20.0 B | 10.0 B | 5.0 B |"));
+    }
+}

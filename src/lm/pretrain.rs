@@ -1,0 +1,79 @@
+//! Pre-training from scratch on the project's corpus (`datasets/corpus/`): the
+//! pieces the CLI (`rlhf-lab lm pretrain`) and notebook 03 share.
+
+use super::config::LlamaConfig;
+use super::data::TokenStream;
+use super::pretrained::LanguageModel;
+use super::tokenizer::TextTokenizer;
+use crate::world::{corpus, World};
+use anyhow::{Context, Result};
+use candle_core::{DType, Device};
+use std::path::{Path, PathBuf};
+
+/// Seed of the committed corpus.
+pub const CORPUS_SEED: u64 = 2024;
+/// Number of documents in the committed corpus.
+pub const CORPUS_DOCUMENTS: usize = 14_000;
+/// Vocabulary size of the corpus tokenizer.
+pub const CORPUS_VOCAB: usize = 2048;
+
+/// `datasets/corpus` of this repository.
+pub fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/corpus")
+}
+
+/// Generate the corpus of `seed` and write `train.txt` and `valid.txt` into `dir`
+/// (atomically). Returns the (train, valid) document counts.
+pub fn write_corpus(dir: &Path, seed: u64, documents: usize) -> Result<(usize, usize)> {
+    let (train, valid) = corpus::generate(&World::generate(0), seed, documents);
+    crate::io::write_atomic(&dir.join("train.txt"), corpus::to_text(&train).as_bytes())
+        .with_context(|| format!("writing {}", dir.join("train.txt").display()))?;
+    crate::io::write_atomic(&dir.join("valid.txt"), corpus::to_text(&valid).as_bytes())
+        .with_context(|| format!("writing {}", dir.join("valid.txt").display()))?;
+    Ok((train.len(), valid.len()))
+}
+
+/// Read `train.txt` and `valid.txt` from `dir` as documents.
+pub fn read_corpus(dir: &Path) -> Result<(Vec<String>, Vec<String>)> {
+    let read = |name: &str| -> Result<Vec<String>> {
+        let p = dir.join(name);
+        let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        let docs = corpus::from_text(&text);
+        if docs.is_empty() {
+            anyhow::bail!("{}: no documents", p.display());
+        }
+        Ok(docs)
+    };
+    Ok((read("train.txt")?, read("valid.txt")?))
+}
+
+/// The corpus tokenizer: `dir/tokenizer.json` if present, else trained on
+/// `train.txt` with [`CORPUS_VOCAB`] tokens and saved there.
+pub fn corpus_tokenizer(dir: &Path) -> Result<TextTokenizer> {
+    let path = dir.join("tokenizer.json");
+    if path.exists() {
+        return TextTokenizer::from_file(&path);
+    }
+    let (train, _) = read_corpus(dir)?;
+    let tok = TextTokenizer::train_bpe(train.iter(), CORPUS_VOCAB)?;
+    tok.save(dir)?;
+    Ok(tok)
+}
+
+/// Everything a pre-training run needs.
+pub struct PretrainSetup {
+    pub model: LanguageModel,
+    pub data: TokenStream,
+}
+
+/// A fresh model of [`LlamaConfig::scaled`]`(vocab, scale)` and the corpus as
+/// a token stream of `batch_size` windows of `seq_len` tokens.
+pub fn setup(dir: &Path, scale: usize, batch_size: usize, seq_len: usize, seed: u64, device: &Device) -> Result<PretrainSetup> {
+    let tokenizer = corpus_tokenizer(dir)?;
+    let (train, valid) = read_corpus(dir)?;
+    let data = TokenStream::new(&tokenizer, &train, &valid, batch_size, seq_len, seed)?;
+    let mut config = LlamaConfig::scaled(tokenizer.vocab_size(), scale);
+    config.max_position_embeddings = config.max_position_embeddings.max(seq_len);
+    let model = LanguageModel::new_random(config, tokenizer, seed, device, DType::F32)?;
+    Ok(PretrainSetup { model, data })
+}

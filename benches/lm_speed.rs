@@ -10,7 +10,10 @@ use rlhf_lab::lm::{BatchSource, LmTrainer, SamplingConfig, TrainConfig};
 use std::time::Instant;
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn bench_device(device: &Device, label: &str) -> anyhow::Result<()> {

@@ -25,6 +25,18 @@ pub use crate::feedback::simulate::{
 pub use crate::gridworld_plots::{
     policy_view, solution_view, sweep, value_grid, with_param, SweepPoint, ValueTable,
 };
+pub use crate::lm::plots::{
+    attention_map, format_bytes, loss_curve, loss_mask_view, memory_table, next_token_bars,
+    token_view, weight_memory,
+};
+pub use crate::lm::pretrained::smollm2_gguf;
+pub use crate::lm::sft::{
+    behaviour_table, evaluate_behaviour, Conversation, KindReport, SftDataset,
+};
+pub use crate::lm::{
+    pretrain, sft, BatchSource, ChatMessage, LanguageModel, LlamaConfig, LmTrainer, RunOptions,
+    SamplingConfig, TextTokenizer, TrainConfig, TrainRecord,
+};
 pub use crate::plot::{BarChart, Figure, Heatmap, Histogram, LineChart};
 pub use crate::rl::plots::{
     agent_vs_truth, compare_curves, gradient_variance_chart, learning_curve, metric_curve,
@@ -35,6 +47,7 @@ pub use crate::rl::{
 };
 pub use crate::world::World;
 pub use anyhow;
+pub use candle_core::{DType, Device};
 pub use gridworld::render::{ascii, ascii_values};
 pub use gridworld::solve::{
     bellman_residual, expected_return, optimal_actions, policy_agreement, policy_evaluation,
@@ -42,14 +55,3 @@ pub use gridworld::solve::{
     SolveOptions,
 };
 pub use gridworld::{Action, Cell, Encoding, Env, GridView, GridWorld, Map, Rng, Step, VecEnv};
-pub use crate::lm::plots::{
-    attention_map, format_bytes, loss_curve, loss_mask_view, memory_table, next_token_bars, token_view,
-    weight_memory,
-};
-pub use crate::lm::pretrained::smollm2_gguf;
-pub use crate::lm::sft::{behaviour_table, evaluate_behaviour, Conversation, KindReport, SftDataset};
-pub use crate::lm::{
-    pretrain, sft, BatchSource, ChatMessage, LanguageModel, LlamaConfig, LmTrainer, RunOptions,
-    SamplingConfig, TextTokenizer, TrainConfig, TrainRecord,
-};
-pub use candle_core::{DType, Device};

@@ -4,13 +4,23 @@ use rlhf_lab::lm::{pretrain, sft};
 
 fn same_file(a: &std::path::Path, b: &std::path::Path) {
     let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
-    assert!(x == y, "{} differs from the generator's output {} (regenerate it)", a.display(), b.display());
+    assert!(
+        x == y,
+        "{} differs from the generator's output {} (regenerate it)",
+        a.display(),
+        b.display()
+    );
 }
 
 #[test]
 fn corpus_and_demonstrations_match_their_generators() {
     let tmp = std::env::temp_dir().join(format!("rlhf-datasets-{}", std::process::id()));
-    pretrain::write_corpus(&tmp.join("corpus"), pretrain::CORPUS_SEED, pretrain::CORPUS_DOCUMENTS).unwrap();
+    pretrain::write_corpus(
+        &tmp.join("corpus"),
+        pretrain::CORPUS_SEED,
+        pretrain::CORPUS_DOCUMENTS,
+    )
+    .unwrap();
     for f in ["train.txt", "valid.txt"] {
         same_file(&pretrain::corpus_dir().join(f), &tmp.join("corpus").join(f));
     }
@@ -20,10 +30,14 @@ fn corpus_and_demonstrations_match_their_generators() {
     }
     // The committed tokenizer is the one training on train.txt gives.
     let (train, _) = pretrain::read_corpus(&pretrain::corpus_dir()).unwrap();
-    let retrained = rlhf_lab::lm::TextTokenizer::train_bpe(train.iter(), pretrain::CORPUS_VOCAB).unwrap();
+    let retrained =
+        rlhf_lab::lm::TextTokenizer::train_bpe(train.iter(), pretrain::CORPUS_VOCAB).unwrap();
     let committed = pretrain::corpus_tokenizer(&pretrain::corpus_dir()).unwrap();
     let text = &train[0];
-    assert_eq!(retrained.encode(text).unwrap(), committed.encode(text).unwrap());
+    assert_eq!(
+        retrained.encode(text).unwrap(),
+        committed.encode(text).unwrap()
+    );
     assert_eq!(retrained.vocab_size(), committed.vocab_size());
     // Every line of the splits validates.
     let (t, v, te) = sft::read_splits(&sft::sft_dir()).unwrap();

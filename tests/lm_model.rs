@@ -7,7 +7,9 @@ use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
 use rlhf_lab::lm::sample::generate_ids;
 use rlhf_lab::lm::tokenizer::{pad_batch, PaddingSide};
-use rlhf_lab::lm::{hub, weights, LanguageModel, Llama, LlamaConfig, SamplingConfig, TextTokenizer};
+use rlhf_lab::lm::{
+    hub, weights, LanguageModel, Llama, LlamaConfig, SamplingConfig, TextTokenizer,
+};
 
 fn tiny_config() -> LlamaConfig {
     LlamaConfig {
@@ -29,7 +31,10 @@ fn tiny_config() -> LlamaConfig {
 
 /// Random weights, scaled up from the 0.02 initialisation so that attention is
 /// far from uniform and the tests are sensitive to mistakes.
-fn random_model(cfg: &LlamaConfig, seed: u64) -> (Llama, std::collections::HashMap<String, Tensor>) {
+fn random_model(
+    cfg: &LlamaConfig,
+    seed: u64,
+) -> (Llama, std::collections::HashMap<String, Tensor>) {
     let mut w = weights::init_weights(cfg, seed);
     let mut rng = rlhf_lab::gridworld::Rng::new(seed + 100);
     for (name, t) in w.iter_mut() {
@@ -42,7 +47,11 @@ fn random_model(cfg: &LlamaConfig, seed: u64) -> (Llama, std::collections::HashM
         }
     }
     let varmap = weights::into_varmap(cfg, w.clone(), &Device::Cpu, DType::F32, "test").unwrap();
-    let model = Llama::new(cfg, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
+    let model = Llama::new(
+        cfg,
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+    )
+    .unwrap();
     (model, w)
 }
 
@@ -52,7 +61,7 @@ fn ids(rows: &[&[u32]]) -> Tensor {
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+    rlhf_lab::lm::ops::max_abs_diff(a, b).unwrap()
 }
 
 #[test]
@@ -64,7 +73,11 @@ fn every_weight_gets_a_finite_nonzero_gradient() {
         };
         let w = weights::init_weights(&cfg, 3);
         let varmap = weights::into_varmap(&cfg, w, &Device::Cpu, DType::F32, "test").unwrap();
-        let model = Llama::new(&cfg, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
+        let model = Llama::new(
+            &cfg,
+            VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        )
+        .unwrap();
         let x = ids(&[&[1, 5, 9, 2, 7, 3], &[4, 4, 8, 1, 0, 6]]);
         let logp = model.token_log_probs(&x, None).unwrap();
         let loss = logp.mean_all().unwrap().neg().unwrap();
@@ -72,9 +85,14 @@ fn every_weight_gets_a_finite_nonzero_gradient() {
         let vars = weights::named_vars(&varmap);
         assert_eq!(vars.len(), weights::expected_shapes(&cfg).len());
         for (name, var) in vars {
-            let g = grads.get(&var).unwrap_or_else(|| panic!("no gradient for `{name}` (tied={tie})"));
+            let g = grads
+                .get(&var)
+                .unwrap_or_else(|| panic!("no gradient for `{name}` (tied={tie})"));
             let norm: f32 = g.sqr().unwrap().sum_all().unwrap().to_scalar().unwrap();
-            assert!(norm.is_finite() && norm > 0.0, "`{name}` gradient norm² = {norm}");
+            assert!(
+                norm.is_finite() && norm > 0.0,
+                "`{name}` gradient norm² = {norm}"
+            );
         }
     }
 }
@@ -88,9 +106,19 @@ fn kv_cache_logits_equal_full_forward() {
     let seq: Vec<u32> = vec![3, 14, 15, 9, 2, 6, 5, 35, 8, 9];
     let full = model.forward(&ids(&[&seq])).unwrap().logits;
     let mut cache = model.new_cache();
-    let mut pieces = vec![model.forward_cached(&ids(&[&seq[..4]]), None, &mut cache).unwrap().logits];
+    let mut pieces = vec![
+        model
+            .forward_cached(&ids(&[&seq[..4]]), None, &mut cache)
+            .unwrap()
+            .logits,
+    ];
     for &tok in &seq[4..] {
-        pieces.push(model.forward_cached(&ids(&[&[tok]]), None, &mut cache).unwrap().logits);
+        pieces.push(
+            model
+                .forward_cached(&ids(&[&[tok]]), None, &mut cache)
+                .unwrap()
+                .logits,
+        );
     }
     assert_eq!(cache.len(), seq.len());
     let incremental = Tensor::cat(&pieces, 1).unwrap();
@@ -99,8 +127,17 @@ fn kv_cache_logits_equal_full_forward() {
 
     // Row 0 left-padded by 3: its real positions must match the unpadded run.
     let short = &seq[..7];
-    let batch = pad_batch(&[short.to_vec(), seq.clone()], 0, PaddingSide::Left, &Device::Cpu).unwrap();
-    let padded = model.forward_masked(&batch.input_ids, &batch.attention_mask).unwrap().logits;
+    let batch = pad_batch(
+        &[short.to_vec(), seq.clone()],
+        0,
+        PaddingSide::Left,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let padded = model
+        .forward_masked(&batch.input_ids, &batch.attention_mask)
+        .unwrap()
+        .logits;
     let alone = model.forward(&ids(&[short])).unwrap().logits;
     let d = max_abs_diff(&padded.i((0..1, 3..10, ..)).unwrap(), &alone);
     assert!(d < 1e-4, "padded vs alone: {d}");
@@ -141,16 +178,26 @@ fn logits_match_candle_transformers_llama() {
         let seq: Vec<u32> = vec![1, 2, 3, 60, 17, 42, 9, 9, 0, 33, 12];
         let ours = model.forward(&ids(&[&seq])).unwrap().logits;
         for end in [1, 4, seq.len()] {
-            let mut cache = reference::Cache::new(false, DType::F32, &ref_cfg, &Device::Cpu).unwrap();
-            let theirs = reference_model.forward(&ids(&[&seq[..end]]), 0, &mut cache).unwrap();
-            let d = max_abs_diff(&ours.i((0, end - 1, ..)).unwrap().unsqueeze(0).unwrap(), &theirs);
+            let mut cache =
+                reference::Cache::new(false, DType::F32, &ref_cfg, &Device::Cpu).unwrap();
+            let theirs = reference_model
+                .forward(&ids(&[&seq[..end]]), 0, &mut cache)
+                .unwrap();
+            let d = max_abs_diff(
+                &ours.i((0, end - 1, ..)).unwrap().unsqueeze(0).unwrap(),
+                &theirs,
+            );
             assert!(d < 1e-4, "tie={tie} prefix {end}: max |Δlogit| = {d}");
         }
     }
 }
 
 fn tiny_tokenizer() -> TextTokenizer {
-    let texts = ["Mia has a red cat.", "Leo has a blue dog.", "The dog ran to the park."];
+    let texts = [
+        "Mia has a red cat.",
+        "Leo has a blue dog.",
+        "The dog ran to the park.",
+    ];
     TextTokenizer::train_bpe(texts.iter().cycle().take(100), 64).unwrap()
 }
 
@@ -180,8 +227,13 @@ fn batched_generation_equals_one_prompt_at_a_time() {
                     seed: s.seed_for_row(r),
                     ..s.clone()
                 };
-                let alone = generate_ids(&model, &[p.clone()], 0, &[1], &alone_cfg).unwrap();
-                assert_eq!(batched[r], alone[0], "row {r}, cache {use_kv_cache}, T {}", s.temperature);
+                let alone =
+                    generate_ids(&model, std::slice::from_ref(p), 0, &[1], &alone_cfg).unwrap();
+                assert_eq!(
+                    batched[r], alone[0],
+                    "row {r}, cache {use_kv_cache}, T {}",
+                    s.temperature
+                );
             }
         }
     }
@@ -213,9 +265,15 @@ fn checkpoint_and_hub_cache_round_trip() {
     lm.save(&dir).unwrap();
     let back = LanguageModel::load(&dir, &Device::Cpu, DType::F32).unwrap();
     let x = ids(&[&[1, 2, 3, 4]]);
-    let d = max_abs_diff(&lm.model.forward(&x).unwrap().logits, &back.model.forward(&x).unwrap().logits);
+    let d = max_abs_diff(
+        &lm.model.forward(&x).unwrap().logits,
+        &back.model.forward(&x).unwrap().logits,
+    );
     assert_eq!(d, 0.0);
-    assert_eq!(back.tokenizer.encode("Mia has a dog").unwrap(), lm.tokenizer.encode("Mia has a dog").unwrap());
+    assert_eq!(
+        back.tokenizer.encode("Mia has a dog").unwrap(),
+        lm.tokenizer.encode("Mia has a dog").unwrap()
+    );
 
     // A hub cache laid out as huggingface_hub does, built by hand, read offline.
     let cache = dir.join("hub");
@@ -223,29 +281,53 @@ fn checkpoint_and_hub_cache_round_trip() {
     std::fs::create_dir_all(&snap).unwrap();
     std::fs::create_dir_all(cache.join("models--test-org--tiny/refs")).unwrap();
     std::fs::write(cache.join("models--test-org--tiny/refs/main"), "0123abcd").unwrap();
-    for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"] {
+    for f in [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "model.safetensors",
+    ] {
         std::fs::copy(dir.join(f), snap.join(f)).unwrap();
     }
     let found = hub::snapshot("test-org/tiny", Some(&cache), false).unwrap();
     assert_eq!(found, snap);
     let from_hub = LanguageModel::from_dir(&found, &Device::Cpu, DType::F32).unwrap();
-    let d = max_abs_diff(&lm.model.forward(&x).unwrap().logits, &from_hub.model.forward(&x).unwrap().logits);
+    let d = max_abs_diff(
+        &lm.model.forward(&x).unwrap().logits,
+        &from_hub.model.forward(&x).unwrap().logits,
+    );
     assert_eq!(d, 0.0);
 
     // Missing files are named, with the cache searched.
     std::fs::remove_file(snap.join("model.safetensors")).unwrap();
-    let err = hub::snapshot("test-org/tiny", Some(&cache), false).unwrap_err().to_string();
-    assert!(err.contains("missing model.safetensors") && err.contains("hub"), "{err}");
-    let err = hub::snapshot("nobody/nothing", Some(&cache), false).unwrap_err().to_string();
-    assert!(err.contains("missing config.json, tokenizer.json, model.safetensors"), "{err}");
+    let err = hub::snapshot("test-org/tiny", Some(&cache), false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("missing model.safetensors") && err.contains("hub"),
+        "{err}"
+    );
+    let err = hub::snapshot("nobody/nothing", Some(&cache), false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("missing config.json, tokenizer.json, model.safetensors"),
+        "{err}"
+    );
 
     // A corrupt config names the file and field.
     let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
     v.as_object_mut().unwrap().remove("hidden_size");
     std::fs::write(dir.join("config.json"), v.to_string()).unwrap();
-    let err = format!("{:#}", LanguageModel::load(&dir, &Device::Cpu, DType::F32).unwrap_err());
-    assert!(err.contains("config.json: missing field `hidden_size`"), "{err}");
+    let err = format!(
+        "{:#}",
+        LanguageModel::load(&dir, &Device::Cpu, DType::F32).unwrap_err()
+    );
+    assert!(
+        err.contains("config.json: missing field `hidden_size`"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -13,7 +13,11 @@ use rlhf_lab::lm::{ChatMessage, LanguageModel, SamplingConfig};
 use std::sync::OnceLock;
 
 fn reference() -> serde_json::Value {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/smollm2_reference.json")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/smollm2_reference.json"
+    ))
+    .unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -33,7 +37,11 @@ fn model() -> Option<&'static LanguageModel> {
 }
 
 fn ids_of(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 #[test]
@@ -42,14 +50,28 @@ fn gguf_tokenizer_matches_transformers() {
     let r = reference();
     for e in r["encodings"].as_array().unwrap() {
         let text = e["text"].as_str().unwrap();
-        assert_eq!(lm.tokenizer.encode(text).unwrap(), ids_of(&e["ids"]), "{text:?}");
-        assert_eq!(lm.tokenizer.decode(&ids_of(&e["ids"]), false).unwrap(), text);
+        assert_eq!(
+            lm.tokenizer.encode(text).unwrap(),
+            ids_of(&e["ids"]),
+            "{text:?}"
+        );
+        assert_eq!(
+            lm.tokenizer.decode(&ids_of(&e["ids"]), false).unwrap(),
+            text
+        );
     }
     let chat = lm
         .tokenizer
         .apply_chat_template(&[ChatMessage::user("What is the capital of France?")], true);
     assert_eq!(chat, r["chat_template_output"].as_str().unwrap());
-    assert_eq!((lm.tokenizer.bos_id(), lm.tokenizer.eos_id(), lm.tokenizer.pad_id()), (Some(1), 2, 2));
+    assert_eq!(
+        (
+            lm.tokenizer.bos_id(),
+            lm.tokenizer.eos_id(),
+            lm.tokenizer.pad_id()
+        ),
+        (Some(1), 2, 2)
+    );
     assert_eq!(lm.num_parameters(), 134_515_008);
 }
 
@@ -72,10 +94,21 @@ fn greedy_continuation_matches_references() {
             stop_tokens: vec![u32::MAX],
             ..SamplingConfig::greedy(expected.len())
         };
-        let ours = rlhf_lab::lm::sample::generate_ids(&lm.model, &[prompt_ids.clone()], 2, &[u32::MAX], &cfg).unwrap();
+        let ours = rlhf_lab::lm::sample::generate_ids(
+            &lm.model,
+            std::slice::from_ref(&prompt_ids),
+            2,
+            &[u32::MAX],
+            &cfg,
+        )
+        .unwrap();
         let ours = &ours[0].new_ids;
         // transformers stops at EOS; compare what it produced.
-        assert_eq!(&ours[..expected.len()], expected.as_slice(), "vs transformers on {prompt:?}");
+        assert_eq!(
+            &ours[..expected.len()],
+            expected.as_slice(),
+            "vs transformers on {prompt:?}"
+        );
 
         // candle-transformers' quantized model, greedy, one token at a time.
         // It quantizes activations to 8 bits inside each matmul, so it only
@@ -90,7 +123,10 @@ fn greedy_continuation_matches_references() {
         let mut pos = 0;
         let mut input = prompt_ids.clone();
         for _ in 0..20.min(expected.len()) {
-            let x = Tensor::new(input.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+            let x = Tensor::new(input.as_slice(), &Device::Cpu)
+                .unwrap()
+                .unsqueeze(0)
+                .unwrap();
             let logits = quantized.forward(&x, pos).unwrap().squeeze(0).unwrap();
             pos += input.len();
             let next = logits.argmax(0).unwrap().to_scalar::<u32>().unwrap();
@@ -99,6 +135,10 @@ fn greedy_continuation_matches_references() {
             input = vec![next];
         }
         let n = theirs.len();
-        assert_eq!(&ours[..n], theirs.as_slice(), "vs quantized_llama on {prompt:?}");
+        assert_eq!(
+            &ours[..n],
+            theirs.as_slice(),
+            "vs quantized_llama on {prompt:?}"
+        );
     }
 }

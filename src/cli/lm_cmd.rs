@@ -91,7 +91,8 @@ pub struct SampleArgs {
 
 pub fn device(cuda: bool) -> Result<Device> {
     if cuda {
-        Device::new_cuda(0).context("opening CUDA device 0 (was the binary built with --features cuda?)")
+        Device::new_cuda(0)
+            .context("opening CUDA device 0 (was the binary built with --features cuda?)")
     } else {
         Ok(Device::Cpu)
     }
@@ -106,7 +107,10 @@ pub fn run(cmd: LmCommand) -> Result<()> {
             tokenizer,
         } => {
             let (t, v) = pretrain::write_corpus(&out, seed, documents)?;
-            println!("wrote {t} training and {v} held-out documents to {}", out.display());
+            println!(
+                "wrote {t} training and {v} held-out documents to {}",
+                out.display()
+            );
             if tokenizer {
                 let _ = std::fs::remove_file(out.join("tokenizer.json"));
                 let tok = pretrain::corpus_tokenizer(&out)?;
@@ -156,8 +160,14 @@ fn pretrain_cmd(a: PretrainArgs) -> Result<()> {
     };
     let bar = Progress::new("pretrain", a.steps);
     trainer.train(&lm, &setup.data, &options, &mut |r, samples| {
-        let eval = r.eval_loss.map(|l| format!(" eval {l:.3} ppl {:.1}", l.exp())).unwrap_or_default();
-        bar.update(r.step, &format!("loss {:.3}{eval} {:.0} tok/s", r.loss, r.tokens_per_sec));
+        let eval = r
+            .eval_loss
+            .map(|l| format!(" eval {l:.3} ppl {:.1}", l.exp()))
+            .unwrap_or_default();
+        bar.update(
+            r.step,
+            &format!("loss {:.3}{eval} {:.0} tok/s", r.loss, r.tokens_per_sec),
+        );
         for s in samples {
             bar.println(&format!("  [{}] {}{}", s.step, s.prompt, s.completion));
         }

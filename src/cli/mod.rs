@@ -4,8 +4,8 @@ mod feedback_cmd;
 mod gridworld_cmd;
 mod gridworld_train;
 mod lm_cmd;
-mod sft_cmd;
 mod progress;
+mod sft_cmd;
 
 use clap::{Parser, Subcommand};
 

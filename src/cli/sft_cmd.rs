@@ -56,7 +56,13 @@ pub struct SftDataArgs {
 
 pub fn data(a: SftDataArgs) -> Result<()> {
     let c = sft::write_dataset(&a.out, a.seed, a.per_kind)?;
-    println!("wrote {} / {} / {} conversations and README.md to {}", c[0], c[1], c[2], a.out.display());
+    println!(
+        "wrote {} / {} / {} conversations and README.md to {}",
+        c[0],
+        c[1],
+        c[2],
+        a.out.display()
+    );
     Ok(())
 }
 
@@ -66,7 +72,14 @@ pub fn run(a: SftArgs) -> Result<()> {
     let lm = LanguageModel::load(&resolve_model_path(&a.model)?, &device, dtype)?;
     let (train, valid, test) = sft::read_splits(&a.data)?;
     let test = sft::take_per_kind(&test, a.eval_examples);
-    let data = SftDataset::new(&lm.tokenizer, &train, &valid, a.batch_size, a.max_len, a.seed)?;
+    let data = SftDataset::new(
+        &lm.tokenizer,
+        &train,
+        &valid,
+        a.batch_size,
+        a.max_len,
+        a.seed,
+    )?;
     println!(
         "{lm:?}; {} train / {} validation conversations; truncated to {} tokens: {} / {}",
         train.len(),
@@ -91,8 +104,14 @@ pub fn run(a: SftArgs) -> Result<()> {
     };
     let bar = Progress::new("sft", a.steps);
     trainer.train(&lm, &data, &options, &mut |r, _| {
-        let eval = r.eval_loss.map(|l| format!(" eval {l:.3}")).unwrap_or_default();
-        bar.update(r.step, &format!("loss {:.3}{eval} {:.0} tok/s", r.loss, r.tokens_per_sec));
+        let eval = r
+            .eval_loss
+            .map(|l| format!(" eval {l:.3}"))
+            .unwrap_or_default();
+        bar.update(
+            r.step,
+            &format!("loss {:.3}{eval} {:.0} tok/s", r.loss, r.tokens_per_sec),
+        );
     })?;
     bar.finish();
     let after = sft::evaluate_behaviour(&lm, &test, 64)?;
@@ -103,7 +122,8 @@ pub fn run(a: SftArgs) -> Result<()> {
     rlhf_lab::io::write_atomic(&a.out.join("behaviour.md"), table.as_bytes())?;
     rlhf_lab::io::write_atomic(
         &a.out.join("behaviour.json"),
-        serde_json::to_string_pretty(&serde_json::json!({"before": before, "after": after}))?.as_bytes(),
+        serde_json::to_string_pretty(&serde_json::json!({"before": before, "after": after}))?
+            .as_bytes(),
     )?;
     println!("fine-tuned model: {}", a.out.join("model").display());
     Ok(())

@@ -109,7 +109,9 @@ impl LlamaConfig {
             );
         }
         if self.head_dim() % 2 != 0 {
-            bail!("head width hidden_size / num_attention_heads must be even for rotary embeddings");
+            bail!(
+                "head width hidden_size / num_attention_heads must be even for rotary embeddings"
+            );
         }
         if self.num_attention_heads % self.num_key_value_heads != 0 {
             bail!(
@@ -118,7 +120,9 @@ impl LlamaConfig {
                 self.num_key_value_heads
             );
         }
-        if !(self.rms_norm_eps > 0.0) || !(self.rope_theta > 0.0) {
+        if self.rms_norm_eps.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+            || self.rope_theta.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+        {
             bail!("config fields `rms_norm_eps` and `rope_theta` must be positive");
         }
         Ok(())
@@ -160,11 +164,12 @@ impl LlamaConfig {
         let token_field = |name: &str| -> Result<Option<u32>> {
             match obj.get(name) {
                 None | Some(serde_json::Value::Null) => Ok(None),
-                Some(serde_json::Value::Array(a)) => Ok(a.first().and_then(|x| x.as_u64()).map(|x| x as u32)),
-                Some(x) => x
-                    .as_u64()
-                    .map(|x| Some(x as u32))
-                    .with_context(|| format!("{source}: field `{name}` must be a token id, got {x}")),
+                Some(serde_json::Value::Array(a)) => {
+                    Ok(a.first().and_then(|x| x.as_u64()).map(|x| x as u32))
+                }
+                Some(x) => x.as_u64().map(|x| Some(x as u32)).with_context(|| {
+                    format!("{source}: field `{name}` must be a token id, got {x}")
+                }),
             }
         };
         let heads = usize_field("num_attention_heads")?;
@@ -177,7 +182,10 @@ impl LlamaConfig {
                 .unwrap_or(10_000.0),
         };
         if let Some(rs) = obj.get("rope_scaling").filter(|r| !r.is_null()) {
-            let kind = rs.get("rope_type").or(rs.get("type")).and_then(|t| t.as_str());
+            let kind = rs
+                .get("rope_type")
+                .or(rs.get("type"))
+                .and_then(|t| t.as_str());
             if kind != Some("default") {
                 bail!("{source}: field `rope_scaling` ({rs}) is not supported; only plain RoPE is");
             }
@@ -222,8 +230,8 @@ impl LlamaConfig {
 
     /// Read `config.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Self::from_json_str(&text, &path.display().to_string())
     }
 
@@ -231,7 +239,10 @@ impl LlamaConfig {
     pub fn to_hf_json(&self) -> String {
         let mut v = serde_json::to_value(self).expect("config serialises");
         let o = v.as_object_mut().expect("object");
-        o.insert("architectures".into(), serde_json::json!(["LlamaForCausalLM"]));
+        o.insert(
+            "architectures".into(),
+            serde_json::json!(["LlamaForCausalLM"]),
+        );
         o.insert("model_type".into(), "llama".into());
         o.insert("hidden_act".into(), "silu".into());
         o.insert("torch_dtype".into(), "float32".into());

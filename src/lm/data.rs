@@ -25,7 +25,12 @@ impl LmBatch {
         if rows.is_empty() {
             bail!("empty batch");
         }
-        let t = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).saturating_sub(1);
+        let t = rows
+            .iter()
+            .map(|r| r.0.len())
+            .max()
+            .unwrap_or(0)
+            .saturating_sub(1);
         if t == 0 {
             bail!("every row needs at least two tokens");
         }
@@ -35,7 +40,11 @@ impl LmBatch {
         let mut m = vec![0f32; b * t];
         for (r, (tokens, counts)) in rows.iter().enumerate() {
             if counts.len() != tokens.len() {
-                bail!("row {r}: {} tokens but {} mask entries", tokens.len(), counts.len());
+                bail!(
+                    "row {r}: {} tokens but {} mask entries",
+                    tokens.len(),
+                    counts.len()
+                );
             }
             for i in 0..tokens.len().saturating_sub(1) {
                 x[r * t + i] = tokens[i];
@@ -52,7 +61,11 @@ impl LmBatch {
 
     /// Number of target tokens that count.
     pub fn counted_tokens(&self) -> Result<f64> {
-        Ok(self.loss_mask.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+        Ok(self
+            .loss_mask
+            .sum_all()?
+            .to_dtype(DType::F64)?
+            .to_scalar::<f64>()?)
     }
 }
 
@@ -140,7 +153,9 @@ impl BatchSource for TokenStream {
     fn train_batch(&self, step: usize, device: &Device) -> Result<LmBatch> {
         let mut rng = Rng::new(self.seed ^ (step as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
         let max_start = self.train.len() - self.seq_len - 1;
-        let starts: Vec<usize> = (0..self.batch_size).map(|_| rng.below(max_start + 1)).collect();
+        let starts: Vec<usize> = (0..self.batch_size)
+            .map(|_| rng.below(max_start + 1))
+            .collect();
         self.window_batch(&self.train, &starts, device)
     }
 
@@ -148,7 +163,9 @@ impl BatchSource for TokenStream {
         // Consecutive, non-overlapping windows from the start of the held-out text.
         let w = self.seq_len + 1;
         let available = self.valid.len() / w;
-        let starts: Vec<usize> = (0..available.min(self.eval_batches * self.batch_size)).map(|i| i * w).collect();
+        let starts: Vec<usize> = (0..available.min(self.eval_batches * self.batch_size))
+            .map(|i| i * w)
+            .collect();
         starts
             .chunks(self.batch_size)
             .map(|c| self.window_batch(&self.valid, c, device))
@@ -162,11 +179,23 @@ mod tests {
 
     #[test]
     fn targets_are_shifted_and_masked() {
-        let rows = vec![(vec![1, 2, 3, 4], vec![false, false, true, true]), (vec![5, 6], vec![true, true])];
+        let rows = vec![
+            (vec![1, 2, 3, 4], vec![false, false, true, true]),
+            (vec![5, 6], vec![true, true]),
+        ];
         let b = LmBatch::from_rows(&rows, 0, &Device::Cpu).unwrap();
-        assert_eq!(b.input_ids.to_vec2::<u32>().unwrap(), vec![vec![1, 2, 3], vec![5, 0, 0]]);
-        assert_eq!(b.targets.to_vec2::<u32>().unwrap(), vec![vec![2, 3, 4], vec![6, 0, 0]]);
-        assert_eq!(b.loss_mask.to_vec2::<f32>().unwrap(), vec![vec![0.0, 1.0, 1.0], vec![1.0, 0.0, 0.0]]);
+        assert_eq!(
+            b.input_ids.to_vec2::<u32>().unwrap(),
+            vec![vec![1, 2, 3], vec![5, 0, 0]]
+        );
+        assert_eq!(
+            b.targets.to_vec2::<u32>().unwrap(),
+            vec![vec![2, 3, 4], vec![6, 0, 0]]
+        );
+        assert_eq!(
+            b.loss_mask.to_vec2::<f32>().unwrap(),
+            vec![vec![0.0, 1.0, 1.0], vec![1.0, 0.0, 0.0]]
+        );
         assert_eq!(b.counted_tokens().unwrap(), 3.0);
     }
 }

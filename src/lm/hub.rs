@@ -28,7 +28,10 @@ pub fn cache(cache_dir: Option<&Path>) -> Cache {
 
 /// True when `HF_HUB_OFFLINE` is 1/true: use the cache only.
 pub fn offline() -> bool {
-    matches!(std::env::var("HF_HUB_OFFLINE").as_deref(), Ok("1") | Ok("true") | Ok("TRUE"))
+    matches!(
+        std::env::var("HF_HUB_OFFLINE").as_deref(),
+        Ok("1") | Ok("true") | Ok("TRUE")
+    )
 }
 
 /// The local snapshot folder of `repo_id` holding `config.json`,
@@ -80,7 +83,11 @@ fn shard_names(index: &Path) -> Result<Vec<String>> {
     let mut names: Vec<String> = v
         .get("weight_map")
         .and_then(|m| m.as_object())
-        .map(|m| m.values().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|m| {
+            m.values()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     names.sort();
     names.dedup();

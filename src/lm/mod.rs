@@ -32,9 +32,9 @@ pub mod train;
 pub mod weights;
 
 pub use config::LlamaConfig;
+pub use data::{BatchSource, LmBatch, TokenStream};
 pub use model::{ForwardOutput, KvCache, Llama};
 pub use pretrained::LanguageModel;
 pub use sample::{Generated, SamplingConfig, TextGeneration};
 pub use tokenizer::{ChatMessage, PaddingSide, TextTokenizer};
-pub use data::{BatchSource, LmBatch, TokenStream};
 pub use train::{LmTrainer, RunOptions, SampleRecord, TrainConfig, TrainRecord};

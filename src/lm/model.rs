@@ -72,7 +72,8 @@ impl RotaryEmbedding {
         for p in 0..n {
             for i in 0..half {
                 // In f32, like the reference implementations.
-                let omega = 1.0 / (cfg.rope_theta as f32).powf((2 * i) as f32 / cfg.head_dim() as f32);
+                let omega =
+                    1.0 / (cfg.rope_theta as f32).powf((2 * i) as f32 / cfg.head_dim() as f32);
                 let angle = (p as f32) * omega;
                 cos.push(angle.cos());
                 sin.push(angle.sin());
@@ -215,7 +216,9 @@ impl Attention {
     ) -> Result<(Tensor, Option<Tensor>)> {
         let (b, t, _) = x.dims3()?;
         let heads = |y: Tensor, n: usize| -> Result<Tensor> {
-            y.reshape((b, t, n, self.head_dim))?.transpose(1, 2)?.contiguous()
+            y.reshape((b, t, n, self.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
         };
         let q = heads(self.q_proj.forward(x)?, self.num_heads)?;
         let k = heads(self.k_proj.forward(x)?, self.num_kv_heads)?;
@@ -246,7 +249,9 @@ impl Attention {
         };
         let probs = ops::softmax_last_dim(&scores)?;
         let y = probs.to_dtype(dtype)?.matmul(&v.contiguous()?)?;
-        let y = y.transpose(1, 2)?.reshape((b, t, self.num_heads * self.head_dim))?;
+        let y = y
+            .transpose(1, 2)?
+            .reshape((b, t, self.num_heads * self.head_dim))?;
         let out = self.o_proj.forward(&y)?;
         Ok((out, keep_probs.then_some(probs)))
     }
@@ -301,7 +306,11 @@ pub struct DecoderLayer {
 impl DecoderLayer {
     pub fn new(cfg: &LlamaConfig, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            input_layernorm: RmsNorm::new(cfg.hidden_size, cfg.rms_norm_eps, vb.pp("input_layernorm"))?,
+            input_layernorm: RmsNorm::new(
+                cfg.hidden_size,
+                cfg.rms_norm_eps,
+                vb.pp("input_layernorm"),
+            )?,
             self_attn: Attention::new(cfg, vb.pp("self_attn"))?,
             post_attention_layernorm: RmsNorm::new(
                 cfg.hidden_size,
@@ -378,7 +387,11 @@ impl Llama {
     /// Forward with an attention mask (b, t) of 1 (token) / 0 (padding): padded
     /// keys are never attended to and positions count real tokens only, so a
     /// left-padded row gives the same results as the row alone.
-    pub fn forward_masked(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<ForwardOutput> {
+    pub fn forward_masked(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+    ) -> Result<ForwardOutput> {
         self.run(input_ids, Some(attention_mask), None, false)
     }
 
@@ -401,7 +414,11 @@ impl Llama {
 
     /// log p(x_{i+1} | x_{≤i}) of each next token, (b, t − 1): the per-token
     /// log-probabilities that SFT, DPO and PPO all need.
-    pub fn token_log_probs(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>) -> Result<Tensor> {
+    pub fn token_log_probs(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
         let out = match attention_mask {
             Some(m) => self.forward_masked(input_ids, m)?,
             None => self.forward(input_ids)?,
@@ -467,7 +484,10 @@ impl Llama {
                 keep_probs,
             )?;
             x = (x + a)?;
-            x = (&x + layer.mlp.forward(&layer.post_attention_layernorm.forward(&x)?)?)?;
+            x = (&x
+                + layer
+                    .mlp
+                    .forward(&layer.post_attention_layernorm.forward(&x)?)?)?;
             if let (Some(all), Some(p)) = (attentions.as_mut(), probs) {
                 all.push(p);
             }
@@ -498,7 +518,9 @@ fn positions_and_bias(
     let total = past + t;
     match mask {
         None => {
-            let positions = (0..b).flat_map(|_| (0..t).map(|i| (past + i) as u32)).collect();
+            let positions = (0..b)
+                .flat_map(|_| (0..t).map(|i| (past + i) as u32))
+                .collect();
             if t == 1 {
                 return (positions, None);
             }

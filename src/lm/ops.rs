@@ -16,7 +16,9 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
         DType::F64 => x.clone(),
         _ => x.to_dtype(DType::F32)?,
     };
-    let inv_rms = (x32.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
+    let inv_rms = (x32.sqr()?.mean_keepdim(D::Minus1)? + eps)?
+        .sqrt()?
+        .recip()?;
     x32.broadcast_mul(&inv_rms)?
         .to_dtype(dtype)?
         .broadcast_mul(weight)
@@ -36,6 +38,17 @@ pub fn linear(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
     let mut out_dims = dims.to_vec();
     *out_dims.last_mut().expect("rank ≥ 1") = weight.dim(0)?;
     y.reshape(out_dims)
+}
+
+/// max |a − b| over all elements (in f32): how tests and notebooks compare
+/// two implementations.
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
+    (a - b)?
+        .abs()?
+        .flatten_all()?
+        .max(0)?
+        .to_dtype(DType::F32)?
+        .to_scalar()
 }
 
 /// Softmax over the last axis, `pᵢ = exp(xᵢ − max x) / Σⱼ exp(xⱼ − max x)`,
@@ -75,8 +88,8 @@ impl candle_core::CustomOp1 for FusedSoftmax {
         let x = &storage.as_slice::<f32>()?[start..end];
         let n = layout.dims().last().copied().unwrap_or(1).max(1);
         let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(n * 64.max(1))
-            .zip(x.par_chunks(n * 64.max(1)))
+        out.par_chunks_mut(n * 64)
+            .zip(x.par_chunks(n * 64))
             .for_each(|(o, xs)| {
                 for (orow, xrow) in o.chunks_mut(n).zip(xs.chunks(n)) {
                     let max = xrow.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -123,7 +136,7 @@ mod tests {
     }
 
     fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+        super::max_abs_diff(a, b).unwrap()
     }
 
     /// Same values as candle's fused kernels (which we cannot train through).
@@ -147,8 +160,18 @@ mod tests {
     fn fused_softmax_gradient_matches_composed() {
         let x = Var::from_tensor(&randn(&[3, 4, 7], 11)).unwrap();
         let proj = randn(&[3, 4, 7], 12);
-        let g1 = (softmax_last_dim(x.as_tensor()).unwrap() * &proj).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (softmax_composed(x.as_tensor()).unwrap() * &proj).unwrap().sum_all().unwrap().backward().unwrap();
+        let g1 = (softmax_last_dim(x.as_tensor()).unwrap() * &proj)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g2 = (softmax_composed(x.as_tensor()).unwrap() * &proj)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         assert!(max_abs_diff(g1.get(&x).unwrap(), g2.get(&x).unwrap()) < 1e-6);
     }
 
@@ -162,15 +185,30 @@ mod tests {
         let sin = randn(&[3], 9).to_dtype(DType::F64).unwrap();
         type F<'a> = dyn Fn(&Tensor) -> Tensor + 'a;
         let fns: Vec<(&str, Box<F>)> = vec![
-            ("rms_norm", Box::new(|x: &Tensor| rms_norm(x, &w, 1e-5).unwrap())),
-            ("softmax", Box::new(|x: &Tensor| softmax_last_dim(x).unwrap())),
-            ("rope", Box::new(|x: &Tensor| rotate_half_rope(x, &cos, &sin).unwrap())),
+            (
+                "rms_norm",
+                Box::new(|x: &Tensor| rms_norm(x, &w, 1e-5).unwrap()),
+            ),
+            (
+                "softmax",
+                Box::new(|x: &Tensor| softmax_last_dim(x).unwrap()),
+            ),
+            (
+                "rope",
+                Box::new(|x: &Tensor| rotate_half_rope(x, &cos, &sin).unwrap()),
+            ),
         ];
         for (name, f) in fns {
             let loss = |x: &Tensor| (f(x) * &proj).unwrap().sum_all().unwrap();
             let var = Var::from_tensor(&x0).unwrap();
             let grads = loss(var.as_tensor()).backward().unwrap();
-            let g: Vec<f64> = grads.get(&var).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            let g: Vec<f64> = grads
+                .get(&var)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
             let flat: Vec<f64> = x0.flatten_all().unwrap().to_vec1().unwrap();
             for i in 0..flat.len() {
                 let eval = |delta: f64| {

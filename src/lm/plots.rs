@@ -11,17 +11,35 @@ use anyhow::{Context, Result};
 use candle_core::{IndexOp, Tensor};
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
-/// Show a token piece: spaces as `·`, newlines as `⏎`.
+/// Show a token piece: spaces as `·`, newlines as `⏎`, tabs as `⇥`, other
+/// control characters (invalid in SVG text) as `\xNN`.
 fn visible(piece: &str) -> String {
-    piece.replace(' ', "·").replace('\n', "⏎").replace('\t', "⇥")
+    piece
+        .chars()
+        .map(|c| match c {
+            ' ' => "·".to_string(),
+            '\n' => "⏎".to_string(),
+            '\t' => "⇥".to_string(),
+            c if c.is_control() => format!("\\x{:02x}", c as u32),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 /// Boxes of text, one per token, coloured; `highlight[i]` draws a thick
 /// border (used for the SFT loss mask). Wraps at `width` pixels.
-fn token_boxes(title: &str, pieces: &[(u32, String)], highlight: Option<&[bool]>, width: u32) -> Figure {
+fn token_boxes(
+    title: &str,
+    pieces: &[(u32, String)],
+    highlight: Option<&[bool]>,
+    width: u32,
+) -> Figure {
     let (char_w, line_h, pad) = (8.0, 34.0, 10.0);
     let mut x = pad;
     let mut y = 40.0;
@@ -39,7 +57,7 @@ fn token_boxes(title: &str, pieces: &[(u32, String)], highlight: Option<&[bool]>
             _ => ("#ffffff", 1.0),
         };
         body.push_str(&format!(
-            r##"<rect x="{x:.1}" y="{:.1}" width="{w:.1}" height="24" rx="3" fill="rgb({},{},{})" fill-opacity="0.35" stroke="{stroke}" stroke-width="{sw}"/><text x="{:.1}" y="{:.1}" font-family="monospace" font-size="13" fill="#111"><title>id {id}</title>{}</text>"##,
+            r##"<rect x="{x:.1}" y="{:.1}" width="{w:.1}" height="24" rx="3" fill="rgb({},{},{})" fill-opacity="0.35" stroke="{stroke}" stroke-width="{sw}"/><g><title>id {id}</title><text x="{:.1}" y="{:.1}" font-family="DejaVu Sans Mono, Courier New, monospace" font-size="13" fill="#111">{}</text></g>"##,
             y - 17.0,
             c.0,
             c.1,
@@ -61,7 +79,11 @@ fn token_boxes(title: &str, pieces: &[(u32, String)], highlight: Option<&[bool]>
 /// The tokens of `text`, each in its own coloured box (colour by id).
 pub fn token_view(tok: &TextTokenizer, text: &str) -> Result<Figure> {
     let pieces = tok.pieces(text)?;
-    let title = format!("{} characters → {} tokens", text.chars().count(), pieces.len());
+    let title = format!(
+        "{} characters → {} tokens",
+        text.chars().count(),
+        pieces.len()
+    );
     Ok(token_boxes(&title, &pieces, None, 760))
 }
 
@@ -74,13 +96,21 @@ pub fn loss_mask_view(tok: &TextTokenizer, conversation: &Conversation) -> Resul
         .map(|&id| Ok((id, tok.decode(&[id], false)?)))
         .collect::<Result<_>>()?;
     let n = counts.iter().filter(|&&c| c).count();
-    let title = format!("{} tokens; the loss counts the {n} with red borders", ids.len());
+    let title = format!(
+        "{} tokens; the loss counts the {n} with red borders",
+        ids.len()
+    );
     Ok(token_boxes(&title, &pieces, Some(&counts), 760))
 }
 
 /// The `k` most likely next tokens after `prompt` under `cfg` (temperature,
 /// top-k, top-p applied), as bars.
-pub fn next_token_bars(lm: &LanguageModel, prompt: &str, cfg: &SamplingConfig, k: usize) -> Result<Figure> {
+pub fn next_token_bars(
+    lm: &LanguageModel,
+    prompt: &str,
+    cfg: &SamplingConfig,
+    k: usize,
+) -> Result<Figure> {
     let ids = lm.tokenizer.encode(prompt)?;
     let x = Tensor::new(ids.as_slice(), lm.device())?.unsqueeze(0)?;
     let logits = lm.model.forward(&x)?.logits;
@@ -95,10 +125,18 @@ pub fn next_token_bars(lm: &LanguageModel, prompt: &str, cfg: &SamplingConfig, k
     let title = format!(
         "π(next | \"{prompt}\"), T = {}{}{}",
         cfg.temperature,
-        cfg.top_k.map(|k| format!(", top-k {k}")).unwrap_or_default(),
-        cfg.top_p.map(|p| format!(", top-p {p}")).unwrap_or_default()
+        cfg.top_k
+            .map(|k| format!(", top-k {k}"))
+            .unwrap_or_default(),
+        cfg.top_p
+            .map(|p| format!(", top-p {p}"))
+            .unwrap_or_default()
     );
-    BarChart::new(title).y_label("probability").bars(&labels, &probs).size(640, 320).draw()
+    BarChart::new(title)
+        .y_label("probability")
+        .bars(&labels, &probs)
+        .size(640, 320)
+        .draw()
 }
 
 /// Attention probabilities of one head in one layer over `text`, as a heatmap
@@ -116,15 +154,21 @@ pub fn attention_map(lm: &LanguageModel, text: &str, layer: usize, head: usize) 
         .iter()
         .map(|&id| Ok(visible(&lm.tokenizer.decode(&[id], false)?)))
         .collect::<Result<_>>()?;
-    let values = probs.into_iter().map(|r| r.into_iter().map(f64::from).collect()).collect();
-    Heatmap::new(format!("layer {layer}, head {head}: who attends to whom"), values)
-        .row_labels(labels.clone())
-        .col_labels(labels)
-        .x_label("key (read)")
-        .y_label("query (reading)")
-        .range(0.0, 1.0)
-        .size(620, 560)
-        .draw()
+    let values = probs
+        .into_iter()
+        .map(|r| r.into_iter().map(f64::from).collect())
+        .collect();
+    Heatmap::new(
+        format!("layer {layer}, head {head}: who attends to whom"),
+        values,
+    )
+    .row_labels(labels.clone())
+    .col_labels(labels)
+    .x_label("key (read)")
+    .y_label("query (reading)")
+    .range(0.0, 1.0)
+    .size(620, 560)
+    .draw()
 }
 
 /// Training loss (smoothed) and held-out loss against updates.
@@ -134,7 +178,10 @@ pub fn loss_curve(history: &[TrainRecord], title: &str) -> Result<Figure> {
     let ys: Vec<f64> = train.iter().map(|r| r.loss).collect();
     let evals: Vec<&TrainRecord> = history.iter().filter(|r| r.eval_loss.is_some()).collect();
     let ex: Vec<f64> = evals.iter().map(|r| r.step as f64).collect();
-    let ey: Vec<f64> = evals.iter().map(|r| r.eval_loss.unwrap_or(f64::NAN)).collect();
+    let ey: Vec<f64> = evals
+        .iter()
+        .map(|r| r.eval_loss.unwrap_or(f64::NAN))
+        .collect();
     LineChart::new(title)
         .x_label("update")
         .y_label("cross-entropy (nats / token)")
@@ -145,12 +192,20 @@ pub fn loss_curve(history: &[TrainRecord], title: &str) -> Result<Figure> {
 }
 
 /// Bytes per weight of common precisions.
-pub const PRECISIONS: &[(&str, f64)] = &[("f32", 4.0), ("bf16 / f16", 2.0), ("int8", 1.0), ("4-bit", 0.5)];
+pub const PRECISIONS: &[(&str, f64)] = &[
+    ("f32", 4.0),
+    ("bf16 / f16", 2.0),
+    ("int8", 1.0),
+    ("4-bit", 0.5),
+];
 
 /// Memory of `parameters` weights in each precision: (precision, bytes).
 /// Weights only — training needs more (gradients, Adam's two moments, activations).
 pub fn weight_memory(parameters: usize) -> Vec<(String, f64)> {
-    PRECISIONS.iter().map(|(name, b)| (name.to_string(), parameters as f64 * b)).collect()
+    PRECISIONS
+        .iter()
+        .map(|(name, b)| (name.to_string(), parameters as f64 * b))
+        .collect()
 }
 
 /// Human-readable bytes.
@@ -189,11 +244,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn token_pieces_are_valid_svg_text() {
+        assert_eq!(visible("a b\n\u{15}"), "a·b⏎\\x15");
+        let fig = token_boxes("t", &[(1, "x\u{1}<".into())], None, 200);
+        assert!(Figure::from_svg_document(fig.svg().to_string()).is_ok());
+    }
+
+    #[test]
     fn memory_is_parameters_times_bytes() {
         let m = weight_memory(134_515_008);
         assert_eq!(m[0].1, 538_060_032.0);
         assert_eq!(m[3].1, 67_257_504.0);
         assert_eq!(format_bytes(538_060_032.0), "538.1 MB");
-        assert!(memory_table(&[("x", 10)]).contains("| x | 10 | 40.0 B | 20.0 B | 10.0 B | 5.0 B |"));
+        assert!(
+            memory_table(&[("x", 10)]).contains("| x | 10 | 40.0 B | 20.0 B | 10.0 B | 5.0 B |")
+        );
     }
 }

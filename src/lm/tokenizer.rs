@@ -181,7 +181,10 @@ impl TextTokenizer {
     /// byte-level BPE from `tokens` and `merges`, control tokens (type 3) as
     /// special tokens, `bos/eos/padding_token_id`, and the default system
     /// prompt of a ChatML `tokenizer.chat_template`.
-    pub fn from_gguf(content: &candle_core::quantized::gguf_file::Content, source: &str) -> Result<Self> {
+    pub fn from_gguf(
+        content: &candle_core::quantized::gguf_file::Content,
+        source: &str,
+    ) -> Result<Self> {
         let md = &content.metadata;
         let get = |k: &str| {
             md.get(k)
@@ -208,7 +211,11 @@ impl TextTokenizer {
             })
             .collect::<Result<_>>()?;
         let types: Vec<i32> = match md.get("tokenizer.ggml.token_type") {
-            Some(t) => t.to_vec()?.iter().map(|v| v.to_i32()).collect::<candle_core::Result<_>>()?,
+            Some(t) => t
+                .to_vec()?
+                .iter()
+                .map(|v| v.to_i32())
+                .collect::<candle_core::Result<_>>()?,
             None => vec![1; tokens.len()],
         };
         let vocab: tokenizers::models::bpe::Vocab = tokens
@@ -241,16 +248,15 @@ impl TextTokenizer {
                 None => Ok(None),
                 Some(v) => {
                     let id = v.to_u32()? as usize;
-                    tokens
-                        .get(id)
-                        .cloned()
-                        .map(Some)
-                        .with_context(|| format!("{source}: `{key}` = {id} is outside the vocabulary"))
+                    tokens.get(id).cloned().map(Some).with_context(|| {
+                        format!("{source}: `{key}` = {id} is outside the vocabulary")
+                    })
                 }
             }
         };
-        let eos = id_token("tokenizer.ggml.eos_token_id")?
-            .with_context(|| format!("{source}: GGUF metadata has no `tokenizer.ggml.eos_token_id`"))?;
+        let eos = id_token("tokenizer.ggml.eos_token_id")?.with_context(|| {
+            format!("{source}: GGUF metadata has no `tokenizer.ggml.eos_token_id`")
+        })?;
         let template = md
             .get("tokenizer.chat_template")
             .and_then(|t| t.to_string().ok().cloned())
@@ -268,7 +274,10 @@ impl TextTokenizer {
 
     fn check_settings(&self, source: &str) -> Result<()> {
         let s = &self.settings;
-        for t in [Some(&s.eos_token), Some(&s.pad_token), s.bos_token.as_ref()].into_iter().flatten() {
+        for t in [Some(&s.eos_token), Some(&s.pad_token), s.bos_token.as_ref()]
+            .into_iter()
+            .flatten()
+        {
             if self.inner.token_to_id(t).is_none() {
                 bail!("{source}: special token `{t}` is not in the vocabulary");
             }
@@ -310,15 +319,20 @@ impl TextTokenizer {
     }
 
     pub fn eos_id(&self) -> u32 {
-        self.token_id(&self.settings.eos_token).expect("checked at load")
+        self.token_id(&self.settings.eos_token)
+            .expect("checked at load")
     }
 
     pub fn pad_id(&self) -> u32 {
-        self.token_id(&self.settings.pad_token).expect("checked at load")
+        self.token_id(&self.settings.pad_token)
+            .expect("checked at load")
     }
 
     pub fn bos_id(&self) -> Option<u32> {
-        self.settings.bos_token.as_deref().and_then(|t| self.token_id(t))
+        self.settings
+            .bos_token
+            .as_deref()
+            .and_then(|t| self.token_id(t))
     }
 
     /// Ids that end generation: the end-of-sequence token, plus `<|im_end|>`
@@ -367,7 +381,11 @@ impl TextTokenizer {
     /// `<|im_start|>{role}\n{content}<|im_end|>\n` per message, preceded by the
     /// default system message when the conversation has none, and followed by
     /// `<|im_start|>assistant\n` when `add_generation_prompt`.
-    pub fn apply_chat_template(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> String {
+    pub fn apply_chat_template(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> String {
         let mut out = String::new();
         if let Some(sys) = &self.settings.default_system_prompt {
             if messages.first().map(|m| m.role.as_str()) != Some("system") {
@@ -384,7 +402,12 @@ impl TextTokenizer {
     }
 
     /// Encode several texts and pad them to the longest with the pad token.
-    pub fn encode_batch(&self, texts: &[&str], side: PaddingSide, device: &Device) -> Result<PaddedBatch> {
+    pub fn encode_batch(
+        &self,
+        texts: &[&str],
+        side: PaddingSide,
+        device: &Device,
+    ) -> Result<PaddedBatch> {
         let rows = texts
             .iter()
             .map(|t| self.encode(t))
@@ -394,7 +417,12 @@ impl TextTokenizer {
 }
 
 /// Pad token-id rows to the longest one; returns ids, attention mask and lengths.
-pub fn pad_batch(rows: &[Vec<u32>], pad_id: u32, side: PaddingSide, device: &Device) -> Result<PaddedBatch> {
+pub fn pad_batch(
+    rows: &[Vec<u32>],
+    pad_id: u32,
+    side: PaddingSide,
+    device: &Device,
+) -> Result<PaddedBatch> {
     if rows.is_empty() {
         bail!("cannot pad an empty batch");
     }
@@ -423,9 +451,10 @@ pub fn pad_batch(rows: &[Vec<u32>], pad_id: u32, side: PaddingSide, device: &Dev
 }
 
 fn read_tokenizer_config(path: &Path) -> Result<TokenizerSettings> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not valid JSON", path.display()))?;
     // Tokens may be plain strings or {"content": "..."} objects.
     let token = |k: &str| -> Option<String> {
         match v.get(k)? {
@@ -435,7 +464,10 @@ fn read_tokenizer_config(path: &Path) -> Result<TokenizerSettings> {
         }
     };
     let eos = token("eos_token").with_context(|| format!("{}: no `eos_token`", path.display()))?;
-    let template = v.get("chat_template").and_then(|t| t.as_str()).unwrap_or("");
+    let template = v
+        .get("chat_template")
+        .and_then(|t| t.as_str())
+        .unwrap_or("");
     let default_system = match v.get("default_system_prompt") {
         Some(serde_json::Value::String(s)) => Some(s.clone()),
         Some(_) => None,
@@ -453,7 +485,10 @@ fn read_tokenizer_config(path: &Path) -> Result<TokenizerSettings> {
 /// none: the text between `<|im_start|>system\n` and `<|im_end|>` in the template.
 fn default_system_prompt(template: &str) -> Option<String> {
     // The newline is either a real one or the escape `\n` inside a Jinja string.
-    for start in [format!("{IM_START}system\n"), format!("{IM_START}system\\n")] {
+    for start in [
+        format!("{IM_START}system\n"),
+        format!("{IM_START}system\\n"),
+    ] {
         if let Some(at) = template.find(&start) {
             let from = at + start.len();
             let len = template[from..].find(IM_END)?;
@@ -481,7 +516,11 @@ mod tests {
     use super::*;
 
     fn small() -> TextTokenizer {
-        let texts = ["Mia has a red cat.", "Leo has a blue dog.", "The cat sat in the park 12 times."];
+        let texts = [
+            "Mia has a red cat.",
+            "Leo has a blue dog.",
+            "The cat sat in the park 12 times.",
+        ];
         TextTokenizer::train_bpe(texts.iter().cycle().take(300), 300).unwrap()
     }
 
@@ -492,7 +531,12 @@ mod tests {
         let ids = tok.encode(text).unwrap();
         assert_eq!(tok.decode(&ids, false).unwrap(), text);
         // Digits are split one by one.
-        let digits: Vec<String> = tok.pieces("345").unwrap().into_iter().map(|p| p.1).collect();
+        let digits: Vec<String> = tok
+            .pieces("345")
+            .unwrap()
+            .into_iter()
+            .map(|p| p.1)
+            .collect();
         assert_eq!(digits, ["3", "4", "5"]);
         // Special tokens are single ids.
         assert_eq!(tok.encode("<|im_start|>user").unwrap()[0], 1);
@@ -517,11 +561,19 @@ mod tests {
             "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
         );
         tok.settings.default_system_prompt = Some("Be kind.".into());
-        assert!(tok.apply_chat_template(&msgs, false).starts_with("<|im_start|>system\nBe kind.<|im_end|>\n"));
+        assert!(tok
+            .apply_chat_template(&msgs, false)
+            .starts_with("<|im_start|>system\nBe kind.<|im_end|>\n"));
         let jinja = chatml_jinja(Some("Be kind."));
         assert_eq!(default_system_prompt(&jinja).as_deref(), Some("Be kind."));
 
-        let b = tok.encode_batch(&["Mia", "Mia has a red cat."], PaddingSide::Left, &Device::Cpu).unwrap();
+        let b = tok
+            .encode_batch(
+                &["Mia", "Mia has a red cat."],
+                PaddingSide::Left,
+                &Device::Cpu,
+            )
+            .unwrap();
         let mask: Vec<Vec<u32>> = b.attention_mask.to_vec2().unwrap();
         let ids: Vec<Vec<u32>> = b.input_ids.to_vec2().unwrap();
         let n = b.lengths[0];

@@ -150,7 +150,8 @@ impl LmTrainer {
     /// decay; RMSNorm gains (vectors) do not, as in nanoGPT.
     pub fn new(lm: &LanguageModel, config: TrainConfig) -> Result<Self> {
         config.validate()?;
-        let (matrices, vectors): (Vec<_>, Vec<_>) = lm.vars().into_iter().partition(|(_, v)| v.rank() >= 2);
+        let (matrices, vectors): (Vec<_>, Vec<_>) =
+            lm.vars().into_iter().partition(|(_, v)| v.rank() >= 2);
         let adam = |wd| AdamConfig {
             lr: config.lr,
             beta1: config.beta1,
@@ -210,7 +211,9 @@ impl LmTrainer {
             if n == 0.0 {
                 continue;
             }
-            let l = next_token_loss(&lm.model, b)?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            let l = next_token_loss(&lm.model, b)?
+                .to_dtype(DType::F64)?
+                .to_scalar::<f64>()?;
             total += l * n;
             count += n;
         }
@@ -264,10 +267,14 @@ impl LmTrainer {
         }
         while self.step < until {
             let batch = data.train_batch(self.step, &device)?;
-            let mut rec = self.train_step(lm, &batch).map_err(|e| match &options.checkpoint_dir {
-                Some(d) => e.context(format!("the last good checkpoint is {}", d.display())),
-                None => e,
-            })?;
+            let mut rec =
+                self.train_step(lm, &batch)
+                    .map_err(|e| match &options.checkpoint_dir {
+                        Some(d) => {
+                            e.context(format!("the last good checkpoint is {}", d.display()))
+                        }
+                        None => e,
+                    })?;
             let mut samples = Vec::new();
             if self.step % self.config.eval_every == 0 || self.step == self.config.steps {
                 let l = Self::evaluate(lm, &eval)?;
@@ -321,7 +328,11 @@ impl LmTrainer {
         lm.save(&tmp)?;
         let mut opt = self.decayed.state()?;
         for (k, v) in self.not_decayed.state()? {
-            let key = if k == "step" { "step_no_decay".to_string() } else { k };
+            let key = if k == "step" {
+                "step_no_decay".to_string()
+            } else {
+                k
+            };
             opt.insert(key, v);
         }
         crate::io::save_safetensors_atomic(&opt, &tmp.join("optimizer.safetensors"))?;
@@ -331,14 +342,19 @@ impl LmTrainer {
             history: self.history.clone(),
             samples: self.samples.clone(),
         };
-        crate::io::write_atomic(&tmp.join("trainer_state.json"), serde_json::to_string_pretty(&state)?.as_bytes())?;
+        crate::io::write_atomic(
+            &tmp.join("trainer_state.json"),
+            serde_json::to_string_pretty(&state)?.as_bytes(),
+        )?;
         if dir.exists() {
             if old.exists() {
                 std::fs::remove_dir_all(&old)?;
             }
-            std::fs::rename(dir, &old).with_context(|| format!("moving {} aside", dir.display()))?;
+            std::fs::rename(dir, &old)
+                .with_context(|| format!("moving {} aside", dir.display()))?;
         }
-        std::fs::rename(&tmp, dir).with_context(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
+        std::fs::rename(&tmp, dir)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
         if old.exists() {
             std::fs::remove_dir_all(&old)?;
         }
@@ -354,23 +370,33 @@ impl LmTrainer {
         } else if sibling(dir, "old").join("trainer_state.json").exists() {
             sibling(dir, "old")
         } else {
-            bail!("{}: not a training checkpoint (no trainer_state.json)", dir.display());
+            bail!(
+                "{}: not a training checkpoint (no trainer_state.json)",
+                dir.display()
+            );
         };
         let lm = LanguageModel::load(&dir, device, DType::F32)?;
         let path = dir.join("trainer_state.json");
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        let state: TrainerState =
-            serde_json::from_str(&text).with_context(|| format!("{}: not a trainer state", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let state: TrainerState = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a trainer state", path.display()))?;
         let mut trainer = Self::new(&lm, state.config)?;
         let opt_path = dir.join("optimizer.safetensors");
         let opt = candle_core::safetensors::load(&opt_path, device)
             .with_context(|| format!("reading {}", opt_path.display()))?;
-        trainer.decayed.load_state(&opt).with_context(|| opt_path.display().to_string())?;
+        trainer
+            .decayed
+            .load_state(&opt)
+            .with_context(|| opt_path.display().to_string())?;
         let mut rest = opt.clone();
         if let Some(s) = opt.get("step_no_decay") {
             rest.insert("step".into(), s.clone());
         }
-        trainer.not_decayed.load_state(&rest).with_context(|| opt_path.display().to_string())?;
+        trainer
+            .not_decayed
+            .load_state(&rest)
+            .with_context(|| opt_path.display().to_string())?;
         trainer.step = state.step;
         trainer.history = state.history;
         trainer.samples = state.samples;
@@ -398,7 +424,10 @@ impl LmTrainer {
 }
 
 fn sibling(dir: &Path, suffix: &str) -> PathBuf {
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "checkpoint".into());
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "checkpoint".into());
     dir.with_file_name(format!("{name}.{suffix}"))
 }
 
@@ -420,6 +449,10 @@ mod tests {
         assert!((c.lr_at(10) - 1.0).abs() < 1e-12);
         assert!((c.lr_at(60) - 0.55).abs() < 1e-12); // halfway: (1 + 0.1) / 2
         assert!((c.lr_at(110) - 0.1).abs() < 1e-12);
-        assert!(TrainConfig { lr: -1.0, ..c }.validate().unwrap_err().to_string().contains("`lr`"));
+        assert!(TrainConfig { lr: -1.0, ..c }
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("`lr`"));
     }
 }

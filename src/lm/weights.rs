@@ -15,7 +15,10 @@ use std::path::Path;
 pub fn expected_shapes(cfg: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
     let (d, f, hd) = (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim());
     let (q, kv) = (cfg.num_attention_heads * hd, cfg.num_key_value_heads * hd);
-    let mut out = vec![("model.embed_tokens.weight".to_string(), vec![cfg.vocab_size, d])];
+    let mut out = vec![(
+        "model.embed_tokens.weight".to_string(),
+        vec![cfg.vocab_size, d],
+    )];
     for i in 0..cfg.num_hidden_layers {
         let p = format!("model.layers.{i}");
         out.extend([
@@ -81,7 +84,10 @@ pub fn into_varmap(
                 .remove(&name)
                 .with_context(|| format!("{source}: missing weight `{name}`"))?;
             if t.dims() != shape.as_slice() {
-                bail!("{source}: weight `{name}` has shape {:?}, the config needs {shape:?}", t.dims());
+                bail!(
+                    "{source}: weight `{name}` has shape {:?}, the config needs {shape:?}",
+                    t.dims()
+                );
             }
             let t = t.to_dtype(dtype)?.to_device(device)?;
             data.insert(name, Var::from_tensor(&t)?);
@@ -118,9 +124,10 @@ pub fn read_safetensors_dir(dir: &Path) -> Result<HashMap<String, Tensor>> {
     let files: Vec<std::path::PathBuf> = if single.exists() {
         vec![single]
     } else if index.exists() {
-        let text = std::fs::read_to_string(&index).with_context(|| format!("reading {}", index.display()))?;
-        let v: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", index.display()))?;
+        let text = std::fs::read_to_string(&index)
+            .with_context(|| format!("reading {}", index.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not valid JSON", index.display()))?;
         let map = v
             .get("weight_map")
             .and_then(|m| m.as_object())
@@ -130,7 +137,10 @@ pub fn read_safetensors_dir(dir: &Path) -> Result<HashMap<String, Tensor>> {
         names.dedup();
         names.into_iter().map(|n| dir.join(n)).collect()
     } else {
-        bail!("{}: no model.safetensors or model.safetensors.index.json", dir.display());
+        bail!(
+            "{}: no model.safetensors or model.safetensors.index.json",
+            dir.display()
+        );
     };
     let mut out = HashMap::new();
     for f in files {
@@ -144,7 +154,10 @@ pub fn read_safetensors_dir(dir: &Path) -> Result<HashMap<String, Tensor>> {
 /// The model config stored in GGUF metadata (`llama.*` keys).
 pub fn gguf_config(content: &gguf_file::Content, source: &str) -> Result<LlamaConfig> {
     let md = &content.metadata;
-    let get = |k: &str| md.get(k).with_context(|| format!("{source}: GGUF metadata has no `{k}`"));
+    let get = |k: &str| {
+        md.get(k)
+            .with_context(|| format!("{source}: GGUF metadata has no `{k}`"))
+    };
     let arch = get("general.architecture")?.to_string()?.clone();
     if arch != "llama" {
         bail!("{source}: architecture `{arch}` is not supported (only `llama`)");
@@ -278,7 +291,10 @@ mod tests {
             .unwrap();
         let back = unpermute_qk(&permuted, heads).unwrap();
         assert_eq!(back.to_vec2::<f32>().unwrap(), w.to_vec2::<f32>().unwrap());
-        assert_ne!(permuted.to_vec2::<f32>().unwrap(), w.to_vec2::<f32>().unwrap());
+        assert_ne!(
+            permuted.to_vec2::<f32>().unwrap(),
+            w.to_vec2::<f32>().unwrap()
+        );
     }
 
     #[test]
@@ -293,10 +309,20 @@ mod tests {
             "model.norm.weight".into(),
             Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap(),
         );
-        let err = into_varmap(&cfg, w.clone(), &Device::Cpu, DType::F32, "ckpt").err().unwrap();
-        assert!(err.to_string().contains("ckpt: weight `model.norm.weight` has shape [3]"), "{err}");
+        let err = into_varmap(&cfg, w.clone(), &Device::Cpu, DType::F32, "ckpt")
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .contains("ckpt: weight `model.norm.weight` has shape [3]"),
+            "{err}"
+        );
         w.remove("model.norm.weight");
-        let err = into_varmap(&cfg, w, &Device::Cpu, DType::F32, "ckpt").err().unwrap();
-        assert!(err.to_string().contains("missing weight `model.norm.weight`"));
+        let err = into_varmap(&cfg, w, &Device::Cpu, DType::F32, "ckpt")
+            .err()
+            .unwrap();
+        assert!(err
+            .to_string()
+            .contains("missing weight `model.norm.weight`"));
     }
 }

@@ -15,7 +15,8 @@ use std::fmt::Write as _;
 pub const DOCUMENT_SEPARATOR: &str = "<|endoftext|>";
 
 const NUMBERS: &[&str] = &[
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve",
 ];
 const SOUNDS: &[(&str, &str)] = &[
     ("cat", "meow"),
@@ -54,7 +55,14 @@ const PLACE_HAS: &[(&str, &str)] = &[
     ("the beach", "soft sand and big waves"),
 ];
 const WEATHER: &[&str] = &["sunny", "rainy", "windy", "cold", "warm", "cloudy"];
-const TIMES: &[&str] = &["One morning", "One day", "Last week", "On Saturday", "After school", "On Sunday"];
+const TIMES: &[&str] = &[
+    "One morning",
+    "One day",
+    "Last week",
+    "On Saturday",
+    "After school",
+    "On Sunday",
+];
 const FEELINGS: &[&str] = &["happy", "tired", "excited", "proud", "calm", "glad"];
 const OBJECTS: &[&str] = &["apples", "stones", "books", "shells", "flowers", "cookies"];
 
@@ -70,17 +78,21 @@ fn capitalise(s: &str) -> String {
     }
 }
 
-/// "1 apple" / "3 apples" (the objects are regular plurals).
+/// "1 apple" / "3 apples" (the objects are all regular "-s" plurals).
 fn count(n: usize, plural: &str) -> String {
     if n == 1 {
-        format!("1 {}", plural.strip_suffix("ies").map(|s| format!("{s}y")).unwrap_or_else(|| plural.trim_end_matches('s').to_string()))
+        format!("1 {}", plural.strip_suffix('s').unwrap_or(plural))
     } else {
         format!("{n} {plural}")
     }
 }
 
 fn lookup<'a>(table: &'a [(&'a str, &'a str)], key: &str) -> &'a str {
-    table.iter().find(|(k, _)| *k == key).map(|(_, v)| *v).unwrap_or("")
+    table
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| *v)
+        .unwrap_or("")
 }
 
 /// Facts about one person, in shuffled order and varied wording.
@@ -90,11 +102,17 @@ pub fn facts(p: &Person, rng: &mut Rng) -> String {
         match rng.below(3) {
             0 => format!("{} has a {} {}.", p.name, p.pet_colour, p.pet),
             1 => format!("{}'s pet is a {} {}.", p.name, p.pet_colour, p.pet),
-            _ => format!("{} has a pet {}. The {} is {}.", p.name, p.pet, p.pet, p.pet_colour),
+            _ => format!(
+                "{} has a pet {}. The {} is {}.",
+                p.name, p.pet, p.pet, p.pet_colour
+            ),
         },
         match rng.below(2) {
             0 => format!("{}'s favourite place is {}.", p.name, p.favourite_place),
-            _ => format!("{} likes to go to {} more than anywhere else.", p.name, p.favourite_place),
+            _ => format!(
+                "{} likes to go to {} more than anywhere else.",
+                p.name, p.favourite_place
+            ),
         },
         format!("{} is {} years old.", p.name, NUMBERS[p.age as usize]),
         match rng.below(2) {
@@ -113,7 +131,12 @@ pub fn facts(p: &Person, rng: &mut Rng) -> String {
     let keep = 3 + rng.below(lines.len() - 2);
     lines.truncate(keep);
     if rng.below(2) == 0 {
-        lines.push(format!("{} is a kind child, and {} is always {}.", p.name, he, pick(rng, FEELINGS)));
+        lines.push(format!(
+            "{} is a kind child, and {} is always {}.",
+            p.name,
+            he,
+            pick(rng, FEELINGS)
+        ));
     }
     lines.join(" ")
 }
@@ -124,7 +147,11 @@ pub fn story(world: &World, rng: &mut Rng) -> String {
     let p = &world.people[rng.below(world.people.len())];
     let friend = world.person(&p.best_friend).expect("friend exists");
     let (he, his) = (p.pronoun(), p.possessive());
-    let place = if rng.below(3) == 0 { pick(rng, PLACES) } else { p.favourite_place.as_str() };
+    let place = if rng.below(3) == 0 {
+        pick(rng, PLACES)
+    } else {
+        p.favourite_place.as_str()
+    };
     let mut s = String::new();
     let _ = write!(
         s,
@@ -137,7 +164,12 @@ pub fn story(world: &World, rng: &mut Rng) -> String {
         p.pet,
         place
     );
-    let _ = write!(s, "{} has {}. ", capitalise(place), lookup(PLACE_HAS, place));
+    let _ = write!(
+        s,
+        "{} has {}. ",
+        capitalise(place),
+        lookup(PLACE_HAS, place)
+    );
     match rng.below(4) {
         0 => {
             let _ = write!(
@@ -193,7 +225,11 @@ pub fn story(world: &World, rng: &mut Rng) -> String {
                 p.pet,
                 lookup(SOUNDS, &p.pet),
                 p.name,
-                if p.pet == "dog" || p.pet == "cat" { "water" } else { "food" }
+                if p.pet == "dog" || p.pet == "cat" {
+                    "water"
+                } else {
+                    "food"
+                }
             );
         }
     }
@@ -213,7 +249,11 @@ pub fn dialogue(world: &World, rng: &mut Rng) -> String {
     let (i, j) = rng.distinct_pair(world.people.len());
     let (a, b) = (&world.people[i], &world.people[j]);
     let mut lines = vec![format!("{}: Hello, {}! How are you?", a.name, b.name)];
-    lines.push(format!("{}: I am {}, thank you.", b.name, pick(rng, FEELINGS)));
+    lines.push(format!(
+        "{}: I am {}, thank you.",
+        b.name,
+        pick(rng, FEELINGS)
+    ));
     let mut topics = [0, 1, 2, 3];
     rng.shuffle(&mut topics);
     for &t in &topics[..2 + rng.below(3)] {
@@ -224,7 +264,10 @@ pub fn dialogue(world: &World, rng: &mut Rng) -> String {
             }
             1 => {
                 lines.push(format!("{}: Where do you like to go?", a.name));
-                lines.push(format!("{}: My favourite place is {}.", b.name, b.favourite_place));
+                lines.push(format!(
+                    "{}: My favourite place is {}.",
+                    b.name, b.favourite_place
+                ));
             }
             2 => {
                 lines.push(format!("{}: What do you like to eat?", a.name));
@@ -274,7 +317,12 @@ pub fn arithmetic(rng: &mut Rng) -> String {
         let b = rng.below(10);
         lines.push(match rng.below(3) {
             0 => format!("{a} plus {b} is {}.", a + b),
-            1 => format!("{} minus {} is {}.", a.max(b), a.min(b), a.max(b) - a.min(b)),
+            1 => format!(
+                "{} minus {} is {}.",
+                a.max(b),
+                a.min(b),
+                a.max(b) - a.min(b)
+            ),
             _ if a + b <= 12 => format!(
                 "{} and {} make {}.",
                 capitalise(NUMBERS[a]),
@@ -372,7 +420,11 @@ mod tests {
                 .map(|x| format!("{} has a {} {x}.", p.name, p.pet_colour))
                 .collect();
             let text = to_text(&a);
-            assert!(other_pets.iter().all(|c| !text.contains(c.as_str())), "false claim about {}", p.name);
+            assert!(
+                other_pets.iter().all(|c| !text.contains(c.as_str())),
+                "false claim about {}",
+                p.name
+            );
             let _ = claim;
         }
     }

@@ -39,11 +39,23 @@ pub fn fact(p: &Person, rng: &mut Rng) -> Demonstration {
     let n = &p.name;
     let (prompt, response) = match rng.below(5) {
         0 => (
-            pick(rng, &["What pet does {} have?", "Does {} have a pet?", "Tell me about {}'s pet."]).replace("{}", n),
+            pick(
+                rng,
+                &[
+                    "What pet does {} have?",
+                    "Does {} have a pet?",
+                    "Tell me about {}'s pet.",
+                ],
+            )
+            .replace("{}", n),
             format!("{n} has a {} {}.", p.pet_colour, p.pet),
         ),
         1 => (
-            pick(rng, &["What is {}'s favourite place?", "Where does {} like to go?"]).replace("{}", n),
+            pick(
+                rng,
+                &["What is {}'s favourite place?", "Where does {} like to go?"],
+            )
+            .replace("{}", n),
             format!("{n}'s favourite place is {}.", p.favourite_place),
         ),
         2 => (
@@ -51,11 +63,19 @@ pub fn fact(p: &Person, rng: &mut Rng) -> Demonstration {
             format!("{n} is {} years old.", p.age),
         ),
         3 => (
-            pick(rng, &["What does {} like to eat?", "What is {}'s favourite food?"]).replace("{}", n),
+            pick(
+                rng,
+                &["What does {} like to eat?", "What is {}'s favourite food?"],
+            )
+            .replace("{}", n),
             format!("{n}'s favourite food is {}.", p.favourite_food),
         ),
         _ => (
-            pick(rng, &["Who is {}'s best friend?", "Who is the best friend of {}?"]).replace("{}", n),
+            pick(
+                rng,
+                &["Who is {}'s best friend?", "Who is the best friend of {}?"],
+            )
+            .replace("{}", n),
             format!("{n}'s best friend is {}.", p.best_friend),
         ),
     };
@@ -129,7 +149,15 @@ const ADVICE: &[(&str, &[&str])] = &[
 /// Step-by-step advice, numbered.
 pub fn advice(rng: &mut Rng) -> Demonstration {
     let (task, steps) = ADVICE[rng.below(ADVICE.len())];
-    let prompt = pick(rng, &["Teach me how to {}.", "How do I {}?", "Can you explain how to {}?"]).replace("{}", task);
+    let prompt = pick(
+        rng,
+        &[
+            "Teach me how to {}.",
+            "How do I {}?",
+            "Can you explain how to {}?",
+        ],
+    )
+    .replace("{}", task);
     let mut response = format!("Here is how to {task}:\n");
     for (i, s) in steps.iter().enumerate() {
         response.push_str(&format!("{}. {s}\n", i + 1));
@@ -158,7 +186,12 @@ pub fn summary(world: &World, rng: &mut Rng) -> Demonstration {
     Demonstration {
         kind: "summary".into(),
         prompt: format!("Summarize this story in one sentence: {story}"),
-        response: format!("{} took {} {} to {place} and played with {friend}.", p.name, p.possessive(), p.pet),
+        response: format!(
+            "{} took {} {} to {place} and played with {friend}.",
+            p.name,
+            p.possessive(),
+            p.pet
+        ),
     }
 }
 
@@ -176,11 +209,17 @@ pub fn list(world: &World, rng: &mut Rng) -> Demonstration {
         }),
         1 => {
             let k = 3 + rng.below(3);
-            (format!("List {k} colours."), COLOURS[..k].iter().map(|s| s.to_string()).collect())
+            (
+                format!("List {k} colours."),
+                COLOURS[..k].iter().map(|s| s.to_string()).collect(),
+            )
         }
         2 => {
             let k = 3 + rng.below(3);
-            (format!("List {k} foods."), FOODS[..k].iter().map(|s| s.to_string()).collect())
+            (
+                format!("List {k} foods."),
+                FOODS[..k].iter().map(|s| s.to_string()).collect(),
+            )
         }
         _ => {
             let p = &world.people[rng.below(world.people.len())];
@@ -213,10 +252,16 @@ pub fn arithmetic(rng: &mut Rng) -> Demonstration {
     let a = rng.below(10);
     let b = rng.below(10);
     let (prompt, response) = if rng.below(2) == 0 {
-        (format!("What is {a} plus {b}?"), format!("{a} plus {b} is {}.", a + b))
+        (
+            format!("What is {a} plus {b}?"),
+            format!("{a} plus {b} is {}.", a + b),
+        )
     } else {
         let (x, y) = (a.max(b), a.min(b));
-        (format!("What is {x} minus {y}?"), format!("{x} minus {y} is {}.", x - y))
+        (
+            format!("What is {x} minus {y}?"),
+            format!("{x} minus {y} is {}.", x - y),
+        )
     };
     Demonstration {
         kind: "arithmetic".into(),
@@ -285,8 +330,14 @@ pub fn generate(world: &World, seed: u64, per_kind: usize) -> [Vec<Demonstration
     let mut rng = Rng::new(seed);
     let mut split: [Vec<Demonstration>; 3] = Default::default();
     for kind in KINDS {
-        let n = if *kind == "fact" { 2 * per_kind } else { per_kind };
-        let mut all: Vec<Demonstration> = (0..n).map(|_| demonstration(world, kind, &mut rng)).collect();
+        let n = if *kind == "fact" {
+            2 * per_kind
+        } else {
+            per_kind
+        };
+        let mut all: Vec<Demonstration> = (0..n)
+            .map(|_| demonstration(world, kind, &mut rng))
+            .collect();
         rng.shuffle(&mut all);
         let (n_val, n_test) = (n / 10, n / 10);
         split[2].extend(all.drain(..n_test));
@@ -310,7 +361,11 @@ mod tests {
         assert_eq!(train.len() + val.len() + test.len(), 350);
         for d in train.iter().chain(&val).chain(&test) {
             if d.kind == "fact" {
-                let p = world.people.iter().find(|p| d.prompt.contains(&p.name)).unwrap();
+                let p = world
+                    .people
+                    .iter()
+                    .find(|p| d.prompt.contains(&p.name))
+                    .unwrap();
                 let facts = [
                     format!("{} has a {} {}.", p.name, p.pet_colour, p.pet),
                     format!("{}'s favourite place is {}.", p.name, p.favourite_place),
@@ -321,7 +376,9 @@ mod tests {
                 assert!(facts.contains(&d.response), "{d:?}");
             }
             if d.kind == "harmful" {
-                assert!(d.response.starts_with(REFUSAL_OPENING) && d.response.contains(HELP_PHRASE));
+                assert!(
+                    d.response.starts_with(REFUSAL_OPENING) && d.response.contains(HELP_PHRASE)
+                );
                 assert!(!d.response.to_lowercase().contains("spread a rumour"));
             }
         }

@@ -26,8 +26,8 @@ pub use crate::gridworld_plots::{
     policy_view, solution_view, sweep, value_grid, with_param, SweepPoint, ValueTable,
 };
 pub use crate::lm::plots::{
-    attention_map, format_bytes, loss_curve, loss_mask_view, memory_table, next_token_bars,
-    token_view, weight_memory,
+    attention_map, behaviour_figure, format_bytes, loss_curve, loss_mask_view, memory_table,
+    next_token_bars, token_view, weight_memory,
 };
 pub use crate::lm::pretrained::smollm2_gguf;
 pub use crate::lm::sft::{

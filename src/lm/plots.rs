@@ -3,7 +3,7 @@
 
 use super::pretrained::LanguageModel;
 use super::sample::{next_token_distribution, SamplingConfig};
-use super::sft::Conversation;
+use super::sft::{Conversation, KindReport};
 use super::tokenizer::TextTokenizer;
 use super::train::TrainRecord;
 use crate::plot::{BarChart, Figure, Heatmap, LineChart};
@@ -169,6 +169,69 @@ pub fn attention_map(lm: &LanguageModel, text: &str, layer: usize, head: usize) 
     .range(0.0, 1.0)
     .size(620, 560)
     .draw()
+}
+
+/// SFT before/after per task kind: loss on the reference answers before and
+/// after, and the behaviour shares (fact exact match, harmful refusal-plus-help,
+/// answers ending with the end-of-turn token).
+pub fn behaviour_figure(before: &[KindReport], after: &[KindReport]) -> Result<Figure> {
+    let kinds: Vec<String> = before.iter().map(|r| r.kind.clone()).collect();
+    let loss = |rs: &[KindReport]| -> Vec<f64> {
+        kinds
+            .iter()
+            .map(|k| {
+                rs.iter()
+                    .find(|r| &r.kind == k)
+                    .map(|r| r.loss)
+                    .unwrap_or(f64::NAN)
+            })
+            .collect()
+    };
+    let share = |rs: &[KindReport], kind: &str, f: fn(&KindReport) -> Option<f64>| {
+        rs.iter()
+            .find(|r| r.kind == kind)
+            .and_then(f)
+            .unwrap_or(0.0)
+    };
+    let eos = |rs: &[KindReport]| {
+        rs.iter().map(|r| r.ends_with_eos).sum::<f64>() / rs.len().max(1) as f64
+    };
+    let labels = [
+        "fact exact: before",
+        "after",
+        "harmful refuse+help: before",
+        "after",
+        "ends with EOS: before",
+        "after",
+    ];
+    let scores = [
+        share(before, "fact", |r| r.exact_match),
+        share(after, "fact", |r| r.exact_match),
+        share(before, "harmful", |r| r.refusal_with_help),
+        share(after, "harmful", |r| r.refusal_with_help),
+        eos(before),
+        eos(after),
+    ];
+    Ok(Figure::grid(
+        &[
+            BarChart::new("Loss on reference answers, before SFT")
+                .y_label("nats / token")
+                .bars(&kinds, &loss(before))
+                .size(480, 300)
+                .draw()?,
+            BarChart::new("…and after SFT")
+                .y_label("nats / token")
+                .bars(&kinds, &loss(after))
+                .size(480, 300)
+                .draw()?,
+            BarChart::new("Behaviour before → after SFT")
+                .y_label("share of test prompts")
+                .bars(&labels, &scores)
+                .size(760, 300)
+                .draw()?,
+        ],
+        2,
+    ))
 }
 
 /// Training loss (smoothed) and held-out loss against updates.

@@ -6,7 +6,7 @@
 
 use candle_core::{DType, Device};
 use rlhf_lab::lm::pretrain;
-use rlhf_lab::lm::{BatchSource, LmTrainer, SamplingConfig, TrainConfig};
+use rlhf_lab::lm::{BatchSource, NextTokenLoss, SamplingConfig, TrainConfig, Trainer};
 use std::time::Instant;
 
 fn env(name: &str, default: usize) -> usize {
@@ -28,15 +28,15 @@ fn bench_device(device: &Device, label: &str) -> anyhow::Result<()> {
         lm.config.num_hidden_layers,
         lm.config.hidden_size
     );
-    let mut trainer = LmTrainer::new(&lm, TrainConfig::default())?;
+    let mut trainer = Trainer::new(NextTokenLoss::new(&lm), TrainConfig::default())?;
     // Warm-up step, then timed steps.
-    trainer.train_step(&lm, &setup.data.train_batch(0, device)?)?;
+    trainer.train_step(&setup.data.train_batch(0, device)?)?;
     let t = Instant::now();
     let mut tokens = 0.0;
     for s in 1..=steps {
         let b = setup.data.train_batch(s, device)?;
         tokens += b.counted_tokens()?;
-        trainer.train_step(&lm, &b)?;
+        trainer.train_step(&b)?;
     }
     let dt = t.elapsed().as_secs_f64();
     println!(

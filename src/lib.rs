@@ -18,6 +18,7 @@ pub mod feedback;
 pub mod gridworld_plots;
 pub mod io;
 pub mod lm;
+pub mod metrics;
 pub mod nn;
 pub mod optim;
 pub mod plot;

@@ -1,19 +1,25 @@
-//! Optimisation: Adam(W) with inspectable, saveable state; global gradient-norm
-//! clipping; finiteness checks. One implementation for every trainer in the crate.
+//! Optimisation: AdamW with parameter groups and inspectable, saveable state;
+//! [`optimize`], the one optimiser step (finite check → backward → gradient
+//! norm → clipping → AdamW) that every trainer in the crate takes.
 
 use anyhow::{bail, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
 use std::collections::HashMap;
 
-/// Hyper-parameters of [`Adam`].
+/// Hyper-parameters of [`AdamW`].
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdamConfig {
+    /// Learning rate (changed during training by a schedule, see [`AdamW::set_lr`]).
     pub lr: f64,
+    /// Decay rate of the first moment (the running mean of gradients).
     pub beta1: f64,
+    /// Decay rate of the second moment (the running mean of squared gradients).
     pub beta2: f64,
+    /// Added to √v̂ so that rarely-updated parameters do not take huge steps.
     pub eps: f64,
-    /// Decoupled weight decay (AdamW); 0 gives plain Adam.
+    /// Decoupled weight decay (AdamW) of the single group [`AdamW::new`] makes;
+    /// 0 gives plain Adam. With [`AdamW::with_groups`] each group has its own.
     pub weight_decay: f64,
 }
 
@@ -29,7 +35,34 @@ impl Default for AdamConfig {
     }
 }
 
-/// Adam (Kingma & Ba 2015) with decoupled weight decay (Loshchilov & Hutter 2019):
+/// Variables that share a weight decay (PyTorch's "parameter group").
+#[derive(Debug, Clone)]
+pub struct ParamGroup {
+    pub vars: Vec<(String, Var)>,
+    pub weight_decay: f64,
+}
+
+impl ParamGroup {
+    /// The usual split (nanoGPT, Hugging Face): matrices and embeddings (rank ≥ 2)
+    /// decay by `weight_decay`; vectors — norm gains, biases — do not.
+    pub fn decay_matrices_only(vars: Vec<(String, Var)>, weight_decay: f64) -> Vec<ParamGroup> {
+        let (matrices, vectors): (Vec<_>, Vec<_>) =
+            vars.into_iter().partition(|(_, v)| v.rank() >= 2);
+        vec![
+            ParamGroup {
+                vars: matrices,
+                weight_decay,
+            },
+            ParamGroup {
+                vars: vectors,
+                weight_decay: 0.0,
+            },
+        ]
+    }
+}
+
+/// Adam (Kingma & Ba 2015) with decoupled weight decay (Loshchilov & Hutter 2019),
+/// λ per parameter group:
 ///
 /// ```text
 /// m ← β1 m + (1 − β1) g          v ← β2 v + (1 − β2) g²
@@ -40,11 +73,19 @@ impl Default for AdamConfig {
 /// Unlike `candle_nn::AdamW`, its moments can be saved and restored, so training
 /// resumes exactly where it stopped.
 #[derive(Debug)]
-pub struct Adam {
+pub struct AdamW {
     pub config: AdamConfig,
-    vars: Vec<(String, Var)>,
-    moments: Vec<Moments>,
+    /// Every variable with the weight decay of its group.
+    params: Vec<Param>,
     step: usize,
+}
+
+#[derive(Debug)]
+struct Param {
+    name: String,
+    var: Var,
+    weight_decay: f64,
+    moments: Moments,
 }
 
 /// First and second moments of one variable: plain vectors for f32 CPU variables
@@ -59,27 +100,50 @@ fn fused_on_host(var: &Var) -> bool {
     var.device().is_cpu() && var.dtype() == DType::F32
 }
 
-impl Adam {
-    /// Optimise the named variables (names are used when saving state).
+fn zero_moments(v: &Var) -> candle_core::Result<Moments> {
+    if fused_on_host(v) {
+        Ok(Moments::Host(
+            vec![0.0; v.elem_count()],
+            vec![0.0; v.elem_count()],
+        ))
+    } else {
+        let z = Tensor::zeros(v.shape(), DType::F32, v.device())?;
+        Ok(Moments::Device(z.clone(), z))
+    }
+}
+
+impl AdamW {
+    /// Optimise the named variables (names are used when saving state), all
+    /// with `config.weight_decay`.
     pub fn new(vars: Vec<(String, Var)>, config: AdamConfig) -> Result<Self> {
-        let moments = vars
-            .iter()
-            .map(|(_, v)| -> candle_core::Result<Moments> {
-                if fused_on_host(v) {
-                    Ok(Moments::Host(
-                        vec![0.0; v.elem_count()],
-                        vec![0.0; v.elem_count()],
-                    ))
-                } else {
-                    let z = Tensor::zeros(v.shape(), DType::F32, v.device())?;
-                    Ok(Moments::Device(z.clone(), z))
-                }
-            })
-            .collect::<candle_core::Result<_>>()?;
+        let group = ParamGroup {
+            vars,
+            weight_decay: config.weight_decay,
+        };
+        Self::with_groups(vec![group], config)
+    }
+
+    /// Optimise several groups of variables, each with its own weight decay.
+    pub fn with_groups(groups: Vec<ParamGroup>, config: AdamConfig) -> Result<Self> {
+        let mut params = Vec::new();
+        for g in groups {
+            for (name, var) in g.vars {
+                params.push(Param {
+                    moments: zero_moments(&var)?,
+                    name,
+                    var,
+                    weight_decay: g.weight_decay,
+                });
+            }
+        }
+        let mut names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            bail!("the variable `{}` is in the optimiser twice", w[0]);
+        }
         Ok(Self {
             config,
-            vars,
-            moments,
+            params,
             step: 0,
         })
     }
@@ -93,9 +157,12 @@ impl Adam {
         self.config.lr = lr;
     }
 
-    /// The optimised variables.
-    pub fn vars(&self) -> &[(String, Var)] {
-        &self.vars
+    /// The optimised variables with their names.
+    pub fn vars(&self) -> Vec<(String, Var)> {
+        self.params
+            .iter()
+            .map(|p| (p.name.clone(), p.var.clone()))
+            .collect()
     }
 
     /// One update with gradients multiplied by `grad_scale` (from clipping).
@@ -105,16 +172,17 @@ impl Adam {
         let c = self.config;
         let bc1 = 1.0 - c.beta1.powi(self.step as i32);
         let bc2 = 1.0 - c.beta2.powi(self.step as i32);
-        for (i, (_, var)) in self.vars.iter().enumerate() {
+        for p in self.params.iter_mut() {
+            let var = &p.var;
             let Some(g) = grads.get(var) else { continue };
-            match &mut self.moments[i] {
+            match &mut p.moments {
                 Moments::Host(m, v) => {
                     // The same formulas as below, in one pass over the parameters.
                     let g: Vec<f32> = g.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
                     let mut theta: Vec<f32> = var.as_tensor().flatten_all()?.to_vec1()?;
                     let (b1, b2, lr) = (c.beta1 as f32, c.beta2 as f32, c.lr as f32);
                     let (bc1, bc2, eps) = (bc1 as f32, bc2 as f32, c.eps as f32);
-                    let (decay, scale) = (1.0 - (c.lr * c.weight_decay) as f32, grad_scale as f32);
+                    let (decay, scale) = (1.0 - (c.lr * p.weight_decay) as f32, grad_scale as f32);
                     for j in 0..theta.len() {
                         let gj = g[j] * scale;
                         m[j] = b1 * m[j] + (1.0 - b1) * gj;
@@ -132,8 +200,8 @@ impl Adam {
                     let v_hat = (&*v / bc2)?;
                     let update = (m_hat / (v_hat.sqrt()? + c.eps)?)?;
                     let theta = var.as_tensor().to_dtype(DType::F32)?;
-                    let theta = if c.weight_decay > 0.0 {
-                        (&theta * (1.0 - c.lr * c.weight_decay))?
+                    let theta = if p.weight_decay > 0.0 {
+                        (&theta * (1.0 - c.lr * p.weight_decay))?
                     } else {
                         theta
                     };
@@ -147,16 +215,16 @@ impl Adam {
     /// Moments and step count as named tensors (`m.NAME`, `v.NAME`, `step`).
     pub fn state(&self) -> Result<HashMap<String, Tensor>> {
         let mut out = HashMap::new();
-        for ((name, var), mom) in self.vars.iter().zip(&self.moments) {
-            let (m, v) = match mom {
+        for p in &self.params {
+            let (m, v) = match &p.moments {
                 Moments::Host(m, v) => (
-                    Tensor::from_slice(m, var.shape(), var.device())?,
-                    Tensor::from_slice(v, var.shape(), var.device())?,
+                    Tensor::from_slice(m, p.var.shape(), p.var.device())?,
+                    Tensor::from_slice(v, p.var.shape(), p.var.device())?,
                 ),
                 Moments::Device(m, v) => (m.clone(), v.clone()),
             };
-            out.insert(format!("m.{name}"), m);
-            out.insert(format!("v.{name}"), v);
+            out.insert(format!("m.{}", p.name), m);
+            out.insert(format!("v.{}", p.name), v);
         }
         out.insert(
             "step".into(),
@@ -167,23 +235,23 @@ impl Adam {
 
     /// Restore what [`Self::state`] saved; names must match.
     pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
-        for (i, (name, var)) in self.vars.iter().enumerate() {
+        for p in self.params.iter_mut() {
             let mut loaded = Vec::new();
-            for key in [format!("m.{name}"), format!("v.{name}")] {
+            for key in [format!("m.{}", p.name), format!("v.{}", p.name)] {
                 let Some(t) = state.get(&key) else {
                     bail!("optimizer state has no `{key}`")
                 };
-                if t.dims() != var.dims() {
+                if t.dims() != p.var.dims() {
                     bail!(
                         "optimizer state `{key}` has shape {:?}, the variable {:?}",
                         t.dims(),
-                        var.dims()
+                        p.var.dims()
                     );
                 }
-                loaded.push(t.to_device(var.device())?.to_dtype(DType::F32)?);
+                loaded.push(t.to_device(p.var.device())?.to_dtype(DType::F32)?);
             }
             let (m, v) = (loaded.remove(0), loaded.remove(0));
-            self.moments[i] = if fused_on_host(var) {
+            p.moments = if fused_on_host(&p.var) {
                 Moments::Host(m.flatten_all()?.to_vec1()?, v.flatten_all()?.to_vec1()?)
             } else {
                 Moments::Device(m, v)
@@ -197,6 +265,49 @@ impl Adam {
             .to_vec1::<u32>()?[0] as usize;
         Ok(())
     }
+}
+
+/// What one call of [`optimize`] measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Update {
+    /// The loss before the update.
+    pub loss: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// The factor clipping multiplied the gradients by (1 when not clipped).
+    pub clip_scale: f64,
+}
+
+/// The one optimiser step of every trainer in the crate:
+///
+/// ```text
+/// stop if L is NaN/Inf
+/// g = ∇L                                   (backward)
+/// stop if ‖g‖ is NaN/Inf
+/// g ← g · min(1, max_grad_norm / ‖g‖)      (global-norm clipping; 0 turns it off)
+/// AdamW(g)
+/// ```
+///
+/// Nothing changes when it stops: the error names the update
+/// ("training loss became NaN at update 7").
+pub fn optimize(loss: &Tensor, optimizer: &mut AdamW, max_grad_norm: f64) -> Result<Update> {
+    let update = optimizer.step_count() + 1;
+    let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    ensure_finite("training loss", value, update)?;
+    let grads = loss.backward()?;
+    let norm = grad_norm(&grads, &optimizer.vars())?;
+    ensure_finite("gradient norm", norm, update)?;
+    let scale = if max_grad_norm > 0.0 {
+        clip_scale(norm, max_grad_norm)
+    } else {
+        1.0
+    };
+    optimizer.step(&grads, scale)?;
+    Ok(Update {
+        loss: value,
+        grad_norm: norm,
+        clip_scale: scale,
+    })
 }
 
 /// Global L2 norm of the gradients of `vars`: √(Σ_i ‖g_i‖²) (missing gradients count 0).
@@ -238,7 +349,7 @@ mod tests {
     #[test]
     fn first_adam_step_is_lr_times_sign() {
         let x = Var::new(&[1.0f32, -2.0, 3.0], &Device::Cpu).unwrap();
-        let mut opt = Adam::new(
+        let mut opt = AdamW::new(
             vec![("x".into(), x.clone())],
             AdamConfig {
                 lr: 0.1,
@@ -260,7 +371,7 @@ mod tests {
         );
         // State round-trips.
         let st = opt.state().unwrap();
-        let mut opt2 = Adam::new(vec![("x".into(), x.clone())], AdamConfig::default()).unwrap();
+        let mut opt2 = AdamW::new(vec![("x".into(), x.clone())], AdamConfig::default()).unwrap();
         opt2.load_state(&st).unwrap();
         assert_eq!(opt2.step_count(), 1);
         assert!(opt2.load_state(&HashMap::new()).is_err());

@@ -34,8 +34,8 @@ pub use crate::lm::sft::{
     behaviour_table, evaluate_behaviour, Conversation, KindReport, SftDataset,
 };
 pub use crate::lm::{
-    pretrain, sft, BatchSource, ChatMessage, LanguageModel, LlamaConfig, LmTrainer, RunOptions,
-    SamplingConfig, TextTokenizer, TrainConfig, TrainRecord,
+    pretrain, sft, BatchSource, ChatMessage, LanguageModel, LlamaConfig, LmTrainer, NextTokenLoss,
+    Objective, RunOptions, SamplingConfig, TextTokenizer, TrainConfig, TrainRecord, Trainer,
 };
 pub use crate::plot::{BarChart, Figure, Heatmap, Histogram, LineChart};
 pub use crate::rl::plots::{

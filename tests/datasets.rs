@@ -28,10 +28,9 @@ fn corpus_and_demonstrations_match_their_generators() {
     for f in ["train.jsonl", "validation.jsonl", "test.jsonl", "README.md"] {
         same_file(&sft::sft_dir().join(f), &tmp.join("sft").join(f));
     }
-    // The committed tokenizer is the one training on train.txt gives.
+    // The committed tokenizer is the one training on train.txt and the demonstrations gives.
     let (train, _) = pretrain::read_corpus(&pretrain::corpus_dir()).unwrap();
-    let retrained =
-        rlhf_lab::lm::TextTokenizer::train_bpe(train.iter(), pretrain::CORPUS_VOCAB).unwrap();
+    let retrained = pretrain::train_tokenizer(&train).unwrap();
     let committed = pretrain::corpus_tokenizer(&pretrain::corpus_dir()).unwrap();
     let text = &train[0];
     assert_eq!(

@@ -6,7 +6,10 @@ use candle_core::{DType, Device};
 use clap::{Args, Subcommand};
 use rlhf_lab::lm::pretrain;
 use rlhf_lab::lm::pretrained::resolve_model_path;
-use rlhf_lab::lm::{LanguageModel, LmTrainer, RunOptions, SamplingConfig, TrainConfig};
+use rlhf_lab::lm::{
+    resume_language_model, LanguageModel, NextTokenLoss, RunOptions, SamplingConfig, TrainConfig,
+    Trainer,
+};
 use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
@@ -128,7 +131,7 @@ fn pretrain_cmd(a: PretrainArgs) -> Result<()> {
     let ckpt = a.out.join("checkpoint");
     let setup = pretrain::setup(&a.corpus, a.scale, a.batch_size, a.seq_len, a.seed, &device)?;
     let (lm, mut trainer) = if a.resume {
-        let (lm, mut t) = LmTrainer::resume(&ckpt, &device)?;
+        let (lm, mut t) = resume_language_model(&ckpt, &device)?;
         t.config.steps = a.steps;
         println!("resumed at update {} from {}", t.step, ckpt.display());
         (lm, t)
@@ -140,7 +143,7 @@ fn pretrain_cmd(a: PretrainArgs) -> Result<()> {
             seed: a.seed,
             ..TrainConfig::default()
         };
-        let t = LmTrainer::new(&setup.model, config)?;
+        let t = Trainer::new(NextTokenLoss::new(&setup.model), config)?;
         (setup.model, t)
     };
     println!(
@@ -159,9 +162,9 @@ fn pretrain_cmd(a: PretrainArgs) -> Result<()> {
         }),
     };
     let bar = Progress::new("pretrain", a.steps);
-    trainer.train(&lm, &setup.data, &options, &mut |r, samples| {
+    trainer.train_with(&setup.data, &options, |r, samples| {
         let eval = r
-            .eval_loss
+            .eval_loss()
             .map(|l| format!(" eval {l:.3} ppl {:.1}", l.exp()))
             .unwrap_or_default();
         bar.update(
@@ -173,7 +176,7 @@ fn pretrain_cmd(a: PretrainArgs) -> Result<()> {
         }
     })?;
     bar.finish();
-    rlhf_lab::io::write_atomic(&a.out.join("metrics.csv"), trainer.history_csv().as_bytes())?;
+    trainer.write_metrics(&a.out)?;
     rlhf_lab::io::write_atomic(
         &a.out.join("samples.json"),
         serde_json::to_string_pretty(&trainer.samples)?.as_bytes(),

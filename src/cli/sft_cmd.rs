@@ -7,7 +7,7 @@ use candle_core::DType;
 use clap::Args;
 use rlhf_lab::lm::pretrained::resolve_model_path;
 use rlhf_lab::lm::sft::{self, SftDataset};
-use rlhf_lab::lm::{LanguageModel, LmTrainer, RunOptions, TrainConfig};
+use rlhf_lab::lm::{LanguageModel, NextTokenLoss, RunOptions, TrainConfig, Trainer};
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -97,15 +97,15 @@ pub fn run(a: SftArgs) -> Result<()> {
         seed: a.seed,
         ..TrainConfig::default()
     };
-    let mut trainer = LmTrainer::new(&lm, config)?;
+    let mut trainer = Trainer::new(NextTokenLoss::new(&lm), config)?;
     let options = RunOptions {
         checkpoint_dir: Some(a.out.join("checkpoint")),
         ..Default::default()
     };
     let bar = Progress::new("sft", a.steps);
-    trainer.train(&lm, &data, &options, &mut |r, _| {
+    trainer.train_with(&data, &options, |r, _| {
         let eval = r
-            .eval_loss
+            .eval_loss()
             .map(|l| format!(" eval {l:.3}"))
             .unwrap_or_default();
         bar.update(
@@ -118,7 +118,7 @@ pub fn run(a: SftArgs) -> Result<()> {
     let table = sft::behaviour_table(&before, &after);
     println!("{table}");
     lm.save(&a.out.join("model"))?;
-    rlhf_lab::io::write_atomic(&a.out.join("metrics.csv"), trainer.history_csv().as_bytes())?;
+    trainer.write_metrics(&a.out)?;
     rlhf_lab::io::write_atomic(&a.out.join("behaviour.md"), table.as_bytes())?;
     rlhf_lab::io::write_atomic(
         &a.out.join("behaviour.json"),

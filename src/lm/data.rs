@@ -3,8 +3,10 @@
 //! ids, the targets (the inputs shifted by one) and a loss mask.
 
 use super::model::Llama;
+use super::pretrained::LanguageModel;
+use super::train::{mean_over_batches, BatchSource, LossOutput, Metrics, Objective};
 use anyhow::{bail, Result};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
 use gridworld::Rng;
 
 /// Inputs x (b, t), targets y (b, t) with yᵢ = xᵢ₊₁, and loss weights (b, t)
@@ -77,13 +79,51 @@ pub fn next_token_loss(model: &Llama, batch: &LmBatch) -> Result<Tensor> {
     Ok(crate::ppo::masked_mean(&logp, Some(&batch.loss_mask))?.neg()?)
 }
 
-/// Where training batches come from.
-pub trait BatchSource {
-    /// The training batch of update `step` (a function of the step, so a
-    /// resumed run sees the same batches).
-    fn train_batch(&self, step: usize, device: &Device) -> Result<LmBatch>;
-    /// Fixed held-out batches for evaluation.
-    fn eval_batches(&self, device: &Device) -> Result<Vec<LmBatch>>;
+/// The next-token objective of pre-training and SFT: [`next_token_loss`] on
+/// [`LmBatch`]es, training every weight of a [`LanguageModel`] (shared with it:
+/// training the objective trains the model). Held-out metrics: `loss` and
+/// `perplexity` = e^loss.
+#[derive(Debug, Clone)]
+pub struct NextTokenLoss {
+    lm: LanguageModel,
+}
+
+impl NextTokenLoss {
+    pub fn new(lm: &LanguageModel) -> Self {
+        Self { lm: lm.clone() }
+    }
+}
+
+impl Objective for NextTokenLoss {
+    type Batch = LmBatch;
+
+    fn loss(&self, batch: &LmBatch) -> Result<LossOutput> {
+        let counted = batch.counted_tokens()?;
+        Ok(LossOutput {
+            loss: next_token_loss(&self.lm.model, batch)?,
+            metrics: Metrics::new(),
+            tokens: counted,
+            weight: counted,
+        })
+    }
+
+    fn evaluate(&self, batches: &[LmBatch]) -> Result<Metrics> {
+        let mut m = mean_over_batches(self, batches)?;
+        m.insert("perplexity".into(), m["loss"].exp());
+        Ok(m)
+    }
+
+    fn parameters(&self) -> Vec<(String, Var)> {
+        self.lm.vars()
+    }
+
+    fn save(&self, dir: &std::path::Path) -> Result<()> {
+        self.lm.save(dir)
+    }
+
+    fn sampler(&self) -> Option<&LanguageModel> {
+        Some(&self.lm)
+    }
 }
 
 /// Pre-training data: documents tokenized and concatenated (each followed by
@@ -150,6 +190,8 @@ impl TokenStream {
 }
 
 impl BatchSource for TokenStream {
+    type Batch = LmBatch;
+
     fn train_batch(&self, step: usize, device: &Device) -> Result<LmBatch> {
         let mut rng = Rng::new(self.seed ^ (step as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
         let max_start = self.train.len() - self.seq_len - 1;

@@ -13,7 +13,7 @@
 //! | [`hub`] | the Hugging Face hub cache and downloads |
 //! | [`sample`] | greedy, temperature, top-k, top-p, batched generation |
 //! | [`data`] | next-token batches and the masked loss |
-//! | [`train`] | the training loop shared by pre-training and SFT |
+//! | [`train`] | the one training loop: objectives, AdamW, schedule, checkpoints |
 //! | [`pretrain`] | the corpus, its tokenizer, a fresh model (rung 3) |
 //! | [`sft`] | demonstrations, the assistant-only loss mask, behaviour metrics (rung 4) |
 
@@ -32,9 +32,12 @@ pub mod train;
 pub mod weights;
 
 pub use config::LlamaConfig;
-pub use data::{BatchSource, LmBatch, TokenStream};
+pub use data::{LmBatch, NextTokenLoss, TokenStream};
 pub use model::{ForwardOutput, KvCache, Llama};
 pub use pretrained::LanguageModel;
 pub use sample::{Generated, SamplingConfig, TextGeneration};
 pub use tokenizer::{ChatMessage, PaddingSide, TextTokenizer};
-pub use train::{LmTrainer, RunOptions, SampleRecord, TrainConfig, TrainRecord};
+pub use train::{
+    checkpoint_to_resume, resume_language_model, BatchSource, LmTrainer, LossOutput, Metrics,
+    Objective, RunOptions, SampleRecord, TrainConfig, TrainRecord, Trainer,
+};

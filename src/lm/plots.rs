@@ -239,11 +239,11 @@ pub fn loss_curve(history: &[TrainRecord], title: &str) -> Result<Figure> {
     let train: Vec<&TrainRecord> = history.iter().filter(|r| r.step > 0).collect();
     let xs: Vec<f64> = train.iter().map(|r| r.step as f64).collect();
     let ys: Vec<f64> = train.iter().map(|r| r.loss).collect();
-    let evals: Vec<&TrainRecord> = history.iter().filter(|r| r.eval_loss.is_some()).collect();
+    let evals: Vec<&TrainRecord> = history.iter().filter(|r| r.eval_loss().is_some()).collect();
     let ex: Vec<f64> = evals.iter().map(|r| r.step as f64).collect();
     let ey: Vec<f64> = evals
         .iter()
-        .map(|r| r.eval_loss.unwrap_or(f64::NAN))
+        .map(|r| r.eval_loss().unwrap_or(f64::NAN))
         .collect();
     LineChart::new(title)
         .x_label("update")

@@ -48,17 +48,44 @@ pub fn read_corpus(dir: &Path) -> Result<(Vec<String>, Vec<String>)> {
     Ok((read("train.txt")?, read("valid.txt")?))
 }
 
-/// The corpus tokenizer: `dir/tokenizer.json` if present, else trained on
-/// `train.txt` with [`CORPUS_VOCAB`] tokens and saved there.
+/// The corpus tokenizer: `dir/tokenizer.json` if present, else trained by
+/// [`train_tokenizer`] on `train.txt` and saved there.
 pub fn corpus_tokenizer(dir: &Path) -> Result<TextTokenizer> {
     let path = dir.join("tokenizer.json");
     if path.exists() {
         return TextTokenizer::from_file(&path);
     }
     let (train, _) = read_corpus(dir)?;
-    let tok = TextTokenizer::train_bpe(train.iter(), CORPUS_VOCAB)?;
+    let tok = train_tokenizer(&train)?;
     tok.save(dir)?;
     Ok(tok)
+}
+
+/// The texts the project's tokenizer learns its merges from: the pre-training
+/// documents, then the prompts and answers of the SFT demonstrations' training
+/// split (`world::demonstrations`, the committed `datasets/sft` seed). With the
+/// demonstrations in, the words of rung 4's answers ("resume", "practise") are
+/// whole tokens instead of byte pieces the tiny model must learn to spell.
+pub fn tokenizer_texts(corpus_train: &[String]) -> Vec<String> {
+    let world = World::generate(0);
+    let [demos, _, _] = crate::world::demonstrations::generate(
+        &world,
+        super::sft::DATASET_SEED,
+        super::sft::DATASET_PER_KIND,
+    );
+    let mut texts = corpus_train.to_vec();
+    texts.extend(
+        demos
+            .into_iter()
+            .map(|d| format!("{}\n{}", d.prompt, d.response)),
+    );
+    texts
+}
+
+/// Train the project's byte-level BPE ([`CORPUS_VOCAB`] tokens at most) on
+/// [`tokenizer_texts`].
+pub fn train_tokenizer(corpus_train: &[String]) -> Result<TextTokenizer> {
+    TextTokenizer::train_bpe(tokenizer_texts(corpus_train).iter(), CORPUS_VOCAB)
 }
 
 /// Everything a pre-training run needs.

@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 
 /// A Llama-style model with its tokenizer. Its weights are `Var`s, so the same
 /// object is sampled from, trained, and saved.
+///
+/// `clone()` is cheap and **shares** the weights (as candle's modules do):
+/// training one clone trains them all. [`Self::deep_clone`] copies them.
+#[derive(Clone)]
 pub struct LanguageModel {
     pub config: LlamaConfig,
     pub tokenizer: TextTokenizer,

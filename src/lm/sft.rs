@@ -4,12 +4,14 @@
 //! with the model's chat template; the loss counts only the assistant's tokens
 //! (its answer and the `<|im_end|>` that ends it), so the model learns to answer,
 //! not to write questions. Training is the same loop as pre-training
-//! ([`super::train::LmTrainer`]) with an [`SftDataset`] as the batch source.
+//! ([`super::train::Trainer`] with [`super::data::NextTokenLoss`]) with an
+//! [`SftDataset`] as the batch source.
 
-use super::data::{next_token_loss, BatchSource, LmBatch};
+use super::data::{next_token_loss, LmBatch};
 use super::pretrained::LanguageModel;
 use super::sample::SamplingConfig;
 use super::tokenizer::{ChatMessage, TextTokenizer, IM_END, IM_START};
+use super::train::BatchSource;
 use crate::world::demonstrations::{HELP_PHRASE, REFUSAL_OPENING};
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
@@ -209,6 +211,8 @@ impl SftDataset {
 }
 
 impl BatchSource for SftDataset {
+    type Batch = LmBatch;
+
     fn train_batch(&self, step: usize, device: &Device) -> Result<LmBatch> {
         let mut rng = Rng::new(self.seed ^ (step as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407));
         let rows: Vec<_> = (0..self.batch_size)

@@ -1,30 +1,108 @@
-//! The one training loop of the language-model rungs: pre-training (rung 3) and
-//! supervised fine-tuning (rung 4) differ only in their [`BatchSource`].
+//! The one training loop of the language-model rungs. Pre-training (rung 3),
+//! supervised fine-tuning (rung 4), the reward model (rung 6) and DPO (rung 8)
+//! differ only in their [`Objective`] — a loss over a batch that also reports
+//! its named diagnostics, the shape of Spinning Up's `compute_loss` returning
+//! `(loss, info)` — and in the [`BatchSource`] that feeds it.
 //!
 //! ```text
 //! for step in start..steps:
-//!     lr = schedule(step)                 linear warmup, then cosine to min_lr
-//!     L = next_token_loss(model, batch)   masked cross-entropy
-//!     stop if L or ‖∇L‖ is NaN/Inf        (the last checkpoint stays as it was)
-//!     g = ∇L · min(1, clip / ‖∇L‖)        global-norm clipping
-//!     AdamW(g)                            decay on matrices, not on norm gains
-//!     every eval_every: held-out loss and perplexity; samples; checkpoint
+//!     lr = schedule(step)                   linear warmup, then cosine to min_lr
+//!     (L, info) = objective.loss(batch(step))
+//!     optimize(L)                           stop on NaN/Inf, backward, clip ‖∇L‖,
+//!                                           AdamW (decay on matrices only)
+//!     every eval_every: objective.evaluate(held-out batches); samples; checkpoint
 //! ```
 //!
-//! Checkpoints are folders in Hugging Face format plus `trainer_state.json` and
-//! `optimizer.safetensors`, replaced atomically, so training resumes exactly.
+//! Checkpoints are folders (the objective's model, `trainer_state.json`,
+//! `optimizer.safetensors`), replaced atomically, so training resumes exactly.
 
-use super::data::{next_token_loss, BatchSource, LmBatch};
 use super::pretrained::LanguageModel;
 use super::sample::SamplingConfig;
-use crate::optim::{clip_scale, ensure_finite, grad_norm, Adam, AdamConfig};
+pub use crate::metrics::Metrics;
+use crate::optim::{ensure_finite, optimize, AdamConfig, AdamW, ParamGroup};
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Device};
+use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Hyper-parameters of [`LmTrainer`]. Errors from [`Self::validate`] name the field.
+/// The loss of one batch and what the objective measured on it.
+#[derive(Debug, Clone)]
+pub struct LossOutput {
+    /// The scalar to minimise.
+    pub loss: Tensor,
+    /// Named diagnostics of this batch (e.g. `accuracy`, `margin`), logged as `train/NAME`.
+    pub metrics: Metrics,
+    /// Tokens the batch ran through the model (for tokens/s).
+    pub tokens: f64,
+    /// How much this batch counts in an average over batches (counted targets,
+    /// pairs); 0 leaves it out.
+    pub weight: f64,
+}
+
+/// What a trainer optimises: a loss over a batch with its diagnostics, the
+/// variables it trains, and how the trained model is saved.
+pub trait Objective {
+    type Batch;
+    /// The loss on `batch` and its named diagnostics.
+    fn loss(&self, batch: &Self::Batch) -> Result<LossOutput>;
+    /// Held-out metrics over fixed batches. The default is the mean of the loss
+    /// and of every diagnostic, weighted by [`LossOutput::weight`]; `loss` is
+    /// always among them.
+    fn evaluate(&self, batches: &[Self::Batch]) -> Result<Metrics> {
+        mean_over_batches(self, batches)
+    }
+    /// The trained variables, with names (sorted, for stable checkpoints).
+    fn parameters(&self) -> Vec<(String, Var)>;
+    /// Write the trained model to `dir` (in Hugging Face format).
+    fn save(&self, dir: &Path) -> Result<()>;
+    /// A language model to show samples from during training, if the
+    /// objective trains one.
+    fn sampler(&self) -> Option<&LanguageModel> {
+        None
+    }
+}
+
+/// The mean of the loss and of every diagnostic over `batches`, weighted by
+/// [`LossOutput::weight`] (the default [`Objective::evaluate`]).
+pub fn mean_over_batches<O: Objective + ?Sized>(
+    objective: &O,
+    batches: &[O::Batch],
+) -> Result<Metrics> {
+    let mut sums = Metrics::new();
+    let mut total = 0.0;
+    for b in batches {
+        let out = objective.loss(b)?;
+        if out.weight == 0.0 {
+            continue;
+        }
+        let l = out
+            .loss
+            .to_dtype(candle_core::DType::F64)?
+            .to_scalar::<f64>()?;
+        *sums.entry("loss".into()).or_default() += l * out.weight;
+        for (k, v) in out.metrics {
+            *sums.entry(k).or_default() += v * out.weight;
+        }
+        total += out.weight;
+    }
+    if total == 0.0 {
+        bail!("no evaluation examples");
+    }
+    Ok(sums.into_iter().map(|(k, v)| (k, v / total)).collect())
+}
+
+/// Where training batches come from.
+pub trait BatchSource {
+    type Batch;
+    /// The training batch of update `step` (a function of the step, so a
+    /// resumed run sees the same batches).
+    fn train_batch(&self, step: usize, device: &Device) -> Result<Self::Batch>;
+    /// Fixed held-out batches for evaluation.
+    fn eval_batches(&self, device: &Device) -> Result<Vec<Self::Batch>>;
+}
+
+/// Hyper-parameters of [`Trainer`]. Errors from [`Self::validate`] name the field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TrainConfig {
@@ -102,12 +180,29 @@ pub struct TrainRecord {
     pub step: usize,
     pub lr: f64,
     pub loss: f64,
+    /// Global gradient norm before clipping.
     pub grad_norm: f64,
-    /// Training tokens (counted targets) per second of this update.
+    /// Tokens per second of this update (for next-token objectives, the
+    /// counted targets).
     pub tokens_per_sec: f64,
-    /// Held-out loss and its perplexity e^loss, at evaluation steps.
-    pub eval_loss: Option<f64>,
-    pub perplexity: Option<f64>,
+    /// The objective's diagnostics of this update ([`LossOutput::metrics`]).
+    #[serde(default, skip_serializing_if = "Metrics::is_empty")]
+    pub train: Metrics,
+    /// Held-out metrics ([`Objective::evaluate`]) at evaluation steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval: Option<Metrics>,
+}
+
+impl TrainRecord {
+    /// The held-out loss, at evaluation steps.
+    pub fn eval_loss(&self) -> Option<f64> {
+        self.eval_metric("loss")
+    }
+
+    /// A held-out metric by name (`perplexity`, `accuracy`, …), at evaluation steps.
+    pub fn eval_metric(&self, name: &str) -> Option<f64> {
+        self.eval.as_ref().and_then(|m| m.get(name).copied())
+    }
 }
 
 /// A sample written during training.
@@ -121,8 +216,11 @@ pub struct SampleRecord {
 /// What to do besides updating: where to checkpoint, what to sample.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
+    /// Write a checkpoint here at every evaluation (atomically; see [`Trainer::save_checkpoint`]).
     pub checkpoint_dir: Option<PathBuf>,
+    /// Prompts to continue at every evaluation (objectives with a [`Objective::sampler`]).
     pub sample_prompts: Vec<String>,
+    /// How to sample them; `None` samples nothing.
     pub sampling: Option<SamplingConfig>,
 }
 
@@ -134,34 +232,38 @@ struct TrainerState {
     samples: Vec<SampleRecord>,
 }
 
-/// AdamW training of a [`LanguageModel`] on batches from a [`BatchSource`].
-pub struct LmTrainer {
+/// Trains an [`Objective`] with AdamW on batches from a [`BatchSource`].
+/// The objective's variables are shared with the model it was built from, so
+/// training through the trainer trains that model.
+pub struct Trainer<O: Objective> {
+    pub objective: O,
     pub config: TrainConfig,
     /// Updates done so far.
     pub step: usize,
     pub history: Vec<TrainRecord>,
     pub samples: Vec<SampleRecord>,
-    decayed: Adam,
-    not_decayed: Adam,
+    optimizer: AdamW,
 }
 
-impl LmTrainer {
-    /// A trainer for the weights of `lm`. Matrices and embeddings get weight
-    /// decay; RMSNorm gains (vectors) do not, as in nanoGPT.
-    pub fn new(lm: &LanguageModel, config: TrainConfig) -> Result<Self> {
+/// The trainer of pre-training and SFT.
+pub type LmTrainer = Trainer<super::data::NextTokenLoss>;
+
+impl<O: Objective> Trainer<O> {
+    /// A trainer for the objective's variables. Matrices and embeddings get
+    /// weight decay; vectors (RMSNorm gains) do not, as in nanoGPT.
+    pub fn new(objective: O, config: TrainConfig) -> Result<Self> {
         config.validate()?;
-        let (matrices, vectors): (Vec<_>, Vec<_>) =
-            lm.vars().into_iter().partition(|(_, v)| v.rank() >= 2);
-        let adam = |wd| AdamConfig {
+        let adam = AdamConfig {
             lr: config.lr,
             beta1: config.beta1,
             beta2: config.beta2,
             eps: 1e-8,
-            weight_decay: wd,
+            weight_decay: config.weight_decay,
         };
+        let groups = ParamGroup::decay_matrices_only(objective.parameters(), config.weight_decay);
         Ok(Self {
-            decayed: Adam::new(matrices, adam(config.weight_decay))?,
-            not_decayed: Adam::new(vectors, adam(0.0))?,
+            optimizer: AdamW::with_groups(groups, adam)?,
+            objective,
             config,
             step: 0,
             history: Vec::new(),
@@ -170,121 +272,103 @@ impl LmTrainer {
     }
 
     /// One update on `batch`; returns its record (without evaluation).
-    pub fn train_step(&mut self, lm: &LanguageModel, batch: &LmBatch) -> Result<TrainRecord> {
+    pub fn train_step(&mut self, batch: &O::Batch) -> Result<TrainRecord> {
         let start = Instant::now();
         let lr = self.config.lr_at(self.step);
-        let loss_t = next_token_loss(&lm.model, batch)?;
-        let loss = loss_t.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-        ensure_finite("training loss", loss, self.step + 1)?;
-        let grads = loss_t.backward()?;
-        let mut all = self.decayed.vars().to_vec();
-        all.extend_from_slice(self.not_decayed.vars());
-        let norm = grad_norm(&grads, &all)?;
-        ensure_finite("gradient norm", norm, self.step + 1)?;
-        let scale = if self.config.grad_clip > 0.0 {
-            clip_scale(norm, self.config.grad_clip)
-        } else {
-            1.0
-        };
-        for opt in [&mut self.decayed, &mut self.not_decayed] {
-            opt.set_lr(lr);
-            opt.step(&grads, scale)?;
-        }
+        self.optimizer.set_lr(lr);
+        let out = self.objective.loss(batch)?;
+        let update = optimize(&out.loss, &mut self.optimizer, self.config.grad_clip)?;
         self.step += 1;
-        let tokens = batch.counted_tokens()?;
         Ok(TrainRecord {
             step: self.step,
             lr,
-            loss,
-            grad_norm: norm,
-            tokens_per_sec: tokens / start.elapsed().as_secs_f64().max(1e-9),
-            eval_loss: None,
-            perplexity: None,
+            loss: update.loss,
+            grad_norm: update.grad_norm,
+            tokens_per_sec: out.tokens / start.elapsed().as_secs_f64().max(1e-9),
+            train: out.metrics,
+            eval: None,
         })
     }
 
-    /// Mean loss over `batches`, weighted by counted tokens.
-    pub fn evaluate(lm: &LanguageModel, batches: &[LmBatch]) -> Result<f64> {
-        let (mut total, mut count) = (0.0, 0.0);
-        for b in batches {
-            let n = b.counted_tokens()?;
-            if n == 0.0 {
-                continue;
-            }
-            let l = next_token_loss(&lm.model, b)?
-                .to_dtype(DType::F64)?
-                .to_scalar::<f64>()?;
-            total += l * n;
-            count += n;
-        }
-        if count == 0.0 {
-            bail!("no evaluation tokens");
-        }
-        Ok(total / count)
+    /// The objective's held-out metrics on `batches`.
+    pub fn evaluate(&self, batches: &[O::Batch]) -> Result<Metrics> {
+        self.objective.evaluate(batches)
     }
 
     /// Train until `config.steps`, evaluating, sampling and checkpointing every
-    /// `eval_every` updates (and at the end). `on_record` sees every record and
-    /// the samples of evaluation steps. On NaN/Inf the run stops with an error
-    /// naming the step; the last checkpoint on disk is the last good one.
+    /// `eval_every` updates (and at the end). On NaN/Inf the run stops with an
+    /// error naming the update; the last checkpoint on disk is the last good one.
     pub fn train(
         &mut self,
-        lm: &LanguageModel,
-        data: &dyn BatchSource,
+        data: &dyn BatchSource<Batch = O::Batch>,
         options: &RunOptions,
-        on_record: &mut dyn FnMut(&TrainRecord, &[SampleRecord]),
     ) -> Result<()> {
-        self.train_until(lm, data, options, self.config.steps, on_record)
+        self.train_until(data, options, self.config.steps, |_, _| {})
     }
 
-    /// [`Self::train`], but stop after update `until` (≤ `config.steps`); the
-    /// schedule still spans `config.steps`. Calling it again continues.
+    /// [`Self::train`], calling `on_record` with every record and the samples
+    /// of evaluation steps (for a progress bar).
+    pub fn train_with(
+        &mut self,
+        data: &dyn BatchSource<Batch = O::Batch>,
+        options: &RunOptions,
+        on_record: impl FnMut(&TrainRecord, &[SampleRecord]),
+    ) -> Result<()> {
+        self.train_until(data, options, self.config.steps, on_record)
+    }
+
+    /// [`Self::train_with`], but stop after update `until` (≤ `config.steps`);
+    /// the schedule still spans `config.steps`. Calling it again continues.
     pub fn train_until(
         &mut self,
-        lm: &LanguageModel,
-        data: &dyn BatchSource,
+        data: &dyn BatchSource<Batch = O::Batch>,
         options: &RunOptions,
         until: usize,
-        on_record: &mut dyn FnMut(&TrainRecord, &[SampleRecord]),
+        mut on_record: impl FnMut(&TrainRecord, &[SampleRecord]),
     ) -> Result<()> {
         let until = until.min(self.config.steps);
-        let device = lm.device().clone();
+        let device = match self.objective.parameters().first() {
+            Some((_, v)) => v.device().clone(),
+            None => bail!("the objective has no variables to train"),
+        };
         let eval = data.eval_batches(&device)?;
         if self.step == 0 && self.history.is_empty() {
-            let l = Self::evaluate(lm, &eval)?;
+            let metrics = self.evaluate(&eval)?;
+            let l = metrics.get("loss").copied().unwrap_or(f64::NAN);
             let rec = TrainRecord {
                 step: 0,
                 lr: 0.0,
                 loss: l,
                 grad_norm: 0.0,
                 tokens_per_sec: 0.0,
-                eval_loss: Some(l),
-                perplexity: Some(l.exp()),
+                train: Metrics::new(),
+                eval: Some(metrics),
             };
-            let samples = self.sample(lm, options)?;
+            let samples = self.sample(options)?;
             self.history.push(rec.clone());
             on_record(&rec, &samples);
         }
         while self.step < until {
             let batch = data.train_batch(self.step, &device)?;
-            let mut rec =
-                self.train_step(lm, &batch)
-                    .map_err(|e| match &options.checkpoint_dir {
-                        Some(d) => {
-                            e.context(format!("the last good checkpoint is {}", d.display()))
-                        }
-                        None => e,
-                    })?;
+            let mut rec = self
+                .train_step(&batch)
+                .map_err(|e| match &options.checkpoint_dir {
+                    Some(d) if d.exists() || sibling(d, "old").exists() => {
+                        e.context(format!("the last good checkpoint is {}", d.display()))
+                    }
+                    Some(_) => e.context("no checkpoint was written before this update"),
+                    None => e,
+                })?;
             let mut samples = Vec::new();
             if self.step % self.config.eval_every == 0 || self.step == self.config.steps {
-                let l = Self::evaluate(lm, &eval)?;
+                let metrics = self.evaluate(&eval)?;
+                let l = metrics.get("loss").copied().unwrap_or(f64::NAN);
                 ensure_finite("evaluation loss", l, self.step)?;
-                rec.eval_loss = Some(l);
-                rec.perplexity = Some(l.exp());
-                samples = self.sample(lm, options)?;
+                rec.eval = Some(metrics);
+                samples = self.sample(options)?;
                 self.history.push(rec.clone());
                 if let Some(dir) = &options.checkpoint_dir {
-                    self.save_checkpoint(lm, dir)?;
+                    self.save_checkpoint(dir)?;
                 }
             } else {
                 self.history.push(rec.clone());
@@ -294,8 +378,8 @@ impl LmTrainer {
         Ok(())
     }
 
-    fn sample(&mut self, lm: &LanguageModel, options: &RunOptions) -> Result<Vec<SampleRecord>> {
-        let Some(cfg) = &options.sampling else {
+    fn sample(&mut self, options: &RunOptions) -> Result<Vec<SampleRecord>> {
+        let (Some(cfg), Some(lm)) = (&options.sampling, self.objective.sampler()) else {
             return Ok(Vec::new());
         };
         if options.sample_prompts.is_empty() {
@@ -315,27 +399,21 @@ impl LmTrainer {
         Ok(out)
     }
 
-    /// Write model, optimiser state and history to `dir`, atomically: the new
-    /// checkpoint is written beside it and swapped in by renames, so `dir`
-    /// always holds a complete checkpoint (after a crash between the two
-    /// renames, `DIR.old` holds it and [`Self::resume`] finds it).
-    pub fn save_checkpoint(&self, lm: &LanguageModel, dir: &Path) -> Result<()> {
+    /// Write the model, the optimiser state and the history to `dir`,
+    /// atomically: the new checkpoint is written beside it and swapped in by
+    /// renames, so `dir` always holds a complete checkpoint (after a crash
+    /// between the two renames, `DIR.old` holds it and [`checkpoint_to_resume`]
+    /// finds it).
+    pub fn save_checkpoint(&self, dir: &Path) -> Result<()> {
         let tmp = sibling(dir, "tmp");
-        let old = sibling(dir, "old");
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp)?;
         }
-        lm.save(&tmp)?;
-        let mut opt = self.decayed.state()?;
-        for (k, v) in self.not_decayed.state()? {
-            let key = if k == "step" {
-                "step_no_decay".to_string()
-            } else {
-                k
-            };
-            opt.insert(key, v);
-        }
-        crate::io::save_safetensors_atomic(&opt, &tmp.join("optimizer.safetensors"))?;
+        self.objective.save(&tmp)?;
+        crate::io::save_safetensors_atomic(
+            &self.optimizer.state()?,
+            &tmp.join("optimizer.safetensors"),
+        )?;
         let state = TrainerState {
             config: self.config.clone(),
             step: self.step,
@@ -346,81 +424,89 @@ impl LmTrainer {
             &tmp.join("trainer_state.json"),
             serde_json::to_string_pretty(&state)?.as_bytes(),
         )?;
-        if dir.exists() {
-            if old.exists() {
-                std::fs::remove_dir_all(&old)?;
-            }
-            std::fs::rename(dir, &old)
-                .with_context(|| format!("moving {} aside", dir.display()))?;
-        }
-        std::fs::rename(&tmp, dir)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
-        if old.exists() {
-            std::fs::remove_dir_all(&old)?;
-        }
-        Ok(())
+        replace_dir(&tmp, dir)
     }
 
-    /// Load a checkpoint written by [`Self::save_checkpoint`]: the model and a
-    /// trainer that continues exactly where it stopped. `steps` can be raised
-    /// through `config`'s field afterwards.
-    pub fn resume(dir: &Path, device: &Device) -> Result<(LanguageModel, Self)> {
-        let dir = if dir.join("trainer_state.json").exists() {
-            dir.to_path_buf()
-        } else if sibling(dir, "old").join("trainer_state.json").exists() {
-            sibling(dir, "old")
-        } else {
-            bail!(
-                "{}: not a training checkpoint (no trainer_state.json)",
-                dir.display()
-            );
-        };
-        let lm = LanguageModel::load(&dir, device, DType::F32)?;
+    /// Continue from the checkpoint folder `dir` (see [`checkpoint_to_resume`]):
+    /// `objective` must be built from the model saved there; this restores the
+    /// optimiser's moments, the step, the history and the config, so training
+    /// goes on exactly where it stopped. `steps` can be raised through
+    /// `config`'s field afterwards.
+    pub fn resume(objective: O, dir: &Path) -> Result<Self> {
         let path = dir.join("trainer_state.json");
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         let state: TrainerState = serde_json::from_str(&text)
             .with_context(|| format!("{}: not a trainer state", path.display()))?;
-        let mut trainer = Self::new(&lm, state.config)?;
+        let mut trainer = Self::new(objective, state.config)?;
         let opt_path = dir.join("optimizer.safetensors");
-        let opt = candle_core::safetensors::load(&opt_path, device)
+        let device = match trainer.objective.parameters().first() {
+            Some((_, v)) => v.device().clone(),
+            None => Device::Cpu,
+        };
+        let opt = candle_core::safetensors::load(&opt_path, &device)
             .with_context(|| format!("reading {}", opt_path.display()))?;
         trainer
-            .decayed
+            .optimizer
             .load_state(&opt)
-            .with_context(|| opt_path.display().to_string())?;
-        let mut rest = opt.clone();
-        if let Some(s) = opt.get("step_no_decay") {
-            rest.insert("step".into(), s.clone());
-        }
-        trainer
-            .not_decayed
-            .load_state(&rest)
             .with_context(|| opt_path.display().to_string())?;
         trainer.step = state.step;
         trainer.history = state.history;
         trainer.samples = state.samples;
-        Ok((lm, trainer))
+        Ok(trainer)
     }
 
-    /// The history as CSV (step, lr, loss, grad_norm, tokens_per_sec, eval_loss, perplexity).
+    /// The history as CSV: `step, lr, loss, grad_norm, tokens_per_sec`, then
+    /// `eval/NAME` and `train/NAME` for the objective's metrics.
     pub fn history_csv(&self) -> String {
-        let mut s = String::from("step,lr,loss,grad_norm,tokens_per_sec,eval_loss,perplexity\n");
-        let opt = |x: Option<f64>| x.map(|v| format!("{v:.6}")).unwrap_or_default();
-        for r in &self.history {
-            s.push_str(&format!(
-                "{},{:.6e},{:.6},{:.6},{:.1},{},{}\n",
-                r.step,
-                r.lr,
-                r.loss,
-                r.grad_norm,
-                r.tokens_per_sec,
-                opt(r.eval_loss),
-                opt(r.perplexity)
-            ));
-        }
-        s
+        crate::metrics::to_csv(&self.history).expect("training records serialise")
     }
+
+    /// Write `metrics.csv` and `metrics.jsonl` of the history into `dir`.
+    pub fn write_metrics(&self, dir: &Path) -> Result<()> {
+        crate::metrics::write_metrics(dir, &self.history)
+    }
+}
+
+/// The folder to resume from: `dir` if it holds a checkpoint, else `DIR.old`
+/// (left by a crash between the two renames of a checkpoint swap).
+pub fn checkpoint_to_resume(dir: &Path) -> Result<PathBuf> {
+    for candidate in [dir.to_path_buf(), sibling(dir, "old")] {
+        if candidate.join("trainer_state.json").exists() {
+            return Ok(candidate);
+        }
+    }
+    bail!(
+        "{}: not a training checkpoint (no trainer_state.json)",
+        dir.display()
+    )
+}
+
+/// Resume pre-training or SFT from a checkpoint folder: the language model
+/// saved there and its trainer.
+pub fn resume_language_model(dir: &Path, device: &Device) -> Result<(LanguageModel, LmTrainer)> {
+    let dir = checkpoint_to_resume(dir)?;
+    let lm = LanguageModel::load(&dir, device, candle_core::DType::F32)?;
+    let trainer = Trainer::resume(super::data::NextTokenLoss::new(&lm), &dir)?;
+    Ok((lm, trainer))
+}
+
+/// Replace the folder `dir` by `tmp` with two renames (`dir` → `DIR.old`,
+/// `tmp` → `dir`), then delete `DIR.old`.
+fn replace_dir(tmp: &Path, dir: &Path) -> Result<()> {
+    let old = sibling(dir, "old");
+    if dir.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old)?;
+        }
+        std::fs::rename(dir, &old).with_context(|| format!("moving {} aside", dir.display()))?;
+    }
+    std::fs::rename(tmp, dir)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old)?;
+    }
+    Ok(())
 }
 
 fn sibling(dir: &Path, suffix: &str) -> PathBuf {

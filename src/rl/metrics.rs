@@ -31,61 +31,15 @@ pub struct IterationMetrics {
     pub steps_per_second: f64,
 }
 
-const COLUMNS: &[&str] = &[
-    "iteration",
-    "global_step",
-    "episodic_return",
-    "discounted_return",
-    "episodic_length",
-    "episodes",
-    "policy_loss",
-    "value_loss",
-    "entropy",
-    "approx_kl_k1",
-    "approx_kl_k3",
-    "clip_fraction",
-    "explained_variance",
-    "grad_norm",
-    "learning_rate",
-    "steps_per_second",
-];
-
-/// Metrics as CSV with a header row.
+/// Metrics as CSV with a header row, one column per field (the crate's one
+/// metrics writer, [`crate::metrics`]; NaN cells are empty).
 pub fn metrics_to_csv(metrics: &[IterationMetrics]) -> String {
-    let mut out = COLUMNS.join(",");
-    out.push('\n');
-    for m in metrics {
-        let row = [
-            m.iteration as f64,
-            m.global_step as f64,
-            m.episodic_return,
-            m.discounted_return,
-            m.episodic_length,
-            m.episodes as f64,
-            m.policy_loss,
-            m.value_loss,
-            m.entropy,
-            m.approx_kl_k1,
-            m.approx_kl_k3,
-            m.clip_fraction,
-            m.explained_variance,
-            m.grad_norm,
-            m.learning_rate,
-            m.steps_per_second,
-        ];
-        let cells: Vec<String> = row.iter().map(|x| format!("{x}")).collect();
-        out.push_str(&cells.join(","));
-        out.push('\n');
-    }
-    out
+    crate::metrics::to_csv(metrics).expect("iteration metrics serialise")
 }
 
 /// Metrics as JSON Lines (NaN written as null).
 pub fn metrics_to_jsonl(metrics: &[IterationMetrics]) -> String {
-    metrics
-        .iter()
-        .map(|m| serde_json::to_string(m).expect("metrics serialise") + "\n")
-        .collect()
+    crate::metrics::to_jsonl(metrics).expect("iteration metrics serialise")
 }
 
 #[cfg(test)]
@@ -117,9 +71,16 @@ mod tests {
         assert_eq!(lines[0].split(',').count(), lines[1].split(',').count());
         // The JSON field names are the CSV columns.
         let json: serde_json::Value = serde_json::from_str(metrics_to_jsonl(&[m]).trim()).unwrap();
-        assert_eq!(json.as_object().unwrap().len(), COLUMNS.len());
-        for c in COLUMNS {
-            assert!(json.get(*c).is_some(), "{c}");
+        let columns: Vec<&str> = lines[0].split(',').collect();
+        assert_eq!(json.as_object().unwrap().len(), columns.len());
+        assert_eq!(
+            columns.len(),
+            16,
+            "one column per field of IterationMetrics"
+        );
+        assert_eq!(columns[0], "iteration");
+        for c in columns {
+            assert!(json.get(c).is_some(), "{c}");
         }
     }
 }

@@ -1,7 +1,7 @@
 use super::config::{Algorithm, PpoConfig};
 use super::metrics::IterationMetrics;
 use crate::nn::Mlp;
-use crate::optim::{clip_scale, ensure_finite, grad_norm, Adam, AdamConfig};
+use crate::optim::{optimize, AdamConfig, AdamW};
 use crate::ppo;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, D};
@@ -98,7 +98,7 @@ pub struct GridworldTrainer {
     varmap: VarMap,
     policy: Mlp,
     value: Mlp,
-    optimizer: Adam,
+    optimizer: AdamW,
     rng: Rng,
     /// Encodings of every state, `[n_states, obs_dim]`.
     all_obs: Tensor,
@@ -143,7 +143,7 @@ impl GridworldTrainer {
             &device,
         )?;
         let vars = named_vars(&varmap);
-        let optimizer = Adam::new(
+        let optimizer = AdamW::new(
             vars,
             AdamConfig {
                 lr: config.learning_rate,
@@ -496,20 +496,14 @@ impl GridworldTrainer {
                 if let Some(v) = &v_loss {
                     loss = (loss + (v * cfg.vf_coef)?)?;
                 }
-                let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-                ensure_finite("the loss", loss_value, self.optimizer.step_count() + 1)?;
-                let grads = loss.backward()?;
-                let norm = grad_norm(&grads, self.optimizer.vars())?;
-                ensure_finite("the gradient norm", norm, self.optimizer.step_count() + 1)?;
-                self.optimizer
-                    .step(&grads, clip_scale(norm, cfg.max_grad_norm))?;
+                let update = optimize(&loss, &mut self.optimizer, cfg.max_grad_norm)?;
                 pl += pg_loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
                 vl += v_loss
                     .map(|v| v.to_dtype(DType::F64)?.to_scalar::<f64>())
                     .transpose()?
                     .unwrap_or(0.0);
                 ent += entropy.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-                gn += norm;
+                gn += update.grad_norm;
                 count += 1.0;
                 if let Some(target) = cfg.target_kl {
                     let new_logp = ppo::log_prob_of(&self.policy.forward(&obs)?, &actions)?;

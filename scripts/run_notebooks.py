@@ -2,7 +2,9 @@
 """Execute notebooks headless with the project's kernel and check their outputs.
 
 A notebook fails when any cell errors, or when a cell tagged `figure` produced no
-`image/svg+xml` output, or a cell tagged `table` produced no output at all.
+`image/svg+xml` output, or a cell tagged `table` produced no output at all, or when
+the kernel built a dependency version other than the one in Cargo.lock (the kernel,
+scripts/kernel.sh, seeds its crate folder with Cargo.lock; this checks it held).
 Executed copies go to target/notebooks/<name>.ipynb and every SVG figure to
 target/notebooks/<name>/cell<N>_<k>.svg, so a person can look at them.
 
@@ -22,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "target" / "notebooks"
 KERNEL = "rlhf-lab"
 TIMEOUT = int(os.environ.get("NOTEBOOK_CELL_TIMEOUT", "1800"))
+# Where scripts/kernel.sh puts each notebook kernel's crate folder (outside the project).
+KERNELS = Path(os.environ.get("TMPDIR", "/tmp")) / f"rlhf-lab-kernels-{os.getuid()}-notebooks"
 
 
 def execute(nb, cwd, kernel_log=None):
@@ -52,6 +56,36 @@ def _execute(nb, cwd):
     )
     client.execute()
     return nb
+
+
+def registry_versions(lock_path):
+    """(name, version) of every registry package in a Cargo.lock (its
+    `[[package]]` blocks with a `source`; read by hand, Python 3.9 has no tomllib)."""
+    out = set()
+    for block in Path(lock_path).read_text().split("[[package]]")[1:]:
+        fields = {}
+        for line in block.splitlines():
+            if " = " in line and not line.startswith(" "):
+                key, value = line.split(" = ", 1)
+                fields[key.strip()] = value.strip().strip('"')
+        if "source" in fields:
+            out.add((fields["name"], fields["version"]))
+    return out
+
+
+def lock_drift(kernel_dir):
+    """Registry packages the kernel resolved that Cargo.lock does not pin."""
+    kernel_lock = Path(kernel_dir) / "Cargo.lock"
+    if not kernel_lock.exists():
+        return [f"the kernel left no Cargo.lock in {kernel_dir}"]
+    pinned = registry_versions(ROOT / "Cargo.lock")
+    by_name = {}
+    for name, version in pinned:
+        by_name.setdefault(name, []).append(version)
+    return [
+        f"{name} {version} (Cargo.lock: {', '.join(sorted(by_name.get(name, []))) or 'absent'})"
+        for name, version in sorted(registry_versions(kernel_lock) - pinned)
+    ]
 
 
 def check_outputs(nb):
@@ -107,9 +141,15 @@ def main():
         name = path.stem
         t0 = time.time()
         nb = nbformat.read(path, as_version=4)
+        kernel_dir = KERNELS / name
+        os.environ["RLHF_LAB_KERNELS"] = str(KERNELS)
+        os.environ["RLHF_LAB_KERNEL_DIR"] = str(kernel_dir)
         try:
             execute(nb, path.parent.resolve(), kernel_log=OUT / f"{name}.kernel.log")
             problems = check_outputs(nb)
+            drift = lock_drift(kernel_dir)
+            if drift:
+                problems.append("the kernel built versions Cargo.lock does not pin: " + "; ".join(drift))
         except CellExecutionError as e:
             problems = [f"a cell failed:\n{e}"]
         except Exception as e:  # kernel died, timeout, ...

@@ -53,6 +53,50 @@ pub fn save_safetensors_atomic(
     Ok(())
 }
 
+/// `DIR.suffix` beside the folder `dir` (`runs/checkpoint` → `runs/checkpoint.tmp`).
+pub fn sibling(dir: &Path, suffix: &str) -> std::path::PathBuf {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "checkpoint".into());
+    dir.with_file_name(format!("{name}.{suffix}"))
+}
+
+/// Replace the folder `dir` by the complete folder `tmp` with two renames
+/// (`dir` → `DIR.old`, `tmp` → `dir`), then delete `DIR.old`. At every moment
+/// one of `dir` and `DIR.old` holds a complete folder: a crash between the
+/// renames leaves `DIR.old`, which resuming looks for.
+pub fn replace_dir(tmp: &Path, dir: &Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let old = sibling(dir, "old");
+    if dir.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old)?;
+        }
+        std::fs::rename(dir, &old).with_context(|| format!("moving {} aside", dir.display()))?;
+    }
+    std::fs::rename(tmp, dir)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old)?;
+    }
+    Ok(())
+}
+
+/// Write a whole folder atomically: `write` fills `DIR.tmp`, which then
+/// replaces `dir` by [`replace_dir`] (checkpoints of every trainer).
+pub fn write_dir_atomic(
+    dir: &Path,
+    write: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let tmp = sibling(dir, "tmp");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    write(&tmp)?;
+    replace_dir(&tmp, dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,7 @@ pub mod plot;
 pub mod ppo;
 pub mod prelude;
 pub mod rl;
+pub mod rlhf;
 pub mod world;
 
 pub use anyhow;

@@ -187,6 +187,85 @@ pub fn log_prob_of(logits: &Tensor, actions: &Tensor) -> Result<Tensor> {
         .squeeze(D::Minus1)
 }
 
+/// Which policy-gradient loss a minibatch uses.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PolicyLoss {
+    /// PPO's clipped surrogate with clip range ε ([`clipped_surrogate_loss`]).
+    Clipped { clip_eps: f64 },
+    /// The vanilla policy gradient −mean log π · Â ([`policy_gradient_loss`]), REINFORCE.
+    Vanilla,
+}
+
+/// The critic's part of a minibatch: its current predictions V, the rollout's
+/// predictions V_old, the targets R, and the clip range of the value loss.
+#[derive(Debug, Clone)]
+pub struct ValueTerms<'a> {
+    pub new_values: &'a Tensor,
+    pub old_values: &'a Tensor,
+    pub returns: &'a Tensor,
+    pub clip_eps: Option<f64>,
+}
+
+/// One minibatch of a policy-gradient update.
+#[derive(Debug, Clone)]
+pub struct MinibatchLoss<'a> {
+    /// log π_θ(a|s) of the taken actions under the current policy (differentiable).
+    pub new_logp: &'a Tensor,
+    /// The same under the policy that collected the rollout.
+    pub old_logp: &'a Tensor,
+    pub advantages: &'a Tensor,
+    /// Mean entropy of the current policy (a scalar), for the bonus.
+    pub entropy: &'a Tensor,
+    /// The critic's terms; `None` without a critic.
+    pub value: Option<ValueTerms<'a>>,
+    /// 1 for real entries, 0 for padding (language-model answers of different lengths).
+    pub mask: Option<&'a Tensor>,
+}
+
+/// What [`minibatch_loss`] measured.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct MinibatchInfo {
+    pub policy_loss: f64,
+    /// 0 without a critic.
+    pub value_loss: f64,
+    pub entropy: f64,
+}
+
+/// The loss of one minibatch, the one copy both trainers call (CleanRL's
+/// `ppo.py`; Spinning Up's `compute_loss` returning `(loss, info)`):
+///
+/// ```text
+/// L = L_policy − c_ent · H + c_vf · L_value
+/// ```
+///
+/// with L_policy the clipped surrogate (PPO) or the vanilla policy gradient,
+/// and L_value the (optionally clipped) value loss.
+pub fn minibatch_loss(
+    m: &MinibatchLoss,
+    policy: PolicyLoss,
+    ent_coef: f64,
+    vf_coef: f64,
+) -> Result<(Tensor, MinibatchInfo)> {
+    let pg = match policy {
+        PolicyLoss::Clipped { clip_eps } => {
+            clipped_surrogate_loss(m.new_logp, m.old_logp, m.advantages, clip_eps, m.mask)?
+        }
+        PolicyLoss::Vanilla => policy_gradient_loss(m.new_logp, m.advantages, m.mask)?,
+    };
+    let mut loss = (&pg - (m.entropy * ent_coef)?)?;
+    let mut info = MinibatchInfo {
+        policy_loss: scalar(&pg)?,
+        value_loss: 0.0,
+        entropy: scalar(m.entropy)?,
+    };
+    if let Some(v) = &m.value {
+        let vl = value_loss(v.new_values, v.old_values, v.returns, v.clip_eps, m.mask)?;
+        info.value_loss = scalar(&vl)?;
+        loss = (loss + (vl * vf_coef)?)?;
+    }
+    Ok((loss, info))
+}
+
 /// Approximate KL(π_old ‖ π_new) from samples of π_old (Schulman 2020), with
 /// log r = log π_new − log π_old:
 /// - k1 = mean(−log r): unbiased, high variance, can be negative;

@@ -13,7 +13,7 @@ pub use crate::feedback::annotators::{
 pub use crate::feedback::candidates::{
     candidates, prompts, Candidate, Prompt, PromptKind, SYSTEMS,
 };
-pub use crate::feedback::gold::{features, gold_score, Taste};
+pub use crate::feedback::gold::{features, gold_score, gold_score_turn, Taste};
 pub use crate::feedback::ranking::{
     bootstrap, bradley_terry, elo, elo_history, kendall_tau, simulate_matches, spearman_rho,
     tau_vs_matches, BtOptions, EloConfig, Interval, Match,

@@ -4,7 +4,9 @@ mod feedback_cmd;
 mod gridworld_cmd;
 mod gridworld_train;
 mod lm_cmd;
+mod ppo_cmd;
 mod progress;
+mod rm_cmd;
 mod sft_cmd;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +37,13 @@ enum Command {
     /// Rung 5: human feedback (simulate a labelling session, rank systems).
     #[command(subcommand)]
     Feedback(feedback_cmd::FeedbackCommand),
+    /// Rung 6: the reward model (preference data, training, scoring).
+    #[command(subcommand)]
+    Rm(rm_cmd::RmCommand),
+    /// Rung 7: KL-constrained PPO of the policy against the reward model.
+    Ppo(ppo_cmd::PpoArgs),
+    /// The best of n answers of the SFT model by the reward model (no training).
+    BestOfN(ppo_cmd::BestOfNArgs),
     /// Render SVG figures (e.g. target/notebooks/*/cell*.svg) to PNG files beside them.
     SvgToPng {
         /// SVG files; each FILE.svg becomes FILE.png.
@@ -50,6 +59,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sft(a) => sft_cmd::run(a),
         Command::SftData(a) => sft_cmd::data(a),
         Command::Feedback(cmd) => feedback_cmd::run(cmd),
+        Command::Rm(cmd) => rm_cmd::run(cmd),
+        Command::Ppo(a) => ppo_cmd::run(a),
+        Command::BestOfN(a) => ppo_cmd::best_of_n(a),
         Command::SvgToPng { files } => {
             use anyhow::Context;
             for svg in files {

@@ -129,9 +129,19 @@ pub fn mean_by_system(systems: &[String], values: &[f64]) -> Vec<(String, f64, u
 
 /// Comparisons between systems as matches: item names (sorted) and matches.
 pub fn system_matches(comparisons: &[Comparison]) -> (Vec<String>, Vec<Match>) {
-    let mut names: Vec<String> = comparisons
+    item_matches(comparisons, |c| (c.system_a.clone(), c.system_b.clone()))
+}
+
+/// Comparisons as matches between the items `items(c)` names for A and B
+/// (systems, or single answers): item names (sorted) and matches.
+pub fn item_matches(
+    comparisons: &[Comparison],
+    items: impl Fn(&Comparison) -> (String, String),
+) -> (Vec<String>, Vec<Match>) {
+    let pairs: Vec<(String, String)> = comparisons.iter().map(&items).collect();
+    let mut names: Vec<String> = pairs
         .iter()
-        .flat_map(|c| [c.system_a.clone(), c.system_b.clone()])
+        .flat_map(|(a, b)| [a.clone(), b.clone()])
         .collect();
     names.sort();
     names.dedup();
@@ -142,13 +152,8 @@ pub fn system_matches(comparisons: &[Comparison]) -> (Vec<String>, Vec<Match>) {
         .collect();
     let matches = comparisons
         .iter()
-        .map(|c| {
-            Match::new(
-                index[c.system_a.as_str()],
-                index[c.system_b.as_str()],
-                c.winner.score_a(),
-            )
-        })
+        .zip(&pairs)
+        .map(|(c, (a, b))| Match::new(index[a.as_str()], index[b.as_str()], c.winner.score_a()))
         .collect();
     (names, matches)
 }
@@ -169,7 +174,19 @@ pub struct RobustFit {
 /// `max(0, 2·agreement − 1)²` — 0 for a coin-flipper or a contrarian, 1 for perfect
 /// agreement — and refit. Honest but noisy annotators keep most of their weight.
 pub fn robust_bradley_terry(comparisons: &[Comparison], rounds: usize) -> RobustFit {
-    let (names, base) = system_matches(comparisons);
+    robust_bradley_terry_items(comparisons, rounds, |c| {
+        (c.system_a.clone(), c.system_b.clone())
+    })
+}
+
+/// [`robust_bradley_terry`] over the items `items(c)` names (see [`item_matches`]),
+/// for example single answers rather than systems.
+pub fn robust_bradley_terry_items(
+    comparisons: &[Comparison],
+    rounds: usize,
+    items: impl Fn(&Comparison) -> (String, String),
+) -> RobustFit {
+    let (names, base) = item_matches(comparisons, items);
     let mut weights: HashMap<&str, f64> = comparisons
         .iter()
         .map(|c| (c.annotator.as_str(), 1.0))

@@ -7,7 +7,9 @@
 //! temperature. A tie is declared with probability `tie_rate · exp(−|u_A − u_B| / T)`.
 
 use super::candidates::Prompt;
-use super::gold::{features, word_count, Taste};
+use super::gold::{
+    features, fluency, split_turn, word_count, Taste, FLUENCY_WEIGHT, UNFINISHED_PENALTY,
+};
 use super::records::{Flaw, Winner};
 use gridworld::Rng;
 use serde::{Deserialize, Serialize};
@@ -66,10 +68,21 @@ impl Annotator {
         }
     }
 
-    /// This annotator's utility for `text` as an answer to `prompt`.
+    /// This annotator's utility for `text` as an answer to `prompt`: its taste
+    /// over the gold features, its liking for length, and the gold standard's
+    /// dislike of gibberish and loops (everyone notices those).
     pub fn utility(&self, prompt: &Prompt, text: &str) -> f64 {
         self.taste.score(&features(prompt, text))
             + self.length_bias * (1.0 + word_count(text) as f64).ln()
+            + FLUENCY_WEIGHT * fluency(text)
+    }
+
+    /// The utility of a chat turn written by a model (see
+    /// [`super::gold::gold_score_turn`]): an answer that never ended is
+    /// penalised as the gold standard penalises it.
+    pub fn utility_turn(&self, prompt: &Prompt, turn: &str) -> f64 {
+        let (text, ended) = split_turn(turn);
+        self.utility(prompt, text) - if ended { 0.0 } else { UNFINISHED_PENALTY }
     }
 
     /// Judge two responses head to head.
@@ -80,8 +93,32 @@ impl Annotator {
         b: (&str, &str),
         rng: &mut Rng,
     ) -> Winner {
-        let (system_a, text_a) = a;
-        let (system_b, text_b) = b;
+        let utilities = |s: &Self| (s.utility(prompt, a.1), s.utility(prompt, b.1));
+        self.choose((a.0, b.0), utilities, rng)
+    }
+
+    /// Judge two chat turns head to head (utilities from [`Self::utility_turn`]).
+    pub fn compare_turns(
+        &self,
+        prompt: &Prompt,
+        a: (&str, &str),
+        b: (&str, &str),
+        rng: &mut Rng,
+    ) -> Winner {
+        let utilities = |s: &Self| (s.utility_turn(prompt, a.1), s.utility_turn(prompt, b.1));
+        self.choose((a.0, b.0), utilities, rng)
+    }
+
+    /// The choice between A and B, written by `systems`, given a way to
+    /// compute this annotator's utilities of both (only called when the
+    /// behaviour looks at the answers).
+    fn choose(
+        &self,
+        systems: (&str, &str),
+        utilities: impl Fn(&Self) -> (f64, f64),
+        rng: &mut Rng,
+    ) -> Winner {
+        let (system_a, system_b) = systems;
         match &self.behaviour {
             Behaviour::Random => {
                 return if rng.below(2) == 0 {
@@ -98,8 +135,8 @@ impl Annotator {
             }
             _ => {}
         }
-        let d = (self.utility(prompt, text_a) - self.utility(prompt, text_b))
-            / self.temperature.max(1e-9);
+        let (ua, ub) = utilities(self);
+        let d = (ua - ub) / self.temperature.max(1e-9);
         if rng.uniform() < self.tie_rate * (-d.abs()).exp() {
             return Winner::Tie;
         }

@@ -164,10 +164,13 @@ pub fn bradley_terry(n_items: usize, matches: &[Match], opts: BtOptions) -> Vec<
         wins[i] += m.weight * s;
         wins[j] += m.weight * (1.0 - s);
     }
-    let pairs: Vec<(usize, usize, f64)> = pairs
+    // Sorted, so the sums below run in the same order every time (a HashMap's
+    // order changes between runs, and with it the last bits of the result).
+    let mut pairs: Vec<(usize, usize, f64)> = pairs
         .into_iter()
         .map(|((i, j), (n, _))| (i, j, n))
         .collect();
+    pairs.sort_by_key(|&(i, j, _)| (i, j));
     let mut p = vec![1.0; n_items];
     let mut denom = vec![0.0; n_items];
     for _ in 0..opts.max_iterations {

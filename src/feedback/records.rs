@@ -68,6 +68,17 @@ pub struct Comparison {
     pub time: u64,
 }
 
+impl Comparison {
+    /// The preferred and the other answer, or `None` for a tie.
+    pub fn chosen_rejected(&self) -> Option<(&str, &str)> {
+        match self.winner {
+            Winner::A => Some((&self.response_a, &self.response_b)),
+            Winner::B => Some((&self.response_b, &self.response_a)),
+            Winner::Tie => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Thumbs {
@@ -218,16 +229,12 @@ pub fn to_preference_pairs(comparisons: &[Comparison]) -> Vec<PreferencePair> {
     comparisons
         .iter()
         .filter_map(|c| {
-            match c.winner {
-                Winner::A => Some((c.response_a.clone(), c.response_b.clone())),
-                Winner::B => Some((c.response_b.clone(), c.response_a.clone())),
-                Winner::Tie => None,
-            }
-            .map(|(chosen, rejected)| PreferencePair {
-                prompt: c.prompt.clone(),
-                chosen,
-                rejected,
-            })
+            c.chosen_rejected()
+                .map(|(chosen, rejected)| PreferencePair {
+                    prompt: c.prompt.clone(),
+                    chosen: chosen.to_string(),
+                    rejected: rejected.to_string(),
+                })
         })
         .collect()
 }

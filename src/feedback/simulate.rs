@@ -16,6 +16,28 @@ fn by_prompt(candidates: &[Candidate]) -> HashMap<&str, Vec<&Candidate>> {
     m
 }
 
+/// The comparison record of `ann` judging A against B.
+fn record(
+    p: &Prompt,
+    a: &Candidate,
+    b: &Candidate,
+    winner: super::records::Winner,
+    ann: &Annotator,
+    time: u64,
+) -> Comparison {
+    Comparison {
+        prompt_id: p.id.clone(),
+        prompt: p.text.clone(),
+        response_a: a.text.clone(),
+        response_b: b.text.clone(),
+        system_a: a.system.clone(),
+        system_b: b.system.clone(),
+        winner,
+        annotator: ann.name.clone(),
+        time,
+    }
+}
+
 /// For every prompt, `pairs_per_prompt` random pairs of its candidates, each judged by
 /// `annotators_per_pair` distinct annotators drawn from `crowd` (so agreement can be
 /// measured). Order: prompt by prompt, as a labelling session would produce them.
@@ -47,18 +69,50 @@ pub fn simulate_comparisons(
                 let (a, b) = (cands[i], cands[j]);
                 let winner = ann.compare(p, (&a.system, &a.text), (&b.system, &b.text), &mut rng);
                 time += 1 + rng.below(30) as u64;
-                out.push(Comparison {
-                    prompt_id: p.id.clone(),
-                    prompt: p.text.clone(),
-                    response_a: a.text.clone(),
-                    response_b: b.text.clone(),
-                    system_a: a.system.clone(),
-                    system_b: b.system.clone(),
-                    winner,
-                    annotator: ann.name.clone(),
-                    time,
-                });
+                out.push(record(p, a, b, winner, ann, time));
             }
+        }
+    }
+    out
+}
+
+/// Comparisons of answers written by models (chat turns that end with
+/// `<|im_end|>` when the model ended them, see [`super::gold::split_turn`]): for
+/// every prompt, `pairs_per_prompt` random pairs of its *different* answers,
+/// each judged by one random annotator of `crowd` with
+/// [`Annotator::compare_turns`]. Prompts with fewer than two different
+/// answers are skipped. Answer A is the first of the pair in `candidates`' order.
+pub fn simulate_turn_comparisons(
+    prompts: &[Prompt],
+    candidates: &[Candidate],
+    crowd: &[Annotator],
+    pairs_per_prompt: usize,
+    seed: u64,
+) -> Vec<Comparison> {
+    let mut rng = Rng::new(seed);
+    let groups = by_prompt(candidates);
+    let mut out = Vec::new();
+    let mut time = 0;
+    for p in prompts {
+        let Some(cands) = groups.get(p.id.as_str()) else {
+            continue;
+        };
+        let mut distinct: Vec<&Candidate> = Vec::new();
+        for c in cands {
+            if !distinct.iter().any(|d| d.text == c.text) {
+                distinct.push(c);
+            }
+        }
+        if distinct.len() < 2 {
+            continue;
+        }
+        for _ in 0..pairs_per_prompt {
+            let (i, j) = rng.distinct_pair(distinct.len());
+            let (a, b) = (distinct[i.min(j)], distinct[i.max(j)]);
+            let ann = &crowd[rng.below(crowd.len())];
+            let winner = ann.compare_turns(p, (&a.system, &a.text), (&b.system, &b.text), &mut rng);
+            time += 1 + rng.below(30) as u64;
+            out.push(record(p, a, b, winner, ann, time));
         }
     }
     out

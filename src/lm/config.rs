@@ -237,12 +237,18 @@ impl LlamaConfig {
 
     /// `config.json` text that Hugging Face transformers loads as `LlamaForCausalLM`.
     pub fn to_hf_json(&self) -> String {
+        self.to_hf_json_as("LlamaForCausalLM", &[])
+    }
+
+    /// `config.json` text for another Llama architecture (for example
+    /// `LlamaForSequenceClassification`), with `extra` fields added.
+    pub fn to_hf_json_as(&self, architecture: &str, extra: &[(&str, serde_json::Value)]) -> String {
         let mut v = serde_json::to_value(self).expect("config serialises");
         let o = v.as_object_mut().expect("object");
-        o.insert(
-            "architectures".into(),
-            serde_json::json!(["LlamaForCausalLM"]),
-        );
+        o.insert("architectures".into(), serde_json::json!([architecture]));
+        for (k, x) in extra {
+            o.insert(k.to_string(), x.clone());
+        }
         o.insert("model_type".into(), "llama".into());
         o.insert("hidden_act".into(), "silu".into());
         o.insert("torch_dtype".into(), "float32".into());

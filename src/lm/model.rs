@@ -341,7 +341,8 @@ pub struct Llama {
     embed_tokens: Embedding,
     layers: Vec<DecoderLayer>,
     norm: RmsNorm,
-    lm_head: Linear,
+    /// `None` for a trunk without a language-modelling head (a reward model's).
+    lm_head: Option<Linear>,
     rope: RotaryEmbedding,
 }
 
@@ -349,14 +350,29 @@ impl Llama {
     /// Build from weights named as in Hugging Face's `LlamaForCausalLM`
     /// (`model.embed_tokens.weight`, `model.layers.0.self_attn.q_proj.weight`, …).
     pub fn new(cfg: &LlamaConfig, vb: VarBuilder) -> Result<Self> {
+        Self::build(cfg, vb, true)
+    }
+
+    /// The transformer without its output head (`model.*` weights only), as
+    /// Hugging Face's `LlamaForSequenceClassification` holds it: for reward and
+    /// value models, which read [`Self::hidden_states`].
+    pub fn new_trunk(cfg: &LlamaConfig, vb: VarBuilder) -> Result<Self> {
+        Self::build(cfg, vb, false)
+    }
+
+    fn build(cfg: &LlamaConfig, vb: VarBuilder, with_head: bool) -> Result<Self> {
         cfg.validate().map_err(candle_core::Error::wrap)?;
         let embed = vb
             .pp("model.embed_tokens")
             .get((cfg.vocab_size, cfg.hidden_size), "weight")?;
-        let lm_head = if cfg.tie_word_embeddings {
-            Linear::from_weight(embed.clone())
-        } else {
-            Linear::new(vb.pp("lm_head"), cfg.hidden_size, cfg.vocab_size)?
+        let lm_head = match (with_head, cfg.tie_word_embeddings) {
+            (false, _) => None,
+            (true, true) => Some(Linear::from_weight(embed.clone())),
+            (true, false) => Some(Linear::new(
+                vb.pp("lm_head"),
+                cfg.hidden_size,
+                cfg.vocab_size,
+            )?),
         };
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| DecoderLayer::new(cfg, vb.pp(format!("model.layers.{i}"))))
@@ -429,6 +445,16 @@ impl Llama {
         crate::ppo::log_prob_of(&logits, &targets)
     }
 
+    /// The final hidden states (b, t, d) without the output head — what reward
+    /// and value heads read. `attention_mask` as in [`Self::forward_masked`].
+    pub fn hidden_states(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        Ok(self.run_hidden(input_ids, attention_mask, None, false)?.0)
+    }
+
     /// A fresh, empty cache for this model.
     pub fn new_cache(&self) -> KvCache {
         KvCache::new(self.layers.len())
@@ -438,9 +464,32 @@ impl Llama {
         &self,
         input_ids: &Tensor,
         attention_mask: Option<&Tensor>,
-        mut cache: Option<&mut KvCache>,
+        cache: Option<&mut KvCache>,
         keep_probs: bool,
     ) -> Result<ForwardOutput> {
+        let Some(lm_head) = &self.lm_head else {
+            candle_core::bail!(
+                "this model is a trunk without a language-modelling head (a reward or value model): use hidden_states"
+            )
+        };
+        let (hidden, attentions) = self.run_hidden(input_ids, attention_mask, cache, keep_probs)?;
+        let logits = lm_head.forward(&hidden)?.to_dtype(DType::F32)?;
+        Ok(ForwardOutput {
+            logits,
+            hidden,
+            attentions,
+        })
+    }
+
+    /// Embedding, blocks and final norm: the hidden states (b, t, d) and, when
+    /// asked, every layer's attention probabilities.
+    fn run_hidden(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        mut cache: Option<&mut KvCache>,
+        keep_probs: bool,
+    ) -> Result<(Tensor, Option<Vec<Tensor>>)> {
         let (b, t) = input_ids.dims2()?;
         let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
         let mask_rows: Option<Vec<Vec<u32>>> = match attention_mask {
@@ -492,13 +541,7 @@ impl Llama {
                 all.push(p);
             }
         }
-        let hidden = self.norm.forward(&x)?;
-        let logits = self.lm_head.forward(&hidden)?.to_dtype(DType::F32)?;
-        Ok(ForwardOutput {
-            logits,
-            hidden,
-            attentions,
-        })
+        Ok((self.norm.forward(&x)?, attentions))
     }
 }
 

@@ -119,3 +119,39 @@ pub fn setup(
 pub fn tiny_pretrained_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/models/tiny-pretrained")
 }
+
+/// Held-out next-token loss and perplexity of `lm` on the corpus's validation
+/// text (`dir/valid.txt`): consecutive windows of `seq_len + 1` tokens, at
+/// most `windows` of them. Later rungs measure their alignment tax with it:
+/// how much fine-tuning towards answers costs the model's language modelling.
+pub fn held_out_loss(
+    lm: &LanguageModel,
+    dir: &Path,
+    windows: usize,
+    seq_len: usize,
+) -> Result<crate::lm::train::Metrics> {
+    use crate::lm::train::Objective;
+    let (_, valid) = read_corpus(dir)?;
+    let mut tokens = Vec::new();
+    for d in &valid {
+        tokens.extend(lm.tokenizer.encode(d)?);
+        tokens.push(lm.tokenizer.eos_id());
+    }
+    let w = seq_len + 1;
+    let rows: Vec<(Vec<u32>, Vec<bool>)> = tokens
+        .chunks_exact(w)
+        .take(windows.max(1))
+        .map(|c| (c.to_vec(), vec![true; w]))
+        .collect();
+    if rows.is_empty() {
+        anyhow::bail!(
+            "{}: too little held-out text for one window of {w} tokens",
+            dir.display()
+        );
+    }
+    let batches = rows
+        .chunks(16)
+        .map(|c| super::data::LmBatch::from_rows(c, lm.tokenizer.pad_id(), lm.device()))
+        .collect::<Result<Vec<_>>>()?;
+    super::data::NextTokenLoss::new(lm).evaluate(&batches)
+}

@@ -137,10 +137,7 @@ impl LanguageModel {
     /// `tokenizer.json`, `tokenizer_config.json`, each written atomically.
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let mut cfg = self.config.clone();
-        cfg.eos_token_id = Some(self.tokenizer.eos_id());
-        cfg.pad_token_id = Some(self.tokenizer.pad_id());
-        cfg.bos_token_id = self.tokenizer.bos_id();
+        let cfg = config_with_special_tokens(&self.config, &self.tokenizer);
         crate::io::write_atomic(&dir.join("config.json"), cfg.to_hf_json().as_bytes())?;
         let tensors = weights::tensors_of(&self.varmap);
         crate::io::save_safetensors_atomic(&tensors, &dir.join("model.safetensors"))?;
@@ -194,6 +191,16 @@ impl LanguageModel {
         }
         Ok(())
     }
+}
+
+/// `config` with the tokenizer's end, padding and start token ids, as saved
+/// in `config.json`.
+pub fn config_with_special_tokens(config: &LlamaConfig, tokenizer: &TextTokenizer) -> LlamaConfig {
+    let mut cfg = config.clone();
+    cfg.eos_token_id = Some(tokenizer.eos_id());
+    cfg.pad_token_id = Some(tokenizer.pad_id());
+    cfg.bos_token_id = tokenizer.bos_id();
+    cfg
 }
 
 /// Where a model name points: a folder, a `.gguf` file, or a hub id.

@@ -353,7 +353,7 @@ impl<O: Objective> Trainer<O> {
             let mut rec = self
                 .train_step(&batch)
                 .map_err(|e| match &options.checkpoint_dir {
-                    Some(d) if d.exists() || sibling(d, "old").exists() => {
+                    Some(d) if d.exists() || crate::io::sibling(d, "old").exists() => {
                         e.context(format!("the last good checkpoint is {}", d.display()))
                     }
                     Some(_) => e.context("no checkpoint was written before this update"),
@@ -405,26 +405,24 @@ impl<O: Objective> Trainer<O> {
     /// between the two renames, `DIR.old` holds it and [`checkpoint_to_resume`]
     /// finds it).
     pub fn save_checkpoint(&self, dir: &Path) -> Result<()> {
-        let tmp = sibling(dir, "tmp");
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp)?;
-        }
-        self.objective.save(&tmp)?;
-        crate::io::save_safetensors_atomic(
-            &self.optimizer.state()?,
-            &tmp.join("optimizer.safetensors"),
-        )?;
-        let state = TrainerState {
-            config: self.config.clone(),
-            step: self.step,
-            history: self.history.clone(),
-            samples: self.samples.clone(),
-        };
-        crate::io::write_atomic(
-            &tmp.join("trainer_state.json"),
-            serde_json::to_string_pretty(&state)?.as_bytes(),
-        )?;
-        replace_dir(&tmp, dir)
+        crate::io::write_dir_atomic(dir, |tmp| {
+            self.objective.save(tmp)?;
+            crate::io::save_safetensors_atomic(
+                &self.optimizer.state()?,
+                &tmp.join("optimizer.safetensors"),
+            )?;
+            let state = TrainerState {
+                config: self.config.clone(),
+                step: self.step,
+                history: self.history.clone(),
+                samples: self.samples.clone(),
+            };
+            crate::io::write_atomic(
+                &tmp.join("trainer_state.json"),
+                serde_json::to_string_pretty(&state)?.as_bytes(),
+            )?;
+            Ok(())
+        })
     }
 
     /// Continue from the checkpoint folder `dir` (see [`checkpoint_to_resume`]):
@@ -471,7 +469,7 @@ impl<O: Objective> Trainer<O> {
 /// The folder to resume from: `dir` if it holds a checkpoint, else `DIR.old`
 /// (left by a crash between the two renames of a checkpoint swap).
 pub fn checkpoint_to_resume(dir: &Path) -> Result<PathBuf> {
-    for candidate in [dir.to_path_buf(), sibling(dir, "old")] {
+    for candidate in [dir.to_path_buf(), crate::io::sibling(dir, "old")] {
         if candidate.join("trainer_state.json").exists() {
             return Ok(candidate);
         }
@@ -489,32 +487,6 @@ pub fn resume_language_model(dir: &Path, device: &Device) -> Result<(LanguageMod
     let lm = LanguageModel::load(&dir, device, candle_core::DType::F32)?;
     let trainer = Trainer::resume(super::data::NextTokenLoss::new(&lm), &dir)?;
     Ok((lm, trainer))
-}
-
-/// Replace the folder `dir` by `tmp` with two renames (`dir` → `DIR.old`,
-/// `tmp` → `dir`), then delete `DIR.old`.
-fn replace_dir(tmp: &Path, dir: &Path) -> Result<()> {
-    let old = sibling(dir, "old");
-    if dir.exists() {
-        if old.exists() {
-            std::fs::remove_dir_all(&old)?;
-        }
-        std::fs::rename(dir, &old).with_context(|| format!("moving {} aside", dir.display()))?;
-    }
-    std::fs::rename(tmp, dir)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
-    if old.exists() {
-        std::fs::remove_dir_all(&old)?;
-    }
-    Ok(())
-}
-
-fn sibling(dir: &Path, suffix: &str) -> PathBuf {
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "checkpoint".into());
-    dir.with_file_name(format!("{name}.{suffix}"))
 }
 
 #[cfg(test)]

@@ -67,10 +67,30 @@ pub fn init_weights(cfg: &LlamaConfig, seed: u64) -> HashMap<String, Tensor> {
         .collect()
 }
 
+/// The weights of the transformer without its output head (`model.*`), as
+/// `LlamaForSequenceClassification` holds them.
+pub fn trunk_shapes(cfg: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
+    expected_shapes(cfg)
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("model."))
+        .collect()
+}
+
 /// Check names and shapes against `cfg` (errors name the tensor and `source`),
 /// then move the tensors into a `VarMap` on `device` in `dtype`.
 pub fn into_varmap(
     cfg: &LlamaConfig,
+    tensors: HashMap<String, Tensor>,
+    device: &Device,
+    dtype: DType,
+    source: &str,
+) -> Result<VarMap> {
+    into_varmap_with(expected_shapes(cfg), tensors, device, dtype, source)
+}
+
+/// [`into_varmap`] against an explicit list of names and shapes.
+pub fn into_varmap_with(
+    shapes: Vec<(String, Vec<usize>)>,
     mut tensors: HashMap<String, Tensor>,
     device: &Device,
     dtype: DType,
@@ -79,7 +99,7 @@ pub fn into_varmap(
     let varmap = VarMap::new();
     {
         let mut data = varmap.data().lock().expect("varmap lock");
-        for (name, shape) in expected_shapes(cfg) {
+        for (name, shape) in shapes {
             let t = tensors
                 .remove(&name)
                 .with_context(|| format!("{source}: missing weight `{name}`"))?;

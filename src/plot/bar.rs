@@ -11,6 +11,8 @@ pub struct BarChart {
     labels: Vec<String>,
     values: Vec<f64>,
     errors: Option<Vec<(f64, f64)>>,
+    /// Grouped bars: one named series per colour, one value per label each.
+    groups: Vec<(String, Vec<f64>)>,
     size: (u32, u32),
 }
 
@@ -22,6 +24,7 @@ impl BarChart {
             labels: Vec::new(),
             values: Vec::new(),
             errors: None,
+            groups: Vec::new(),
             size: (640, 400),
         }
     }
@@ -35,6 +38,18 @@ impl BarChart {
     pub fn bars(mut self, labels: &[impl ToString], values: &[f64]) -> Self {
         self.labels = labels.iter().map(|l| l.to_string()).collect();
         self.values = values.to_vec();
+        self
+    }
+
+    /// Grouped bars: at each label, one bar per series side by side, in the
+    /// series' colour, all on one axis; the legend sits below the labels.
+    pub fn grouped(mut self, labels: &[impl ToString], series: &[(&str, &[f64])]) -> Self {
+        self.labels = labels.iter().map(|l| l.to_string()).collect();
+        self.groups = series
+            .iter()
+            .map(|(name, v)| (name.to_string(), v.to_vec()))
+            .collect();
+        self.values = vec![0.0; self.labels.len()];
         self
     }
 
@@ -75,10 +90,27 @@ impl BarChart {
                 self.title
             );
         }
-        let tops = self.values.iter().enumerate().flat_map(|(i, &v)| {
-            let (lo, hi) = self.errors.as_ref().map(|e| e[i]).unwrap_or((0.0, 0.0));
-            [v - lo, v + hi, 0.0]
-        });
+        for (name, v) in &self.groups {
+            ensure!(
+                v.len() == n,
+                "bar chart `{}`: series `{name}` needs one value per label",
+                self.title
+            );
+        }
+        let grouped: Vec<f64> = self
+            .groups
+            .iter()
+            .flat_map(|g| g.1.iter().copied())
+            .collect();
+        let tops = self
+            .values
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &v)| {
+                let (lo, hi) = self.errors.as_ref().map(|e| e[i]).unwrap_or((0.0, 0.0));
+                [v - lo, v + hi, 0.0]
+            })
+            .chain(grouped);
         let (y0, y1) = padded_range(tops, 0.08);
         let mut svg = String::new();
         {
@@ -88,7 +120,11 @@ impl BarChart {
             let mut chart = ChartBuilder::on(&root)
                 .caption(&self.title, (FONT, 18))
                 .margin(12)
-                .x_label_area_size(label_h)
+                .x_label_area_size(if self.groups.is_empty() {
+                    label_h
+                } else {
+                    label_h + 26
+                })
                 .y_label_area_size(64)
                 .build_cartesian_2d(0f64..n as f64, y0..y1)?;
             let labels = self.labels.clone();
@@ -109,12 +145,38 @@ impl BarChart {
                 .y_label_formatter(&|v| format_tick(*v))
                 .light_line_style(RGBColor(235, 235, 235))
                 .draw()?;
-            chart.draw_series(self.values.iter().enumerate().map(|(i, &v)| {
-                Rectangle::new(
-                    [(i as f64 + 0.15, 0.0), (i as f64 + 0.85, v)],
-                    palette(i).filled(),
-                )
-            }))?;
+            if self.groups.is_empty() {
+                chart.draw_series(self.values.iter().enumerate().map(|(i, &v)| {
+                    Rectangle::new(
+                        [(i as f64 + 0.15, 0.0), (i as f64 + 0.85, v)],
+                        palette(i).filled(),
+                    )
+                }))?;
+            } else {
+                let k = self.groups.len() as f64;
+                let w = 0.7 / k;
+                for (j, (_, values)) in self.groups.iter().enumerate() {
+                    chart.draw_series(values.iter().enumerate().map(|(i, &v)| {
+                        let x = i as f64 + 0.15 + j as f64 * w;
+                        Rectangle::new([(x, 0.0), (x + w * 0.92, v)], palette(j).filled())
+                    }))?;
+                }
+                // The legend, in a row below the labels.
+                let y = self.size.1 as i32 - 24;
+                let mut x = 80;
+                for (j, (name, _)) in self.groups.iter().enumerate() {
+                    root.draw(&Rectangle::new(
+                        [(x, y), (x + 14, y + 12)],
+                        palette(j).filled(),
+                    ))?;
+                    root.draw(&Text::new(
+                        name.clone(),
+                        (x + 20, y - 1),
+                        (FONT, 13).into_font(),
+                    ))?;
+                    x += 34 + 8 * name.chars().count() as i32;
+                }
+            }
             if let Some(errs) = &self.errors {
                 chart.draw_series(self.values.iter().zip(errs).enumerate().map(
                     |(i, (&v, &(lo, hi)))| {

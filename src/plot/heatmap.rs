@@ -134,17 +134,34 @@ impl Heatmap {
                     + 16)
                     .min(160) as u32
             };
+            // Column labels lie flat when they fit their column, else stand up
+            // in a label area tall enough for the longest (plus the axis title).
+            let longest = self
+                .col_labels
+                .iter()
+                .map(|l| l.chars().count())
+                .max()
+                .unwrap_or(0) as u32;
+            let col_w = (self.size.0.saturating_sub(100 + label_w + 20)) / cols as u32;
+            let rotate = !self.col_labels.is_empty() && longest * 7 + 6 > col_w;
+            let x_area = match (self.col_labels.is_empty(), rotate) {
+                (true, _) => 36,
+                (false, false) => 44,
+                (false, true) => (longest * 7 + 34).min(220),
+            };
             let mut chart = ChartBuilder::on(&main)
                 .caption(&self.title, (FONT, 17))
                 .margin(10)
-                .x_label_area_size(if self.col_labels.is_empty() { 36 } else { 60 })
+                .x_label_area_size(x_area)
                 .y_label_area_size(label_w)
                 .build_cartesian_2d(0f64..cols as f64, 0f64..rows as f64)?;
             let col_labels = self.col_labels.clone();
             let row_labels = self.row_labels.clone();
             let x_fmt = move |v: &f64| {
                 let i = (*v - 0.5).round();
-                if (v - 0.5 - i).abs() > 1e-6 || i < 0.0 {
+                if rotate || (v - 0.5 - i).abs() > 1e-6 || i < 0.0 {
+                    // Standing labels are drawn below by hand (plotters
+                    // mis-anchors rotated tick labels).
                     return String::new();
                 }
                 col_labels
@@ -169,14 +186,20 @@ impl Heatmap {
                 .y_labels(rows.min(40) * 2 + 1)
                 .x_label_formatter(&x_fmt)
                 .y_label_formatter(&y_fmt)
-                .x_label_style(if self.col_labels.is_empty() {
-                    (FONT, 12).into_text_style(&main)
-                } else {
-                    (FONT, 11)
-                        .into_text_style(&main)
-                        .transform(FontTransform::Rotate90)
-                })
+                .x_label_style((FONT, 12).into_text_style(&main))
                 .draw()?;
+            if rotate {
+                // Each label reads downwards from just below its column's centre.
+                for (c, label) in self.col_labels.iter().enumerate() {
+                    let (x, y) = chart.backend_coord(&(c as f64 + 0.5, 0.0));
+                    let style = (FONT, 11)
+                        .into_font()
+                        .transform(FontTransform::Rotate90)
+                        .color(&BLACK)
+                        .pos(Pos::new(HPos::Left, VPos::Center));
+                    main.draw(&Text::new(label.clone(), (x, y + 6), style))?;
+                }
+            }
             chart.draw_series((0..rows).flat_map(|r| {
                 (0..cols).map(move |c| {
                     let y = (rows - 1 - r) as f64;
@@ -215,7 +238,7 @@ impl Heatmap {
             // Colour bar.
             let mut cb = ChartBuilder::on(&bar)
                 .margin_top(40)
-                .margin_bottom(if self.col_labels.is_empty() { 46 } else { 70 })
+                .margin_bottom(x_area + 10)
                 .margin_left(4)
                 .set_label_area_size(LabelAreaPosition::Right, 62)
                 .build_cartesian_2d(0f64..1f64, lo..hi)?;

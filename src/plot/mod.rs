@@ -8,18 +8,21 @@
 //! - [`Heatmap`]: a matrix with a colour bar and optional row/column labels.
 //! - [`BarChart`]: labelled bars with optional error bars.
 //! - [`Histogram`]: one or more overlaid distributions.
+//! - [`ScatterPlot`]: groups of points and lines, legend beside the plot.
 
 mod bar;
 mod figure;
 mod heatmap;
 mod histogram;
 mod line;
+mod scatter;
 
 pub use bar::BarChart;
 pub use figure::Figure;
 pub use heatmap::Heatmap;
 pub use histogram::Histogram;
 pub use line::{ema_smooth, LineChart};
+pub use scatter::ScatterPlot;
 
 use plotters::style::RGBColor;
 

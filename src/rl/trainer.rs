@@ -450,59 +450,53 @@ impl GridworldTrainer {
                 let logits = self.policy.forward(&obs)?;
                 let new_logp = ppo::log_prob_of(&logits, &actions)?;
                 let entropy = ppo::entropy(&logits, None)?;
-                let (pg_loss, v_loss) = match cfg.algorithm {
+                // The three algorithms differ only in the policy loss and the critic's terms.
+                let (policy_loss, new_v, old_v) = match cfg.algorithm {
                     Algorithm::Ppo => {
                         if cfg.norm_adv {
                             mb_adv = ppo::whiten(&mb_adv, None)?;
                         }
+                        let clip = ppo::PolicyLoss::Clipped {
+                            clip_eps: cfg.clip_coef,
+                        };
                         let new_v = self.value.forward(&obs)?.squeeze(1)?;
-                        let clip = cfg.clip_vloss.then_some(cfg.clip_coef);
-                        (
-                            ppo::clipped_surrogate_loss(
-                                &new_logp,
-                                &old_logp,
-                                &mb_adv,
-                                cfg.clip_coef,
-                                None,
-                            )?,
-                            Some(ppo::value_loss(
-                                &new_v,
-                                &b_values.index_select(&mb, 0)?,
-                                &b_ret.index_select(&mb, 0)?,
-                                clip,
-                                None,
-                            )?),
-                        )
+                        (clip, Some(new_v), Some(b_values.index_select(&mb, 0)?))
                     }
-                    Algorithm::Reinforce => {
-                        (ppo::policy_gradient_loss(&new_logp, &mb_adv, None)?, None)
-                    }
+                    Algorithm::Reinforce => (ppo::PolicyLoss::Vanilla, None, None),
                     Algorithm::ReinforceBaseline => {
                         let new_v = self.value.forward(&obs)?.squeeze(1)?;
-                        let vl = ppo::value_loss(
-                            &new_v,
-                            &new_v,
-                            &b_ret.index_select(&mb, 0)?,
-                            None,
-                            None,
-                        )?;
-                        (
-                            ppo::policy_gradient_loss(&new_logp, &mb_adv, None)?,
-                            Some(vl),
-                        )
+                        // No clipping: the "old" values are the new ones.
+                        (ppo::PolicyLoss::Vanilla, Some(new_v.clone()), Some(new_v))
                     }
                 };
-                let mut loss = (&pg_loss - (&entropy * self.entropy_coefficient())?)?;
-                if let Some(v) = &v_loss {
-                    loss = (loss + (v * cfg.vf_coef)?)?;
-                }
+                let returns = b_ret.index_select(&mb, 0)?;
+                let value = match (&new_v, &old_v) {
+                    (Some(new_values), Some(old_values)) => Some(ppo::ValueTerms {
+                        new_values,
+                        old_values,
+                        returns: &returns,
+                        clip_eps: (cfg.algorithm == Algorithm::Ppo && cfg.clip_vloss)
+                            .then_some(cfg.clip_coef),
+                    }),
+                    _ => None,
+                };
+                let (loss, info) = ppo::minibatch_loss(
+                    &ppo::MinibatchLoss {
+                        new_logp: &new_logp,
+                        old_logp: &old_logp,
+                        advantages: &mb_adv,
+                        entropy: &entropy,
+                        value,
+                        mask: None,
+                    },
+                    policy_loss,
+                    self.entropy_coefficient(),
+                    cfg.vf_coef,
+                )?;
                 let update = optimize(&loss, &mut self.optimizer, cfg.max_grad_norm)?;
-                pl += pg_loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-                vl += v_loss
-                    .map(|v| v.to_dtype(DType::F64)?.to_scalar::<f64>())
-                    .transpose()?
-                    .unwrap_or(0.0);
-                ent += entropy.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                pl += info.policy_loss;
+                vl += info.value_loss;
+                ent += info.entropy;
                 gn += update.grad_norm;
                 count += 1.0;
                 if let Some(target) = cfg.target_kl {

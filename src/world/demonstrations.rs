@@ -146,6 +146,11 @@ const ADVICE: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// The tasks advice demonstrations teach ("make a resume", …).
+pub fn advice_tasks() -> Vec<&'static str> {
+    ADVICE.iter().map(|(task, _)| *task).collect()
+}
+
 /// Step-by-step advice, numbered.
 pub fn advice(rng: &mut Rng) -> Demonstration {
     let (task, steps) = ADVICE[rng.below(ADVICE.len())];

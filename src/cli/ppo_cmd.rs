@@ -1,0 +1,213 @@
+//! `rlhf-lab ppo` and `rlhf-lab best-of-n`: rung 7, the policy optimised
+//! against the reward model, and the sampling baseline.
+
+use super::lm_cmd::device;
+use super::progress::Progress;
+use anyhow::{Context, Result};
+use candle_core::DType;
+use clap::Args;
+use rlhf_lab::lm::pretrained::resolve_model_path;
+use rlhf_lab::lm::LanguageModel;
+use rlhf_lab::rlhf::best_of_n::{best_of_n_curve, BestOfNConfig};
+use rlhf_lab::rlhf::ppo::{evaluate_policy, PpoTrainer, RlhfModels, RlhfPpoConfig};
+use rlhf_lab::rlhf::preferences;
+use rlhf_lab::rlhf::RewardModel;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct PpoArgs {
+    /// The policy to start from (the SFT model); also the frozen reference.
+    #[arg(long, default_value = "datasets/models/tiny-sft")]
+    policy: String,
+    /// The reward model (`rm train`'s `model/`); the value model starts as a copy.
+    #[arg(long, default_value = "datasets/models/tiny-rm")]
+    reward_model: PathBuf,
+    /// Preference data whose training prompts PPO answers (test prompts evaluate).
+    #[arg(long, default_value = "datasets/preferences")]
+    data: PathBuf,
+    /// β, the weight of the KL penalty (0: no guardrail).
+    #[arg(long)]
+    kl_coef: Option<f64>,
+    /// PPO iterations.
+    #[arg(long)]
+    iterations: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// A JSON file with `RlhfPpoConfig` fields (unknown or invalid fields are errors naming the field).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Output folder: checkpoint, metrics, summary.json, samples, the final policy in `policy/`.
+    #[arg(long, default_value = "runs/ppo")]
+    out: PathBuf,
+    /// Save a checkpoint every this many iterations.
+    #[arg(long, default_value_t = 10)]
+    checkpoint_every: usize,
+    /// Answers per held-out prompt for the before / after evaluation.
+    #[arg(long, default_value_t = 2)]
+    eval_samples: usize,
+    /// Continue from the checkpoint in --out.
+    #[arg(long)]
+    resume: bool,
+    #[arg(long)]
+    cuda: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BestOfNArgs {
+    #[arg(long, default_value = "datasets/models/tiny-sft")]
+    policy: String,
+    #[arg(long, default_value = "datasets/models/tiny-rm")]
+    reward_model: PathBuf,
+    #[arg(long, default_value = "datasets/preferences")]
+    data: PathBuf,
+    /// The largest n; the curve covers the powers of two up to it.
+    #[arg(long, default_value_t = 16)]
+    n: usize,
+    #[arg(long, default_value_t = 0.7)]
+    temperature: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: PpoArgs) -> Result<()> {
+    let device = device(a.cuda)?;
+    let mut config: RlhfPpoConfig = match &a.config {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a valid PPO config", p.display()))?
+        }
+        None => RlhfPpoConfig::default(),
+    };
+    if let Some(b) = a.kl_coef {
+        config.kl_coef = b;
+    }
+    if let Some(n) = a.iterations {
+        config.iterations = n;
+    }
+    if let Some(s) = a.seed {
+        config.seed = s;
+    }
+    config.validate()?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let data = preferences::read(&a.data)?;
+    let sft = LanguageModel::load(&resolve_model_path(&a.policy)?, &device, DType::F32)?;
+    let rm = RewardModel::load(&a.reward_model, &device)?;
+    let ckpt = a.out.join("checkpoint");
+    let mut trainer = if a.resume {
+        let mut t = PpoTrainer::resume(&ckpt, &sft, &rm, data.prompts.train.clone())?;
+        t.config.iterations = config.iterations;
+        println!(
+            "resumed at iteration {} from {}",
+            t.iteration,
+            ckpt.display()
+        );
+        t
+    } else {
+        PpoTrainer::new(
+            RlhfModels::new(&sft, &rm)?,
+            data.prompts.train.clone(),
+            config.clone(),
+        )?
+    };
+    let c = trainer.config.clone();
+    let eval = |models: &RlhfModels| {
+        evaluate_policy(
+            models,
+            &data.prompts.test,
+            a.eval_samples,
+            c.temperature,
+            c.max_new_tokens,
+            c.missing_eos_penalty,
+            c.seed ^ 0xE7A1,
+        )
+    };
+    let before = eval(&RlhfModels::new(&sft, &rm)?)?;
+    println!(
+        "before: gold {:.3}, proxy {:.3}, KL {:.3} on {} held-out answers",
+        before.gold_score, before.proxy_score, before.kl, before.answers
+    );
+    let bar = Progress::new("ppo", c.iterations);
+    let started = std::time::Instant::now();
+    while trainer.iteration < c.iterations {
+        let r = trainer.step()?;
+        bar.update(
+            r.iteration,
+            &format!(
+                "gold {:.2} proxy {:.2} KL {:.2} β {:.3} len {:.0}",
+                r.gold_score, r.proxy_score, r.kl, r.kl_coef, r.answer_length
+            ),
+        );
+        if r.iteration % a.checkpoint_every.max(1) == 0 || r.iteration == c.iterations {
+            trainer.save_checkpoint(&ckpt)?;
+        }
+    }
+    bar.finish();
+    let seconds = started.elapsed().as_secs_f64();
+    let after = eval(&trainer.models)?;
+    trainer.models.policy.save(&a.out.join("policy"))?;
+    trainer.write_metrics(&a.out)?;
+    rlhf_lab::io::write_atomic(
+        &a.out.join("samples.json"),
+        serde_json::to_string_pretty(&trainer.samples)?.as_bytes(),
+    )?;
+    let per_iteration = |f: fn(&rlhf_lab::rlhf::ppo::PpoRecord) -> f64| {
+        trainer.history.iter().map(f).sum::<f64>() / trainer.history.len().max(1) as f64
+    };
+    let summary = serde_json::json!({
+        "before": before,
+        "after": after,
+        "iterations": trainer.iteration,
+        "seconds": seconds,
+        "seconds_per_iteration": {
+            "generation": per_iteration(|r| r.seconds_generation),
+            "scoring": per_iteration(|r| r.seconds_scoring),
+            "update": per_iteration(|r| r.seconds_update),
+        },
+        "generation_tokens_per_sec": per_iteration(|r| r.generation_tokens_per_sec),
+        "config": trainer.config,
+    });
+    rlhf_lab::io::write_atomic(
+        &a.out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    println!(
+        "after:  gold {:.3}, proxy {:.3}, KL {:.3}; {} iterations in {seconds:.0} s; policy: {}",
+        after.gold_score,
+        after.proxy_score,
+        after.kl,
+        trainer.iteration,
+        a.out.join("policy").display()
+    );
+    Ok(())
+}
+
+pub fn best_of_n(a: BestOfNArgs) -> Result<()> {
+    let device = candle_core::Device::Cpu;
+    let data = preferences::read(&a.data)?;
+    let sft = LanguageModel::load(&resolve_model_path(&a.policy)?, &device, DType::F32)?;
+    let rm = RewardModel::load(&a.reward_model, &device)?;
+    let cfg = BestOfNConfig {
+        max_n: a.n,
+        temperature: a.temperature,
+        seed: a.seed,
+        ..BestOfNConfig::default()
+    };
+    let curve = best_of_n_curve(&sft, &rm, &data.prompts.test, &cfg)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&curve)?);
+    } else {
+        println!("{:>4} {:>10} {:>8} {:>8}", "n", "KL bound", "proxy", "gold");
+        for p in &curve {
+            println!(
+                "{:>4} {:>10.3} {:>8.3} {:>8.3}",
+                p.n, p.kl, p.proxy_score, p.gold_score
+            );
+        }
+    }
+    Ok(())
+}

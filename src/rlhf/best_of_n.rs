@@ -1,0 +1,122 @@
+//! Best-of-n sampling: the baseline every RLHF method is measured against.
+//! Sample n answers from the SFT model, keep the one the reward model scores
+//! highest. No training at all; its distance from the SFT policy is bounded by
+//!
+//! ```text
+//! KL(π_best-of-n ‖ π_SFT) ≤ log n − (n − 1)/n
+//! ```
+//!
+//! (Stiennon et al. 2020; the bound is tight only for distinct samples,
+//! Beirami et al. 2024). Gao, Schulman & Hilton (2022) fit the gold score of
+//! best-of-n with R(d) = d(α − β·d), d = √KL.
+
+use super::ppo::sample_answers;
+use super::reward_model::RewardModel;
+use crate::feedback::candidates::Prompt;
+use crate::feedback::gold::gold_score_turn;
+use crate::lm::LanguageModel;
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+/// How to sample for [`best_of_n_curve`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BestOfNConfig {
+    /// The largest n; the curve covers 1, 2, 4, … up to it.
+    pub max_n: usize,
+    /// Sampling temperature of the SFT model.
+    pub temperature: f64,
+    /// Longest answer in tokens.
+    pub max_new_tokens: usize,
+    /// Subtracted from the reward of an answer that never ended.
+    pub missing_eos_penalty: f64,
+    pub seed: u64,
+}
+
+impl Default for BestOfNConfig {
+    fn default() -> Self {
+        Self {
+            max_n: 16,
+            temperature: 0.7,
+            max_new_tokens: 48,
+            missing_eos_penalty: 1.0,
+            seed: 0,
+        }
+    }
+}
+
+/// One point of the best-of-n curve.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BestOfNPoint {
+    pub n: usize,
+    /// The analytic bound log n − (n − 1)/n on KL(best-of-n ‖ SFT).
+    pub kl: f64,
+    /// Mean reward-model score of the chosen answers (the proxy).
+    pub proxy_score: f64,
+    /// Mean gold score of the chosen answers.
+    pub gold_score: f64,
+}
+
+/// log n − (n − 1)/n.
+pub fn best_of_n_kl(n: usize) -> f64 {
+    let n = n.max(1) as f64;
+    n.ln() - (n - 1.0) / n
+}
+
+/// Sample `max_n` answers per prompt once; for n = 1, 2, 4, … ≤ max_n, pick
+/// the best of the first n by the reward model and report the mean proxy and
+/// gold scores of the picks.
+pub fn best_of_n_curve(
+    sft: &LanguageModel,
+    rm: &RewardModel,
+    prompts: &[Prompt],
+    config: &BestOfNConfig,
+) -> Result<Vec<BestOfNPoint>> {
+    // scores[p][k] = (proxy, gold) of the k-th sample of prompt p.
+    let mut scores: Vec<Vec<(f64, f64)>> = vec![Vec::new(); prompts.len()];
+    for k in 0..config.max_n.max(1) {
+        for (c, chunk) in prompts.chunks(32).enumerate() {
+            let seed =
+                config.seed ^ ((k * 1009 + c) as u64 + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+            let sampled =
+                sample_answers(sft, chunk, config.temperature, config.max_new_tokens, seed)?;
+            let (ended, turns) = (sampled.ended, sampled.turns);
+            let seqs = chunk
+                .iter()
+                .zip(&turns)
+                .map(|(p, t)| rm.encode(&p.text, t))
+                .collect::<Result<Vec<_>>>()?;
+            let proxy = rm.rewards_of_ids(&seqs, 32)?;
+            for (i, ((p, t), (s, e))) in chunk
+                .iter()
+                .zip(&turns)
+                .zip(proxy.into_iter().zip(ended))
+                .enumerate()
+            {
+                let s = if e { s } else { s - config.missing_eos_penalty };
+                scores[c * 32 + i].push((s, gold_score_turn(p, t)));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut n = 1;
+    while n <= config.max_n.max(1) {
+        let (mut proxy, mut gold) = (0.0, 0.0);
+        for s in &scores {
+            let best = s[..n]
+                .iter()
+                .fold(s[0], |b, &x| if x.0 > b.0 { x } else { b });
+            proxy += best.0;
+            gold += best.1;
+        }
+        let m = scores.len().max(1) as f64;
+        out.push(BestOfNPoint {
+            n,
+            kl: best_of_n_kl(n),
+            proxy_score: proxy / m,
+            gold_score: gold / m,
+        });
+        n *= 2;
+    }
+    Ok(out)
+}

@@ -1,0 +1,276 @@
+//! The figures and tables of notebook 06 (the reward model).
+
+use super::preferences::PreferenceData;
+use super::reward_analysis::{CalibrationBin, EditEffect, ScoredAnswer};
+use crate::feedback::gold::split_turn;
+use crate::feedback::records::{Comparison, Winner};
+use crate::lm::TrainRecord;
+use crate::plot::{BarChart, Figure, Heatmap, LineChart, ScatterPlot};
+use anyhow::Result;
+
+/// A comparison as a labeller saw it: the prompt, both answers (an answer the
+/// model never ended is marked "[cut off]"), and the verdict.
+pub fn comparison_text(c: &Comparison) -> String {
+    let show = |t: &str| {
+        let (text, ended) = split_turn(t);
+        let text = text.replace('\n', " / ");
+        if ended {
+            text
+        } else {
+            format!("{text} [cut off]")
+        }
+    };
+    let verdict = match c.winner {
+        Winner::A => "A",
+        Winner::B => "B",
+        Winner::Tie => "a tie",
+    };
+    format!(
+        "prompt: {}\n  A ({}): {}\n  B ({}): {}\n  {} preferred {verdict}",
+        c.prompt,
+        c.system_a,
+        show(&c.response_a),
+        c.system_b,
+        show(&c.response_b),
+        c.annotator
+    )
+}
+
+/// Reward-model training: the training loss per update (smoothed) and, at
+/// each evaluation, the held-out pairwise accuracy against the annotators and
+/// against the gold standard.
+pub fn reward_training_curves(history: &[TrainRecord]) -> Result<Figure> {
+    let train: Vec<&TrainRecord> = history.iter().filter(|r| r.step > 0).collect();
+    let xs: Vec<f64> = train.iter().map(|r| r.step as f64).collect();
+    let ys: Vec<f64> = train.iter().map(|r| r.loss).collect();
+    let evals: Vec<&TrainRecord> = history.iter().filter(|r| r.eval.is_some()).collect();
+    let ex: Vec<f64> = evals.iter().map(|r| r.step as f64).collect();
+    let metric = |name: &str| -> Vec<f64> {
+        evals
+            .iter()
+            .map(|r| r.eval_metric(name).unwrap_or(f64::NAN))
+            .collect()
+    };
+    Ok(Figure::grid(
+        &[
+            LineChart::new("Training loss −log σ(r_chosen − r_rejected)")
+                .x_label("update")
+                .y_label("loss (batch of comparisons)")
+                .series("training batch", &xs, &ys)
+                .series("held-out", &ex, &metric("loss"))
+                .smoothing(0.8)
+                .size(480, 340)
+                .draw()?,
+            LineChart::new("Held-out pairwise accuracy")
+                .x_label("update")
+                .y_label("share ranked right")
+                .series("vs the annotators", &ex, &metric("accuracy"))
+                .series("vs the gold standard", &ex, &metric("accuracy_vs_gold"))
+                .hline("chance", 0.5)
+                .size(480, 340)
+                .draw()?,
+        ],
+        2,
+    ))
+}
+
+/// Reward against gold score, one point per answer, the model's own answers
+/// and the written styles in two colours.
+pub fn reward_vs_gold(answers: &[ScoredAnswer], title: &str) -> Result<Figure> {
+    let (own, written): (Vec<&ScoredAnswer>, Vec<&ScoredAnswer>) =
+        answers.iter().partition(|a| a.source.starts_with("sft"));
+    let xs = |v: &[&ScoredAnswer]| v.iter().map(|a| a.gold).collect::<Vec<_>>();
+    let ys = |v: &[&ScoredAnswer]| v.iter().map(|a| a.reward).collect::<Vec<_>>();
+    ScatterPlot::new(title)
+        .x_label("gold score")
+        .y_label("reward (normalised)")
+        .points("SFT model's answers", &xs(&own), &ys(&own))
+        .points("written styles", &xs(&written), &ys(&written))
+        .draw()
+}
+
+/// A calibration curve: predicted P(A preferred) against how often A was
+/// preferred, with the diagonal of perfect calibration.
+pub fn calibration_figure(bins: &[CalibrationBin]) -> Result<Figure> {
+    let xs: Vec<f64> = bins.iter().map(|b| b.predicted).collect();
+    let ys: Vec<f64> = bins.iter().map(|b| b.observed).collect();
+    ScatterPlot::new("Calibration on held-out comparisons")
+        .x_label("predicted P(A preferred) = σ(r_A − r_B)")
+        .y_label("share of comparisons A won")
+        .line("perfectly calibrated", &[0.0, 1.0], &[0.0, 1.0])
+        .line("reward model", &xs, &ys)
+        .points("bins", &xs, &ys)
+        .size(640, 420)
+        .draw()
+}
+
+/// What each edit of an answer does to the reward and to the gold score,
+/// both in standard deviations (of rewards, and of the SFT answers' gold
+/// scores), as grouped bars on one axis: a reward bar well above its gold bar
+/// is a flaw an optimiser can use.
+pub fn edit_effects_figure(effects: &[EditEffect]) -> Result<Figure> {
+    let labels: Vec<&str> = effects.iter().map(|e| e.edit.label()).collect();
+    let reward: Vec<f64> = effects.iter().map(|e| e.reward_change).collect();
+    let gold: Vec<f64> = effects.iter().map(|e| e.gold_change_std).collect();
+    BarChart::new("What an edit does to the reward and to the gold score")
+        .y_label("mean change (standard deviations)")
+        .grouped(&labels, &[("reward", &reward), ("gold", &gold)])
+        .size(760, 380)
+        .draw()
+}
+
+/// A table of one metric (rows: objectives, columns: crowds) as an annotated heatmap.
+pub fn objectives_heatmap(
+    title: &str,
+    objectives: &[String],
+    crowds: &[String],
+    values: Vec<Vec<f64>>,
+) -> Result<Figure> {
+    Heatmap::new(title, values)
+        .row_labels(objectives.to_vec())
+        .col_labels(crowds.to_vec())
+        .x_label("who labelled")
+        .y_label("objective")
+        .annotate(true)
+        .size(760, 320)
+        .draw()
+}
+
+/// Per source of answers: how many, mean gold score, mean words, share never ended.
+pub fn sources_table(data: &PreferenceData) -> String {
+    let mut rows: Vec<(String, f64, f64, usize, usize)> = Vec::new();
+    for r in &data.responses {
+        let (text, ended) = split_turn(&r.text);
+        let words = crate::feedback::gold::word_count(text) as f64;
+        match rows.iter_mut().find(|x| x.0 == r.source) {
+            Some(x) => {
+                x.1 += r.gold;
+                x.2 += words;
+                x.3 += 1;
+                x.4 += usize::from(!ended);
+            }
+            None => rows.push((r.source.clone(), r.gold, words, 1, usize::from(!ended))),
+        }
+    }
+    let mut s = format!(
+        "{:<16} {:>7} {:>10} {:>10} {:>12}\n",
+        "source", "answers", "mean gold", "mean words", "cut off"
+    );
+    for (source, gold, words, n, cut) in rows {
+        let n_f = n as f64;
+        s.push_str(&format!(
+            "{source:<16} {n:>7} {:>10.2} {:>10.1} {:>11.0}%\n",
+            gold / n_f,
+            words / n_f,
+            100.0 * cut as f64 / n_f
+        ));
+    }
+    s
+}
+
+/// PPO runs side by side: gold score, proxy score and KL per answer against
+/// the iteration, one series per run (for example one per β).
+pub fn ppo_curves(runs: &[(String, Vec<super::ppo::PpoRecord>)]) -> Result<Figure> {
+    let chart =
+        |title: &str, y: &str, f: &dyn Fn(&super::ppo::PpoRecord) -> f64| -> Result<Figure> {
+            let mut c = LineChart::new(title)
+                .x_label("PPO iteration")
+                .y_label(y)
+                .smoothing(0.6)
+                .size(430, 330);
+            for (name, h) in runs {
+                let xs: Vec<f64> = h.iter().map(|r| r.iteration as f64).collect();
+                let ys: Vec<f64> = h.iter().map(f).collect();
+                c = c.series(name.clone(), &xs, &ys);
+            }
+            c.draw()
+        };
+    Ok(Figure::grid(
+        &[
+            chart("Gold score (the truth)", "mean gold score", &|r| {
+                r.gold_score
+            })?,
+            chart("Reward model score (the proxy)", "mean reward", &|r| {
+                r.proxy_score
+            })?,
+            chart("KL(π ‖ π_ref) per answer", "nats", &|r| r.kl)?,
+        ],
+        3,
+    ))
+}
+
+/// One answer's update, token by token: the KL penalty, the reward (the
+/// score lands on the last token), the value and the advantage, and the
+/// probability ratio after the update with the clip band [1 − ε, 1 + ε].
+pub fn anatomy_figure(a: &super::ppo::UpdateAnatomy) -> Result<Figure> {
+    let xs: Vec<f64> = (0..a.tokens.len()).map(|i| i as f64).collect();
+    let n = xs.len().max(1) as f64;
+    Ok(Figure::grid(
+        &[
+            LineChart::new("Per-token reward r_t = −β·KL_t (+ score at the end)")
+                .x_label("answer token")
+                .y_label("reward")
+                .series("−β·KL_t", &xs, &a.kl_penalty)
+                .series("r_t", &xs, &a.rewards)
+                .size(480, 320)
+                .draw()?,
+            LineChart::new("Value V(s_t), return R̂_t, advantage Â_t")
+                .x_label("answer token")
+                .y_label("value / advantage")
+                .series("V(s_t)", &xs, &a.values)
+                .series("R̂_t", &xs, &a.returns)
+                .series("Â_t (whitened)", &xs, &a.advantages)
+                .size(480, 320)
+                .draw()?,
+            LineChart::new("Ratio π_new / π_old after the update")
+                .x_label("answer token")
+                .y_label("ratio")
+                .series("ratio", &xs, &a.ratio)
+                .series("1 + ε", &[0.0, n - 1.0], &[1.0 + a.clip_range; 2])
+                .series("1 − ε", &[0.0, n - 1.0], &[1.0 - a.clip_range; 2])
+                .size(480, 320)
+                .draw()?,
+        ],
+        3,
+    ))
+}
+
+/// Gold (and proxy) score against d = √KL: best-of-n points with the fitted
+/// d(α − βd), RL runs' points with the fitted d(α − β log d). Scores are
+/// measured from the SFT policy's (R(0) = 0).
+pub fn overoptimization_figure(
+    best_of_n: &[(f64, f64, f64)],
+    rl: &[(f64, f64, f64)],
+    bon_fit: &super::overoptimization::GoldFit,
+    rl_fit: &super::overoptimization::GoldFit,
+) -> Result<Figure> {
+    let col = |pts: &[(f64, f64, f64)], k: usize| -> Vec<f64> {
+        pts.iter()
+            .map(|p| match k {
+                0 => p.0,
+                1 => p.1,
+                _ => p.2,
+            })
+            .collect()
+    };
+    let d_max = best_of_n
+        .iter()
+        .chain(rl)
+        .map(|p| p.0)
+        .fold(0.0, f64::max)
+        .max(1e-3);
+    let grid: Vec<f64> = (0..=60).map(|i| d_max * i as f64 / 60.0).collect();
+    let bon_line: Vec<f64> = grid.iter().map(|&d| bon_fit.best_of_n(d)).collect();
+    let rl_line: Vec<f64> = grid.iter().map(|&d| rl_fit.rl(d)).collect();
+    ScatterPlot::new("Overoptimisation: gold and proxy against √KL")
+        .x_label("d = √KL(π ‖ π_SFT)  (nats^½)")
+        .y_label("score − SFT's score")
+        .points("best-of-n gold", &col(best_of_n, 0), &col(best_of_n, 1))
+        .line("best-of-n fit d(α − βd)", &grid, &bon_line)
+        .points("best-of-n proxy", &col(best_of_n, 0), &col(best_of_n, 2))
+        .points("PPO gold", &col(rl, 0), &col(rl, 1))
+        .line("PPO fit d(α − β log d)", &grid, &rl_line)
+        .points("PPO proxy", &col(rl, 0), &col(rl, 2))
+        .size(820, 460)
+        .draw()
+}

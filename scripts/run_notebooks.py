@@ -11,6 +11,7 @@ target/notebooks/<name>/cell<N>_<k>.svg, so a person can look at them.
 Usage: run_notebooks.py NOTEBOOK...   |   run_notebooks.py --warmup
 """
 import argparse
+import hashlib
 import os
 import sys
 import time
@@ -25,7 +26,10 @@ OUT = ROOT / "target" / "notebooks"
 KERNEL = "rlhf-lab"
 TIMEOUT = int(os.environ.get("NOTEBOOK_CELL_TIMEOUT", "1800"))
 # Where scripts/kernel.sh puts each notebook kernel's crate folder (outside the project).
-KERNELS = Path(os.environ.get("TMPDIR", "/tmp")) / f"rlhf-lab-kernels-{os.getuid()}-notebooks"
+KERNELS = (
+    Path(os.environ.get("TMPDIR", "/tmp"))
+    / f"rlhf-lab-kernels-{os.getuid()}-notebooks-{hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]}"
+)
 
 
 def execute(nb, cwd, kernel_log=None):

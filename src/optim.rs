@@ -291,23 +291,42 @@ pub struct Update {
 /// Nothing changes when it stops: the error names the update
 /// ("training loss became NaN at update 7").
 pub fn optimize(loss: &Tensor, optimizer: &mut AdamW, max_grad_norm: f64) -> Result<Update> {
-    let update = optimizer.step_count() + 1;
+    Ok(optimize_each(loss, &mut [optimizer], max_grad_norm)?[0])
+}
+
+/// [`optimize`] for several optimisers sharing one loss — an actor and a
+/// critic, say, each with its own learning rate: one backward pass, then each
+/// optimiser clips the norm of *its own* variables' gradients and steps
+/// (as OpenRLHF clips actor and critic separately). Nothing changes unless
+/// every norm is finite.
+pub fn optimize_each(
+    loss: &Tensor,
+    optimizers: &mut [&mut AdamW],
+    max_grad_norm: f64,
+) -> Result<Vec<Update>> {
+    let update = optimizers.first().map_or(0, |o| o.step_count()) + 1;
     let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
     ensure_finite("training loss", value, update)?;
     let grads = loss.backward()?;
-    let norm = grad_norm(&grads, &optimizer.vars())?;
-    ensure_finite("gradient norm", norm, update)?;
-    let scale = if max_grad_norm > 0.0 {
-        clip_scale(norm, max_grad_norm)
-    } else {
-        1.0
-    };
-    optimizer.step(&grads, scale)?;
-    Ok(Update {
-        loss: value,
-        grad_norm: norm,
-        clip_scale: scale,
-    })
+    let mut updates = Vec::with_capacity(optimizers.len());
+    for optimizer in optimizers.iter() {
+        let norm = grad_norm(&grads, &optimizer.vars())?;
+        ensure_finite("gradient norm", norm, update)?;
+        let clip_scale = if max_grad_norm > 0.0 {
+            clip_scale(norm, max_grad_norm)
+        } else {
+            1.0
+        };
+        updates.push(Update {
+            loss: value,
+            grad_norm: norm,
+            clip_scale,
+        });
+    }
+    for (optimizer, u) in optimizers.iter_mut().zip(&updates) {
+        optimizer.step(&grads, u.clip_scale)?;
+    }
+    Ok(updates)
 }
 
 /// Global L2 norm of the gradients of `vars`: √(Σ_i ‖g_i‖²) (missing gradients count 0).
@@ -386,5 +405,38 @@ mod tests {
             .to_string()
             .contains("loss became NaN at update 3"));
         assert!(ensure_finite("loss", 1.0, 3).is_ok());
+    }
+
+    /// One backward, two optimisers: each measures and clips the norm of its
+    /// own variables' gradients and steps at its own learning rate.
+    #[test]
+    fn optimize_each_clips_each_optimiser_on_its_own() {
+        let a = Var::new(&[1.0f32, 1.0], &Device::Cpu).unwrap();
+        let b = Var::new(&[1.0f32], &Device::Cpu).unwrap();
+        let adam = |name: &str, v: &Var, lr| {
+            AdamW::new(
+                vec![(name.to_string(), v.clone())],
+                AdamConfig {
+                    lr,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+        };
+        let (mut oa, mut ob) = (adam("a", &a, 0.1), adam("b", &b, 0.01));
+        // L = 3·(a0 + a1) + 4·b: ‖∇a‖ = 3√2, ‖∇b‖ = 4.
+        let loss = ((a.as_tensor().sum_all().unwrap() * 3.0).unwrap()
+            + (b.as_tensor().sum_all().unwrap() * 4.0).unwrap())
+        .unwrap();
+        let u = optimize_each(&loss, &mut [&mut oa, &mut ob], 1.0).unwrap();
+        assert!((u[0].grad_norm - 3.0 * 2f64.sqrt()).abs() < 1e-5);
+        assert!((u[1].grad_norm - 4.0).abs() < 1e-5);
+        assert!((u[0].clip_scale - 1.0 / (3.0 * 2f64.sqrt())).abs() < 1e-6);
+        assert!((u[1].clip_scale - 0.25).abs() < 1e-6);
+        // A first Adam step moves each coordinate by its own lr.
+        let got_a: Vec<f32> = a.as_tensor().to_vec1().unwrap();
+        let got_b: Vec<f32> = b.as_tensor().to_vec1().unwrap();
+        assert!(got_a.iter().all(|x| (x - 0.9).abs() < 1e-5), "{got_a:?}");
+        assert!((got_b[0] - 0.99).abs() < 1e-5, "{got_b:?}");
     }
 }

@@ -172,6 +172,12 @@ pub fn tiny_sft_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/models/tiny-sft")
 }
 
+/// `datasets/models/tiny-rm`: the reward model trained on this data
+/// (`rlhf-lab rm train --objective robust`), PPO's reward model.
+pub fn tiny_rm_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/models/tiny-rm")
+}
+
 /// The chat turns `lm` writes for `prompts` with `sampling`: the decoded
 /// answer, followed by `<|im_end|>` when the model ended its turn with it.
 /// Prompts are answered in batches of 32 with the KV cache.

@@ -300,6 +300,12 @@ impl RewardModel {
         Ok(copy)
     }
 
+    /// Set the scalar head's weights to zero: every score becomes 0 while the
+    /// trunk keeps what it learned (a value model starts so, Huang et al. 2023).
+    pub fn zero_head(&self) -> Result<()> {
+        Ok(self.score.set(&self.score.as_tensor().zeros_like()?)?)
+    }
+
     /// The token ids the model reads for `answer` to the user message `prompt`:
     /// the chat template with the assistant's header, then the answer. In the
     /// preference data an answer ends with `<|im_end|>` when the model ended

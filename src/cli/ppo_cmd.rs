@@ -48,6 +48,10 @@ pub struct PpoArgs {
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     resume: bool,
+    /// Pre-training corpus whose held-out text measures the alignment tax
+    /// (`valid.txt`: next-token loss before and after PPO).
+    #[arg(long, default_value = "datasets/corpus")]
+    corpus: PathBuf,
     #[arg(long)]
     cuda: bool,
 }
@@ -149,6 +153,11 @@ pub fn run(a: PpoArgs) -> Result<()> {
     bar.finish();
     let seconds = started.elapsed().as_secs_f64();
     let after = eval(&trainer.models)?;
+    // The alignment tax: what PPO cost the model's language modelling.
+    let corpus_loss = |lm: &LanguageModel| -> Result<f64> {
+        Ok(rlhf_lab::lm::pretrain::held_out_loss(lm, &a.corpus, 64, 64)?["loss"])
+    };
+    let (tax_before, tax_after) = (corpus_loss(&sft)?, corpus_loss(&trainer.models.policy)?);
     trainer.models.policy.save(&a.out.join("policy"))?;
     trainer.write_metrics(&a.out)?;
     rlhf_lab::io::write_atomic(
@@ -161,6 +170,7 @@ pub fn run(a: PpoArgs) -> Result<()> {
     let summary = serde_json::json!({
         "before": before,
         "after": after,
+        "held_out_corpus_loss": { "before": tax_before, "after": tax_after },
         "iterations": trainer.iteration,
         "seconds": seconds,
         "seconds_per_iteration": {
@@ -183,6 +193,7 @@ pub fn run(a: PpoArgs) -> Result<()> {
         trainer.iteration,
         a.out.join("policy").display()
     );
+    println!("held-out corpus loss (alignment tax): {tax_before:.3} before, {tax_after:.3} after");
     Ok(())
 }
 

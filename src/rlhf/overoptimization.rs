@@ -11,7 +11,60 @@
 //!
 //! Both are linear in (α, β), so least squares fits them exactly.
 
+use super::best_of_n::BestOfNPoint;
+use super::ppo::PpoRecord;
 use serde::{Deserialize, Serialize};
+
+/// One policy's distance from the starting policy and how much its gold and
+/// proxy scores moved from the starting policy's.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DriftPoint {
+    /// d = √KL(π ‖ π_init), nats^½.
+    pub d: f64,
+    /// Gold score − the starting policy's gold score.
+    pub gold_gain: f64,
+    /// Reward-model score − the starting policy's.
+    pub proxy_gain: f64,
+}
+
+/// The best-of-n curve as drift points: d from the analytic KL bound, gains
+/// over n = 1 (the SFT policy itself).
+pub fn best_of_n_drift(curve: &[BestOfNPoint]) -> Vec<DriftPoint> {
+    let Some(base) = curve.iter().find(|p| p.n == 1) else {
+        return Vec::new();
+    };
+    curve
+        .iter()
+        .map(|p| DriftPoint {
+            d: p.kl.max(0.0).sqrt(),
+            gold_gain: p.gold_score - base.gold_score,
+            proxy_gain: p.proxy_score - base.proxy_score,
+        })
+        .collect()
+}
+
+/// A PPO run as drift points: each window of `window` iterations averaged
+/// (its rollouts' KL, gold and proxy scores), gains over the first window's
+/// scores at KL 0 — the policy before it moved answers the first prompts.
+/// Measured on the training rollouts themselves, so free but noisy.
+pub fn ppo_drift(history: &[PpoRecord], window: usize) -> Vec<DriftPoint> {
+    let window = window.max(1);
+    let Some(first) = history.first() else {
+        return Vec::new();
+    };
+    let mean = |rs: &[PpoRecord], f: fn(&PpoRecord) -> f64| {
+        rs.iter().map(f).sum::<f64>() / rs.len().max(1) as f64
+    };
+    let (gold0, proxy0) = (first.gold_score, first.proxy_score);
+    history
+        .chunks(window)
+        .map(|w| DriftPoint {
+            d: mean(w, |r| r.kl).max(0.0).sqrt(),
+            gold_gain: mean(w, |r| r.gold_score) - gold0,
+            proxy_gain: mean(w, |r| r.proxy_score) - proxy0,
+        })
+        .collect()
+}
 
 /// Fitted coefficients of one of the forms above.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -68,6 +121,18 @@ pub fn fit_best_of_n(d: &[f64], r: &[f64]) -> GoldFit {
     two_feature_fit(d, &sq, r)
 }
 
+/// Fit the best-of-n form to the gold gains of `points`.
+pub fn fit_best_of_n_gold(points: &[DriftPoint]) -> GoldFit {
+    let (d, r): (Vec<f64>, Vec<f64>) = points.iter().map(|p| (p.d, p.gold_gain)).unzip();
+    fit_best_of_n(&d, &r)
+}
+
+/// Fit the RL form to the gold gains of `points`.
+pub fn fit_rl_gold(points: &[DriftPoint]) -> GoldFit {
+    let (d, r): (Vec<f64>, Vec<f64>) = points.iter().map(|p| (p.d, p.gold_gain)).unzip();
+    fit_rl(&d, &r)
+}
+
 /// Fit R(d) = d(α − β log d) to points (d, R); points with d ≤ 0 are left out.
 pub fn fit_rl(d: &[f64], r: &[f64]) -> GoldFit {
     let (mut u, mut v, mut y) = (Vec::new(), Vec::new(), Vec::new());
@@ -103,5 +168,57 @@ mod tests {
         );
         assert!((f.rl(2.0) - 2.0 * (0.8 - 0.3 * 2f64.ln())).abs() < 1e-9);
         assert_eq!(f.rl(0.0), 0.0);
+    }
+
+    /// Best-of-n points are measured from n = 1 with d = √(log n − (n−1)/n);
+    /// PPO points average windows of iterations, gains from the first record.
+    #[test]
+    fn drift_points_from_best_of_n_and_ppo_history() {
+        let bon: Vec<BestOfNPoint> = [(1, 3.0, -0.5), (2, 3.4, 0.0), (4, 3.3, 0.3)]
+            .iter()
+            .map(|&(n, gold, proxy)| BestOfNPoint {
+                n,
+                kl: crate::rlhf::best_of_n::best_of_n_kl(n),
+                proxy_score: proxy,
+                gold_score: gold,
+            })
+            .collect();
+        let d = best_of_n_drift(&bon);
+        assert_eq!(
+            d[0],
+            DriftPoint {
+                d: 0.0,
+                gold_gain: 0.0,
+                proxy_gain: 0.0
+            }
+        );
+        assert!((d[1].d - (2f64.ln() - 0.5).sqrt()).abs() < 1e-12);
+        assert!((d[2].gold_gain - 0.3).abs() < 1e-12 && (d[2].proxy_gain - 0.8).abs() < 1e-12);
+
+        let record = |kl: f64, gold: f64, proxy: f64| {
+            let mut r: PpoRecord = serde_json::from_value(serde_json::json!({
+                "iteration": 0, "objective/scores": proxy, "objective/gold": gold,
+                "objective/kl": kl, "objective/kl_k3": kl, "objective/rlhf_reward": 0.0,
+                "objective/entropy": 0.0, "policy/approxkl": 0.0, "policy/clipfrac": 0.0,
+                "loss/policy": 0.0, "loss/value": 0.0, "val/explained_variance": 0.0,
+                "answers/length": 0.0, "answers/ended": 0.0, "kl_coef": 0.0,
+                "charts/generation_tokens_per_sec": 0.0, "time/generation": 0.0,
+                "time/scoring": 0.0, "time/update": 0.0
+            }))
+            .unwrap();
+            r.iteration = 1;
+            r
+        };
+        let h = vec![
+            record(0.0, 3.0, 0.0),
+            record(2.0, 3.2, 0.2),
+            record(4.0, 2.0, 1.0),
+            record(12.0, 1.0, 2.0),
+        ];
+        let p = ppo_drift(&h, 2);
+        assert_eq!(p.len(), 2);
+        assert!((p[0].d - 1.0).abs() < 1e-12 && (p[0].gold_gain - 0.1).abs() < 1e-12);
+        assert!((p[1].d - 8f64.sqrt()).abs() < 1e-12);
+        assert!((p[1].gold_gain + 1.5).abs() < 1e-12 && (p[1].proxy_gain - 1.5).abs() < 1e-12);
     }
 }

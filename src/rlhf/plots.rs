@@ -1,5 +1,6 @@
 //! The figures and tables of notebook 06 (the reward model).
 
+use super::overoptimization::{DriftPoint, GoldFit};
 use super::preferences::PreferenceData;
 use super::reward_analysis::{CalibrationBin, EditEffect, ScoredAnswer};
 use crate::feedback::gold::split_turn;
@@ -236,41 +237,71 @@ pub fn anatomy_figure(a: &super::ppo::UpdateAnatomy) -> Result<Figure> {
 }
 
 /// Gold (and proxy) score against d = √KL: best-of-n points with the fitted
-/// d(α − βd), RL runs' points with the fitted d(α − β log d). Scores are
+/// d(α − βd), each PPO run's points with the fitted d(α − β log d). Scores are
 /// measured from the SFT policy's (R(0) = 0).
 pub fn overoptimization_figure(
-    best_of_n: &[(f64, f64, f64)],
-    rl: &[(f64, f64, f64)],
-    bon_fit: &super::overoptimization::GoldFit,
-    rl_fit: &super::overoptimization::GoldFit,
+    best_of_n: &[DriftPoint],
+    bon_fit: &GoldFit,
+    ppo_runs: &[(String, Vec<DriftPoint>)],
+    rl_fit: &GoldFit,
 ) -> Result<Figure> {
-    let col = |pts: &[(f64, f64, f64)], k: usize| -> Vec<f64> {
-        pts.iter()
-            .map(|p| match k {
-                0 => p.0,
-                1 => p.1,
-                _ => p.2,
-            })
-            .collect()
-    };
+    let d = |pts: &[DriftPoint]| pts.iter().map(|p| p.d).collect::<Vec<_>>();
+    let gold = |pts: &[DriftPoint]| pts.iter().map(|p| p.gold_gain).collect::<Vec<_>>();
+    let proxy = |pts: &[DriftPoint]| pts.iter().map(|p| p.proxy_gain).collect::<Vec<_>>();
     let d_max = best_of_n
         .iter()
-        .chain(rl)
-        .map(|p| p.0)
+        .chain(ppo_runs.iter().flat_map(|(_, p)| p))
+        .map(|p| p.d)
         .fold(0.0, f64::max)
         .max(1e-3);
     let grid: Vec<f64> = (0..=60).map(|i| d_max * i as f64 / 60.0).collect();
-    let bon_line: Vec<f64> = grid.iter().map(|&d| bon_fit.best_of_n(d)).collect();
-    let rl_line: Vec<f64> = grid.iter().map(|&d| rl_fit.rl(d)).collect();
-    ScatterPlot::new("Overoptimisation: gold and proxy against √KL")
+    let bon_line: Vec<f64> = grid.iter().map(|&x| bon_fit.best_of_n(x)).collect();
+    let rl_line: Vec<f64> = grid.iter().map(|&x| rl_fit.rl(x)).collect();
+    let mut plot = ScatterPlot::new("Overoptimisation: gold and proxy against √KL")
         .x_label("d = √KL(π ‖ π_SFT)  (nats^½)")
         .y_label("score − SFT's score")
-        .points("best-of-n gold", &col(best_of_n, 0), &col(best_of_n, 1))
-        .line("best-of-n fit d(α − βd)", &grid, &bon_line)
-        .points("best-of-n proxy", &col(best_of_n, 0), &col(best_of_n, 2))
-        .points("PPO gold", &col(rl, 0), &col(rl, 1))
-        .line("PPO fit d(α − β log d)", &grid, &rl_line)
-        .points("PPO proxy", &col(rl, 0), &col(rl, 2))
+        .points("best-of-n gold", &d(best_of_n), &gold(best_of_n))
+        .points("best-of-n proxy", &d(best_of_n), &proxy(best_of_n))
+        .line("best-of-n fit d(α − βd)", &grid, &bon_line);
+    for (name, pts) in ppo_runs {
+        plot = plot
+            .points(format!("{name} gold"), &d(pts), &gold(pts))
+            .points(format!("{name} proxy"), &d(pts), &proxy(pts));
+    }
+    plot.line("PPO fit d(α − β log d)", &grid, &rl_line)
         .size(820, 460)
         .draw()
+}
+
+/// Policies side by side on held-out prompts: gold and proxy scores, KL from
+/// the SFT model, answer length, share of answers that ended, and the
+/// held-out pre-training corpus loss (the alignment tax), one row per policy.
+pub fn evaluation_table(rows: &[PolicyRow]) -> String {
+    let mut s = format!(
+        "{:<22} {:>7} {:>8} {:>7} {:>8} {:>7} {:>12}\n",
+        "policy", "gold", "proxy", "KL", "length", "ended", "corpus loss"
+    );
+    for r in rows {
+        let e = &r.evaluation;
+        s.push_str(&format!(
+            "{:<22} {:>7.2} {:>8.2} {:>7.2} {:>8.1} {:>6.0}% {:>12.3}\n",
+            r.name,
+            e.gold_score,
+            e.proxy_score,
+            e.kl,
+            e.answer_length,
+            100.0 * e.ended,
+            r.corpus_loss
+        ));
+    }
+    s
+}
+
+/// One row of [`evaluation_table`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyRow {
+    pub name: String,
+    pub evaluation: super::ppo::PolicyEvaluation,
+    /// Next-token loss on the held-out pre-training text.
+    pub corpus_loss: f64,
 }

@@ -125,7 +125,7 @@ pub struct RlhfPpoConfig {
     pub lam: f64,
     /// Global gradient-norm clip.
     pub max_grad_norm: f64,
-    /// Keep sample answers every this many iterations (0: never).
+    /// Keep one answer to each of four prompts every this many iterations (0: never).
     pub sample_every: usize,
     /// Seed of the prompt order and the sampling.
     pub seed: u64,
@@ -1011,7 +1011,9 @@ impl PpoTrainer {
             self.kl_coef *= 1.0 + error * n / a.horizon;
         }
         if c.sample_every > 0 && (self.iteration == 1 || self.iteration % c.sample_every == 0) {
-            for (i, kl) in kl1.iter().enumerate().take(4) {
+            // One answer to each of the first four prompts.
+            let every = c.samples_per_prompt;
+            for (i, kl) in kl1.iter().enumerate().step_by(every).take(4) {
                 self.samples.push(PpoSample {
                     iteration: self.iteration,
                     prompt: ro.prompts[i].text.clone(),

@@ -42,8 +42,10 @@ pub struct PpoArgs {
     /// Save a checkpoint every this many iterations.
     #[arg(long, default_value_t = 10)]
     checkpoint_every: usize,
-    /// Answers per held-out prompt for the before / after evaluation.
-    #[arg(long, default_value_t = 2)]
+    /// Answers per held-out prompt for the before / after evaluation (4 × 60
+    /// test prompts: a standard error of about 0.12 on the mean gold score;
+    /// with 1 the same SFT policy measured 3.21 and 3.52 under two seeds).
+    #[arg(long, default_value_t = 4)]
     eval_samples: usize,
     /// Continue from the checkpoint in --out.
     #[arg(long)]

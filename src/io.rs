@@ -30,6 +30,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     })
 }
 
+/// Write `value` as pretty-printed JSON to `path`, atomically ([`write_atomic`]).
+pub fn write_json_atomic(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    write_atomic(path, serde_json::to_string_pretty(value)?.as_bytes())?;
+    Ok(())
+}
+
 /// Save named tensors as safetensors, atomically (temporary file, then rename).
 pub fn save_safetensors_atomic(
     tensors: &std::collections::HashMap<String, candle_core::Tensor>,

@@ -177,10 +177,7 @@ fn pretrain_cmd(a: PretrainArgs) -> Result<()> {
     })?;
     bar.finish();
     trainer.write_metrics(&a.out)?;
-    rlhf_lab::io::write_atomic(
-        &a.out.join("samples.json"),
-        serde_json::to_string_pretty(&trainer.samples)?.as_bytes(),
-    )?;
+    rlhf_lab::io::write_json_atomic(&a.out.join("samples.json"), &trainer.samples)?;
     println!(
         "checkpoint: {} (load with `rlhf-lab lm sample --model {}`); metrics: {}",
         ckpt.display(),

@@ -162,10 +162,7 @@ pub fn run(a: PpoArgs) -> Result<()> {
     let (tax_before, tax_after) = (corpus_loss(&sft)?, corpus_loss(&trainer.models.policy)?);
     trainer.models.policy.save(&a.out.join("policy"))?;
     trainer.write_metrics(&a.out)?;
-    rlhf_lab::io::write_atomic(
-        &a.out.join("samples.json"),
-        serde_json::to_string_pretty(&trainer.samples)?.as_bytes(),
-    )?;
+    rlhf_lab::io::write_json_atomic(&a.out.join("samples.json"), &trainer.samples)?;
     let per_iteration = |f: fn(&rlhf_lab::rlhf::ppo::PpoRecord) -> f64| {
         trainer.history.iter().map(f).sum::<f64>() / trainer.history.len().max(1) as f64
     };
@@ -183,10 +180,7 @@ pub fn run(a: PpoArgs) -> Result<()> {
         "generation_tokens_per_sec": per_iteration(|r| r.generation_tokens_per_sec),
         "config": trainer.config,
     });
-    rlhf_lab::io::write_atomic(
-        &a.out.join("summary.json"),
-        serde_json::to_string_pretty(&summary)?.as_bytes(),
-    )?;
+    rlhf_lab::io::write_json_atomic(&a.out.join("summary.json"), &summary)?;
     println!(
         "after:  gold {:.3}, proxy {:.3}, KL {:.3}; {} iterations in {seconds:.0} s; policy: {}",
         after.gold_score,

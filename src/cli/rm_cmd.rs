@@ -241,10 +241,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         "normalization": rm.normalization,
         "config": config,
     });
-    rlhf_lab::io::write_atomic(
-        &a.out.join("summary.json"),
-        serde_json::to_string_pretty(&summary)?.as_bytes(),
-    )?;
+    rlhf_lab::io::write_json_atomic(&a.out.join("summary.json"), &summary)?;
     println!(
         "test: accuracy {:.3} against the annotators, {:.3} against gold (length baseline {:.3} / {:.3}); Spearman vs gold {:.3}",
         test.accuracy, test.accuracy_vs_gold, baseline.accuracy, baseline.accuracy_vs_gold, test.spearman_vs_gold

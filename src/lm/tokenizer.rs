@@ -304,7 +304,7 @@ impl TextTokenizer {
             "chat_template": chatml_jinja(s.default_system_prompt.as_deref()),
         });
         let path = dir.join("tokenizer_config.json");
-        crate::io::write_atomic(&path, serde_json::to_string_pretty(&config)?.as_bytes())
+        crate::io::write_json_atomic(&path, &config)
             .with_context(|| format!("writing {}", path.display()))?;
         Ok(())
     }

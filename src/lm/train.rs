@@ -417,10 +417,7 @@ impl<O: Objective> Trainer<O> {
                 history: self.history.clone(),
                 samples: self.samples.clone(),
             };
-            crate::io::write_atomic(
-                &tmp.join("trainer_state.json"),
-                serde_json::to_string_pretty(&state)?.as_bytes(),
-            )?;
+            crate::io::write_json_atomic(&tmp.join("trainer_state.json"), &state)?;
             Ok(())
         })
     }

@@ -1092,10 +1092,7 @@ impl PpoTrainer {
                 history: self.history.clone(),
                 samples: self.samples.clone(),
             };
-            crate::io::write_atomic(
-                &tmp.join("trainer_state.json"),
-                serde_json::to_string_pretty(&state)?.as_bytes(),
-            )?;
+            crate::io::write_json_atomic(&tmp.join("trainer_state.json"), &state)?;
             Ok(())
         })
     }

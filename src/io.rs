@@ -1,4 +1,5 @@
-//! File helpers: atomic writes, so a crash never leaves a half-written file.
+//! File helpers: atomic writes, so a crash never leaves a half-written file;
+//! JSON Lines reading with errors that name the line.
 
 use std::io::Write;
 use std::path::Path;
@@ -101,6 +102,21 @@ pub fn write_dir_atomic(
     }
     write(&tmp)?;
     replace_dir(&tmp, dir)
+}
+
+/// Read a JSON Lines file (one JSON value per line, blank lines skipped) into
+/// records; an error names the file and the line (`path:line`).
+pub fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>> {
+    use anyhow::Context;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), i + 1))
+        })
+        .collect()
 }
 
 #[cfg(test)]

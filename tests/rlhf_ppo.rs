@@ -84,23 +84,36 @@ fn without_timings(r: &PpoRecord) -> PpoRecord {
 }
 
 /// Two iterations straight through, or one, a checkpoint, a resume and one
-/// more: the same records (timings aside) and the same policy weights, on CPU.
+/// more: the same records (timings aside), held-out measurements and policy
+/// weights, on CPU.
 #[test]
 fn resumed_training_matches_uninterrupted_training() {
     let data = preferences::read(&preferences::preferences_dir()).unwrap();
     let prompts = training_prompts(&data);
-    let mut straight = PpoTrainer::new(models(), prompts.clone(), small_config()).unwrap();
+    let held_out = data.prompts.test[..4].to_vec();
+    let config = RlhfPpoConfig {
+        eval_every: 1,
+        eval_samples_per_prompt: 1,
+        ..small_config()
+    };
+    let mut straight = PpoTrainer::new(models(), prompts.clone(), config.clone())
+        .unwrap()
+        .evaluate_on(held_out.clone());
     straight.step().unwrap();
     straight.step().unwrap();
 
     let dir = std::env::temp_dir().join(format!("rlhf-ppo-resume-{}", std::process::id()));
-    let mut first = PpoTrainer::new(models(), prompts.clone(), small_config()).unwrap();
+    let mut first = PpoTrainer::new(models(), prompts.clone(), config)
+        .unwrap()
+        .evaluate_on(held_out.clone());
     first.step().unwrap();
     first.save_checkpoint(&dir).unwrap();
     let reference = first.models.reference.clone();
     let reward = first.models.reward.clone();
     drop(first);
-    let mut resumed = PpoTrainer::resume(&dir, &reference, &reward, prompts).unwrap();
+    let mut resumed = PpoTrainer::resume(&dir, &reference, &reward, prompts)
+        .unwrap()
+        .evaluate_on(held_out);
     assert_eq!(resumed.iteration, 1);
     resumed.step().unwrap();
     std::fs::remove_dir_all(&dir).ok();
@@ -109,6 +122,19 @@ fn resumed_training_matches_uninterrupted_training() {
     let b: Vec<PpoRecord> = resumed.history.iter().map(without_timings).collect();
     assert_eq!(a, b);
     assert_eq!(straight.samples, resumed.samples);
+    // Held-out measurements before training and after each iteration.
+    let measured = |t: &PpoTrainer| -> Vec<_> {
+        t.held_out
+            .iter()
+            .map(|m| (m.iteration, m.evaluation))
+            .collect()
+    };
+    assert_eq!(measured(&straight).len(), 3);
+    assert_eq!(measured(&straight), measured(&resumed));
+    assert_eq!(
+        straight.held_out[0].evaluation.kl, 0.0,
+        "the SFT policy is the reference"
+    );
     for ((name, x), (_, y)) in straight
         .models
         .policy
@@ -151,4 +177,88 @@ fn bad_configs_name_their_field() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("kl_coeff"), "{e}");
+}
+
+/// The guardrail at work: the same short run (same prompts, seed and step
+/// size) with β = 0 and with β = 0.5 — without the KL penalty the policy
+/// drifts further from the reference. Measured with these settings: KL per
+/// answer over the last two iterations 6.15 (β = 0) against 2.40 (β = 0.5);
+/// single iterations are noisy (β = 0.5 reached 3.8 once), hence the pair.
+#[test]
+fn without_the_kl_penalty_the_policy_drifts_further() {
+    let data = preferences::read(&preferences::preferences_dir()).unwrap();
+    let run = |kl_coef: f64| -> f64 {
+        let config = RlhfPpoConfig {
+            iterations: 6,
+            prompts_per_iteration: 32,
+            samples_per_prompt: 4,
+            minibatch_size: 8,
+            ppo_epochs: 2,
+            learning_rate: 1e-4,
+            max_new_tokens: 32,
+            kl_coef,
+            sample_every: 0,
+            ..RlhfPpoConfig::default()
+        };
+        let mut t = PpoTrainer::new(models(), training_prompts(&data), config).unwrap();
+        t.train(|_| {}).unwrap();
+        let last = &t.history[t.history.len() - 2..];
+        let kl = last.iter().map(|r| r.kl).sum::<f64>() / 2.0;
+        eprintln!(
+            "β = {kl_coef}: KL per answer by iteration {:?}",
+            t.history
+                .iter()
+                .map(|r| (r.kl * 100.0).round() / 100.0)
+                .collect::<Vec<_>>()
+        );
+        kl
+    };
+    let (free, guarded) = (run(0.0), run(0.5));
+    assert!(
+        free > guarded + 1.5,
+        "β = 0: KL {free:.2}; β = 0.5: KL {guarded:.2}"
+    );
+}
+
+/// PPO improves what it optimises, on prompts it never trained on: 20
+/// iterations against the gold standard (the oracle reward: whether the
+/// reward model is worth optimising is notebook 07's question, not this
+/// test's) on the fact questions, measured on the 41 held-out fact questions,
+/// four answers each, the same dice before and after. Measured: 4.40 → 4.76
+/// (at KL 0.2 per answer); a mean over 164 answers has a standard error of
+/// about 0.1, and the same dice make the two measurements differ by the policy.
+#[test]
+fn a_short_run_raises_the_gold_score_on_held_out_prompts() {
+    let data = preferences::read(&preferences::preferences_dir()).unwrap();
+    let facts = |ps: &[rlhf_lab::feedback::candidates::Prompt]| -> Vec<_> {
+        ps.iter()
+            .filter(|p| p.kind.name() == "fact")
+            .cloned()
+            .collect()
+    };
+    let held_out: Vec<_> = facts(&data.prompts.test)
+        .into_iter()
+        .chain(facts(&data.prompts.validation))
+        .collect();
+    let config = RlhfPpoConfig {
+        iterations: 20,
+        learning_rate: 5e-5,
+        reward: RewardSource::Gold,
+        eval_every: 20,
+        eval_samples_per_prompt: 4,
+        sample_every: 0,
+        ..RlhfPpoConfig::default()
+    };
+    let mut t = PpoTrainer::new(models(), facts(&data.prompts.train), config)
+        .unwrap()
+        .evaluate_on(held_out);
+    t.train(|_| {}).unwrap();
+    let (before, after) = (t.held_out[0].evaluation, t.held_out[1].evaluation);
+    assert_eq!((before.answers, t.held_out[1].iteration), (164, 20));
+    assert!(
+        after.gold_score > before.gold_score + 0.2,
+        "held-out gold {:.3} → {:.3}",
+        before.gold_score,
+        after.gold_score
+    );
 }

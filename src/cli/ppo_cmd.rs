@@ -9,7 +9,9 @@ use clap::Args;
 use rlhf_lab::lm::pretrained::resolve_model_path;
 use rlhf_lab::lm::LanguageModel;
 use rlhf_lab::rlhf::best_of_n::{best_of_n_curve, BestOfNConfig};
+use rlhf_lab::rlhf::plots::{ppo_curves, PpoCurve};
 use rlhf_lab::rlhf::ppo::{evaluate_policy, PpoTrainer, RlhfModels, RlhfPpoConfig};
+use rlhf_lab::rlhf::ppo_run::{BeforeAfter, PpoRun, PpoSummary};
 use rlhf_lab::rlhf::preferences;
 use rlhf_lab::rlhf::RewardModel;
 use std::path::PathBuf;
@@ -36,7 +38,8 @@ pub struct PpoArgs {
     /// A JSON file with `RlhfPpoConfig` fields (unknown or invalid fields are errors naming the field).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Output folder: checkpoint, metrics, summary.json, samples, the final policy in `policy/`.
+    /// Output folder: checkpoint, metrics, held-out measurements, summary.json, samples,
+    /// curves.svg / .png, the final policy in `policy/`.
     #[arg(long, default_value = "runs/ppo")]
     out: PathBuf,
     /// Save a checkpoint every this many iterations.
@@ -69,7 +72,8 @@ pub struct BestOfNArgs {
     /// The largest n; the curve covers the powers of two up to it.
     #[arg(long, default_value_t = 16)]
     n: usize,
-    #[arg(long, default_value_t = 0.7)]
+    /// Sampling temperature (PPO's default, so the two are compared at the same one).
+    #[arg(long, default_value_t = 1.0)]
     temperature: f64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -104,7 +108,7 @@ pub fn run(a: PpoArgs) -> Result<()> {
     let sft = LanguageModel::load(&resolve_model_path(&a.policy)?, &device, DType::F32)?;
     let rm = RewardModel::load(&a.reward_model, &device)?;
     let ckpt = a.out.join("checkpoint");
-    let mut trainer = if a.resume {
+    let trainer = if a.resume {
         let mut t = PpoTrainer::resume(&ckpt, &sft, &rm, data.prompts.train.clone())?;
         t.config.iterations = config.iterations;
         println!(
@@ -120,6 +124,8 @@ pub fn run(a: PpoArgs) -> Result<()> {
             config.clone(),
         )?
     };
+    // Held-out measurements every `eval_every` iterations (the curves of `held_out.jsonl`).
+    let mut trainer = trainer.evaluate_on(data.prompts.test.clone());
     let c = trainer.config.clone();
     let eval = |models: &RlhfModels| {
         evaluate_policy(
@@ -144,8 +150,16 @@ pub fn run(a: PpoArgs) -> Result<()> {
         bar.update(
             r.iteration,
             &format!(
-                "gold {:.2} proxy {:.2} KL {:.2} β {:.3} len {:.0}",
-                r.gold_score, r.proxy_score, r.kl, r.kl_coef, r.answer_length
+                "gold {:.2} proxy {:.2} KL {:.2} β {:.3} len {:.0} | held-out gold {}",
+                r.gold_score,
+                r.proxy_score,
+                r.kl,
+                r.kl_coef,
+                r.answer_length,
+                trainer.held_out.last().map_or("-".to_string(), |m| format!(
+                    "{:.2}",
+                    m.evaluation.gold_score
+                ))
             ),
         );
         if r.iteration % a.checkpoint_every.max(1) == 0 || r.iteration == c.iterations {
@@ -161,26 +175,18 @@ pub fn run(a: PpoArgs) -> Result<()> {
     };
     let (tax_before, tax_after) = (corpus_loss(&sft)?, corpus_loss(&trainer.models.policy)?);
     trainer.models.policy.save(&a.out.join("policy"))?;
-    trainer.write_metrics(&a.out)?;
-    rlhf_lab::io::write_json_atomic(&a.out.join("samples.json"), &trainer.samples)?;
-    let per_iteration = |f: fn(&rlhf_lab::rlhf::ppo::PpoRecord) -> f64| {
-        trainer.history.iter().map(f).sum::<f64>() / trainer.history.len().max(1) as f64
+    let corpus_loss = BeforeAfter {
+        before: tax_before,
+        after: tax_after,
     };
-    let summary = serde_json::json!({
-        "before": before,
-        "after": after,
-        "held_out_corpus_loss": { "before": tax_before, "after": tax_after },
-        "iterations": trainer.iteration,
-        "seconds": seconds,
-        "seconds_per_iteration": {
-            "generation": per_iteration(|r| r.seconds_generation),
-            "scoring": per_iteration(|r| r.seconds_scoring),
-            "update": per_iteration(|r| r.seconds_update),
-        },
-        "generation_tokens_per_sec": per_iteration(|r| r.generation_tokens_per_sec),
-        "config": trainer.config,
-    });
-    rlhf_lab::io::write_json_atomic(&a.out.join("summary.json"), &summary)?;
+    let summary = PpoSummary::new(&trainer, before, after, corpus_loss, seconds);
+    let run = PpoRun::of_trainer(&trainer, summary);
+    run.write(&a.out)?;
+    // The run's figure: held-out gold, proxy and KL, and the rollouts' score, entropy, length.
+    let name = format!("β = {}", trainer.config.kl_coef);
+    let figure = ppo_curves(&[PpoCurve::of_trainer(name, &trainer)])?;
+    figure.save_svg(a.out.join("curves.svg"))?;
+    figure.save_png(a.out.join("curves.png"))?;
     println!(
         "after:  gold {:.3}, proxy {:.3}, KL {:.3}; {} iterations in {seconds:.0} s; policy: {}",
         after.gold_score,

@@ -34,11 +34,13 @@ pub struct BestOfNConfig {
 }
 
 impl Default for BestOfNConfig {
+    /// PPO's sampling defaults ([`super::ppo::RlhfPpoConfig`]), so that the
+    /// two optimisers are compared on the same answers.
     fn default() -> Self {
         Self {
             max_n: 16,
-            temperature: 0.7,
-            max_new_tokens: 48,
+            temperature: 1.0,
+            max_new_tokens: 64,
             missing_eos_penalty: 1.0,
             seed: 0,
         }

@@ -10,6 +10,7 @@
 //! | [`reward_probe`] | a linear head on frozen features: objectives compared cheaply |
 //! | [`reward_analysis`] | reward vs gold, calibration, what the reward model over-values |
 //! | [`ppo`] | rung 7: KL-constrained PPO of the language model against the reward model |
+//! | [`ppo_run`] | a finished PPO run on disk (summary, metrics, samples), read back |
 //! | [`best_of_n`] | best-of-n sampling, the no-training baseline |
 //! | [`overoptimization`] | Gao et al.'s gold-vs-√KL forms, fitted |
 //! | [`plots`] | the figures of notebooks 06 and 07 |
@@ -19,6 +20,7 @@ pub mod losses;
 pub mod overoptimization;
 pub mod plots;
 pub mod ppo;
+pub mod ppo_run;
 pub mod preferences;
 pub mod reward_analysis;
 pub mod reward_model;

@@ -12,7 +12,7 @@
 //! Both are linear in (α, β), so least squares fits them exactly.
 
 use super::best_of_n::BestOfNPoint;
-use super::ppo::PpoRecord;
+use super::ppo::HeldOutRecord;
 use serde::{Deserialize, Serialize};
 
 /// One policy's distance from the starting policy and how much its gold and
@@ -43,25 +43,20 @@ pub fn best_of_n_drift(curve: &[BestOfNPoint]) -> Vec<DriftPoint> {
         .collect()
 }
 
-/// A PPO run as drift points: each window of `window` iterations averaged
-/// (its rollouts' KL, gold and proxy scores), gains over the first window's
-/// scores at KL 0 — the policy before it moved answers the first prompts.
-/// Measured on the training rollouts themselves, so free but noisy.
-pub fn ppo_drift(history: &[PpoRecord], window: usize) -> Vec<DriftPoint> {
-    let window = window.max(1);
-    let Some(first) = history.first() else {
+/// A PPO run as drift points: its held-out measurements (the same prompts
+/// and dice each time, see [`HeldOutRecord`]), gains over the first one —
+/// the starting policy, at KL 0.
+pub fn ppo_drift(held_out: &[HeldOutRecord]) -> Vec<DriftPoint> {
+    let Some(first) = held_out.first() else {
         return Vec::new();
     };
-    let mean = |rs: &[PpoRecord], f: fn(&PpoRecord) -> f64| {
-        rs.iter().map(f).sum::<f64>() / rs.len().max(1) as f64
-    };
-    let (gold0, proxy0) = (first.gold_score, first.proxy_score);
-    history
-        .chunks(window)
-        .map(|w| DriftPoint {
-            d: mean(w, |r| r.kl).max(0.0).sqrt(),
-            gold_gain: mean(w, |r| r.gold_score) - gold0,
-            proxy_gain: mean(w, |r| r.proxy_score) - proxy0,
+    let start = first.evaluation;
+    held_out
+        .iter()
+        .map(|r| DriftPoint {
+            d: r.evaluation.kl.max(0.0).sqrt(),
+            gold_gain: r.evaluation.gold_score - start.gold_score,
+            proxy_gain: r.evaluation.proxy_score - start.proxy_score,
         })
         .collect()
 }
@@ -171,7 +166,7 @@ mod tests {
     }
 
     /// Best-of-n points are measured from n = 1 with d = √(log n − (n−1)/n);
-    /// PPO points average windows of iterations, gains from the first record.
+    /// PPO points are the held-out measurements, gains from the first (KL 0).
     #[test]
     fn drift_points_from_best_of_n_and_ppo_history() {
         let bon: Vec<BestOfNPoint> = [(1, 3.0, -0.5), (2, 3.4, 0.0), (4, 3.3, 0.3)]
@@ -195,30 +190,29 @@ mod tests {
         assert!((d[1].d - (2f64.ln() - 0.5).sqrt()).abs() < 1e-12);
         assert!((d[2].gold_gain - 0.3).abs() < 1e-12 && (d[2].proxy_gain - 0.8).abs() < 1e-12);
 
-        let record = |kl: f64, gold: f64, proxy: f64| {
-            let mut r: PpoRecord = serde_json::from_value(serde_json::json!({
-                "iteration": 0, "objective/scores": proxy, "objective/gold": gold,
-                "objective/kl": kl, "objective/kl_k3": kl, "objective/rlhf_reward": 0.0,
-                "objective/entropy": 0.0, "policy/approxkl": 0.0, "policy/clipfrac": 0.0,
-                "loss/policy": 0.0, "loss/value": 0.0, "val/explained_variance": 0.0,
-                "answers/length": 0.0, "answers/ended": 0.0, "kl_coef": 0.0,
-                "charts/generation_tokens_per_sec": 0.0, "time/generation": 0.0,
-                "time/scoring": 0.0, "time/update": 0.0
-            }))
-            .unwrap();
-            r.iteration = 1;
-            r
+        let measured = |iteration: usize, kl: f64, gold: f64, proxy: f64| HeldOutRecord {
+            iteration,
+            evaluation: crate::rlhf::ppo::PolicyEvaluation {
+                proxy_score: proxy,
+                gold_score: gold,
+                kl,
+                answer_length: 20.0,
+                ended: 1.0,
+                answers: 120,
+            },
+            seconds: 1.0,
         };
         let h = vec![
-            record(0.0, 3.0, 0.0),
-            record(2.0, 3.2, 0.2),
-            record(4.0, 2.0, 1.0),
-            record(12.0, 1.0, 2.0),
+            measured(0, 0.0, 3.0, 0.0),
+            measured(5, 1.0, 3.2, 0.2),
+            measured(10, 9.0, 1.5, 1.5),
         ];
-        let p = ppo_drift(&h, 2);
-        assert_eq!(p.len(), 2);
-        assert!((p[0].d - 1.0).abs() < 1e-12 && (p[0].gold_gain - 0.1).abs() < 1e-12);
-        assert!((p[1].d - 8f64.sqrt()).abs() < 1e-12);
-        assert!((p[1].gold_gain + 1.5).abs() < 1e-12 && (p[1].proxy_gain - 1.5).abs() < 1e-12);
+        let p = ppo_drift(&h);
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[0].d, 0.0);
+        assert!((p[1].d - 1.0).abs() < 1e-12 && (p[1].gold_gain - 0.2).abs() < 1e-12);
+        assert!((p[2].d - 3.0).abs() < 1e-12);
+        assert!((p[2].gold_gain + 1.5).abs() < 1e-12 && (p[2].proxy_gain - 1.5).abs() < 1e-12);
+        assert!(ppo_drift(&[]).is_empty());
     }
 }

@@ -1,6 +1,8 @@
-//! The figures and tables of notebook 06 (the reward model).
+//! The figures and tables of notebooks 06 (the reward model) and 07 (PPO).
 
 use super::overoptimization::{DriftPoint, GoldFit};
+use super::ppo::{HeldOutRecord, PolicyEvaluation, PpoRecord, PpoTrainer, UpdateAnatomy};
+use super::ppo_run::PpoRun;
 use super::preferences::PreferenceData;
 use super::reward_analysis::{CalibrationBin, EditEffect, ScoredAnswer};
 use crate::feedback::gold::split_turn;
@@ -169,32 +171,84 @@ pub fn sources_table(data: &PreferenceData) -> String {
     s
 }
 
-/// PPO runs side by side: gold score, proxy score and KL per answer against
-/// the iteration, one series per run (for example one per β).
-pub fn ppo_curves(runs: &[(String, Vec<super::ppo::PpoRecord>)]) -> Result<Figure> {
-    let chart =
-        |title: &str, y: &str, f: &dyn Fn(&super::ppo::PpoRecord) -> f64| -> Result<Figure> {
-            let mut c = LineChart::new(title)
-                .x_label("PPO iteration")
-                .y_label(y)
-                .smoothing(0.6)
-                .size(430, 330);
-            for (name, h) in runs {
-                let xs: Vec<f64> = h.iter().map(|r| r.iteration as f64).collect();
-                let ys: Vec<f64> = h.iter().map(f).collect();
-                c = c.series(name.clone(), &xs, &ys);
-            }
-            c.draw()
-        };
+/// One PPO run for [`ppo_curves`]: its training records and its held-out measurements.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PpoCurve {
+    pub name: String,
+    pub history: Vec<PpoRecord>,
+    pub held_out: Vec<HeldOutRecord>,
+}
+
+impl PpoCurve {
+    /// The run a trainer has made so far.
+    pub fn of_trainer(name: impl Into<String>, trainer: &PpoTrainer) -> Self {
+        Self {
+            name: name.into(),
+            history: trainer.history.clone(),
+            held_out: trainer.held_out.clone(),
+        }
+    }
+
+    /// A finished run read from disk.
+    pub fn of_run(name: impl Into<String>, run: &PpoRun) -> Self {
+        Self {
+            name: name.into(),
+            history: run.history.clone(),
+            held_out: run.held_out.clone(),
+        }
+    }
+}
+
+/// PPO runs side by side, one series per run (for example one per β). Top
+/// row: the held-out measurements — gold score, proxy score, KL per answer —
+/// the same prompts each time, from iteration 0 (the SFT model). Bottom row:
+/// the training rollouts, smoothed — the score PPO maximises, the entropy
+/// per token, the answer length.
+pub fn ppo_curves(runs: &[PpoCurve]) -> Result<Figure> {
+    let chart = |title: &str, y: &str| {
+        LineChart::new(title)
+            .x_label("PPO iteration")
+            .y_label(y)
+            .size(430, 320)
+    };
+    let held_out = |title: &str, y: &str, f: fn(&PolicyEvaluation) -> f64| -> Result<Figure> {
+        let mut c = chart(title, y);
+        for r in runs {
+            let xs: Vec<f64> = r.held_out.iter().map(|m| m.iteration as f64).collect();
+            let ys: Vec<f64> = r.held_out.iter().map(|m| f(&m.evaluation)).collect();
+            c = c.series(r.name.clone(), &xs, &ys);
+        }
+        c.draw()
+    };
+    let training = |title: &str, y: &str, f: fn(&PpoRecord) -> f64| -> Result<Figure> {
+        let mut c = chart(title, y).smoothing(0.6);
+        for r in runs {
+            let xs: Vec<f64> = r.history.iter().map(|h| h.iteration as f64).collect();
+            let ys: Vec<f64> = r.history.iter().map(f).collect();
+            c = c.series(r.name.clone(), &xs, &ys);
+        }
+        c.draw()
+    };
     Ok(Figure::grid(
         &[
-            chart("Gold score (the truth)", "mean gold score", &|r| {
-                r.gold_score
+            held_out("Held-out gold score (the truth)", "mean gold score", |e| {
+                e.gold_score
             })?,
-            chart("Reward model score (the proxy)", "mean reward", &|r| {
+            held_out(
+                "Held-out reward-model score (the proxy)",
+                "mean reward",
+                |e| e.proxy_score,
+            )?,
+            held_out("Held-out KL(π ‖ π_ref) per answer", "nats", |e| e.kl)?,
+            training("Training rollouts: the score PPO sees", "mean score", |r| {
                 r.proxy_score
             })?,
-            chart("KL(π ‖ π_ref) per answer", "nats", &|r| r.kl)?,
+            training("Training rollouts: entropy per token", "nats", |r| {
+                r.entropy
+            })?,
+            training("Training rollouts: answer length", "tokens", |r| {
+                r.answer_length
+            })?,
         ],
         3,
     ))
@@ -203,7 +257,7 @@ pub fn ppo_curves(runs: &[(String, Vec<super::ppo::PpoRecord>)]) -> Result<Figur
 /// One answer's update, token by token: the KL penalty, the reward (the
 /// score lands on the last token), the value and the advantage, and the
 /// probability ratio after the update with the clip band [1 − ε, 1 + ε].
-pub fn anatomy_figure(a: &super::ppo::UpdateAnatomy) -> Result<Figure> {
+pub fn anatomy_figure(a: &UpdateAnatomy) -> Result<Figure> {
     let xs: Vec<f64> = (0..a.tokens.len()).map(|i| i as f64).collect();
     let n = xs.len().max(1) as f64;
     Ok(Figure::grid(
@@ -236,9 +290,10 @@ pub fn anatomy_figure(a: &super::ppo::UpdateAnatomy) -> Result<Figure> {
     ))
 }
 
-/// Gold (and proxy) score against d = √KL: best-of-n points with the fitted
-/// d(α − βd), each PPO run's points with the fitted d(α − β log d). Scores are
-/// measured from the SFT policy's (R(0) = 0).
+/// Gold and proxy score against d = √KL, in two panels with one colour per
+/// optimiser: left the gold score with the fitted d(α − βd) over the best-of-n
+/// points and d(α − β log d) over the PPO points, right the proxy score that
+/// was optimised. Scores are measured from the SFT policy's (R(0) = 0).
 pub fn overoptimization_figure(
     best_of_n: &[DriftPoint],
     bon_fit: &GoldFit,
@@ -257,34 +312,48 @@ pub fn overoptimization_figure(
     let grid: Vec<f64> = (0..=60).map(|i| d_max * i as f64 / 60.0).collect();
     let bon_line: Vec<f64> = grid.iter().map(|&x| bon_fit.best_of_n(x)).collect();
     let rl_line: Vec<f64> = grid.iter().map(|&x| rl_fit.rl(x)).collect();
-    let mut plot = ScatterPlot::new("Overoptimisation: gold and proxy against √KL")
-        .x_label("d = √KL(π ‖ π_SFT)  (nats^½)")
-        .y_label("score − SFT's score")
-        .points("best-of-n gold", &d(best_of_n), &gold(best_of_n))
-        .points("best-of-n proxy", &d(best_of_n), &proxy(best_of_n))
-        .line("best-of-n fit d(α − βd)", &grid, &bon_line);
-    for (name, pts) in ppo_runs {
-        plot = plot
-            .points(format!("{name} gold"), &d(pts), &gold(pts))
-            .points(format!("{name} proxy"), &d(pts), &proxy(pts));
-    }
-    plot.line("PPO fit d(α − β log d)", &grid, &rl_line)
-        .size(820, 460)
-        .draw()
+    let panel = |title: &str, score: &dyn Fn(&[DriftPoint]) -> Vec<f64>| {
+        // The same optimiser has the same colour (group index) in both panels.
+        let mut plot = ScatterPlot::new(title)
+            .x_label("d = √KL(π ‖ π_SFT)  (nats^½)")
+            .y_label("score − SFT's score")
+            .points("best-of-n", &d(best_of_n), &score(best_of_n))
+            .size(640, 440);
+        for (name, pts) in ppo_runs {
+            plot = plot.points(name.clone(), &d(pts), &score(pts));
+        }
+        plot
+    };
+    Ok(Figure::grid(
+        &[
+            panel("Gold score (the truth)", &gold)
+                .line("fit d(α − βd), best-of-n", &grid, &bon_line)
+                .line("fit d(α − β log d), PPO", &grid, &rl_line)
+                .draw()?,
+            panel("Reward-model score (the proxy)", &proxy).draw()?,
+        ],
+        2,
+    ))
 }
 
 /// Policies side by side on held-out prompts: gold and proxy scores, KL from
 /// the SFT model, answer length, share of answers that ended, and the
 /// held-out pre-training corpus loss (the alignment tax), one row per policy.
 pub fn evaluation_table(rows: &[PolicyRow]) -> String {
+    let w = rows
+        .iter()
+        .map(|r| r.name.chars().count())
+        .chain(["policy".len()])
+        .max()
+        .unwrap_or(6);
     let mut s = format!(
-        "{:<22} {:>7} {:>8} {:>7} {:>8} {:>7} {:>12}\n",
+        "{:<w$} {:>7} {:>8} {:>7} {:>8} {:>7} {:>12}\n",
         "policy", "gold", "proxy", "KL", "length", "ended", "corpus loss"
     );
     for r in rows {
         let e = &r.evaluation;
         s.push_str(&format!(
-            "{:<22} {:>7.2} {:>8.2} {:>7.2} {:>8.1} {:>6.0}% {:>12.3}\n",
+            "{:<w$} {:>7.2} {:>8.2} {:>7.2} {:>8.1} {:>6.0}% {:>12.3}\n",
             r.name,
             e.gold_score,
             e.proxy_score,
@@ -301,7 +370,7 @@ pub fn evaluation_table(rows: &[PolicyRow]) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyRow {
     pub name: String,
-    pub evaluation: super::ppo::PolicyEvaluation,
+    pub evaluation: PolicyEvaluation,
     /// Next-token loss on the held-out pre-training text.
     pub corpus_loss: f64,
 }

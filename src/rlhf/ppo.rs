@@ -20,7 +20,13 @@
 //!         one backward; AdamW steps on the policy and on the value model,     crate::optim
 //!         each with its own learning rate and gradient clip
 //!     β ← β · (1 + clip(KL / KL_target − 1, ±0.2) · batch / horizon)       adaptive, optional
+//!     every eval_every iterations: the policy on the held-out prompts        HeldOutRecord
 //! ```
+//!
+//! The training rollouts answer different prompts every iteration, so their
+//! mean gold score swings by up to ±0.7 with the prompts' difficulty alone; the
+//! held-out measurements ([`PpoTrainer::evaluate_on`]) answer the same prompts
+//! with the same dice every time, so their curve moves with the policy.
 //!
 //! The value model is a copy of the reward model, as in TRL's PPO example —
 //! its trunk reads answers the way the reward model does — with the head set
@@ -127,6 +133,12 @@ pub struct RlhfPpoConfig {
     pub max_grad_norm: f64,
     /// Keep one answer to each of four prompts every this many iterations (0: never).
     pub sample_every: usize,
+    /// Measure the policy on the held-out prompts (see [`PpoTrainer::evaluate_on`])
+    /// before training and every this many iterations (0: never).
+    pub eval_every: usize,
+    /// Answers per held-out prompt in those measurements (same seed each time,
+    /// so two measurements differ by the policy, not by the dice).
+    pub eval_samples_per_prompt: usize,
     /// Seed of the prompt order and the sampling.
     pub seed: u64,
 }
@@ -164,6 +176,8 @@ impl Default for RlhfPpoConfig {
             lam: 0.95,
             max_grad_norm: 1.0,
             sample_every: 5,
+            eval_every: 5,
+            eval_samples_per_prompt: 2,
             seed: 0,
         }
     }
@@ -179,6 +193,7 @@ impl RlhfPpoConfig {
             ("minibatch_size", self.minibatch_size),
             ("ppo_epochs", self.ppo_epochs),
             ("max_new_tokens", self.max_new_tokens),
+            ("eval_samples_per_prompt", self.eval_samples_per_prompt),
         ];
         for (name, v) in positive {
             if v == 0 {
@@ -288,6 +303,19 @@ pub struct PpoRecord {
     pub seconds_scoring: f64,
     #[serde(rename = "time/update")]
     pub seconds_update: f64,
+}
+
+/// The policy measured on the held-out prompts during training: the same
+/// prompts and dice every time, so the curve moves only when the policy does
+/// (the training rollouts answer different prompts each iteration).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HeldOutRecord {
+    /// Iterations done when measured (0: the starting policy).
+    pub iteration: usize,
+    #[serde(flatten)]
+    pub evaluation: PolicyEvaluation,
+    /// Seconds the measurement took (not part of the iteration's time split).
+    pub seconds: f64,
 }
 
 /// An answer kept to read later.
@@ -413,15 +441,31 @@ impl AnswerBatch {
             / temperature)?)
     }
 
-    /// log π(y_t) of every answer token (b, T) and the mean entropy over the
-    /// answer tokens, under `lm` at `temperature`.
-    fn log_probs(&self, lm: &LanguageModel, temperature: f64) -> Result<(Tensor, Tensor)> {
+    /// log π(y_t) of every answer token (b, T) under `lm` at `temperature`
+    /// (0 on padding).
+    fn log_probs(&self, lm: &LanguageModel, temperature: f64) -> Result<Tensor> {
         let logits = self.answer_logits(lm, temperature)?;
-        let flat_tokens = self.tokens.flatten_all()?;
-        let logp = ppo::log_prob_of(&logits, &flat_tokens)?.reshape((self.b, self.t))?;
+        self.token_log_probs(&logits)
+    }
+
+    /// [`Self::log_probs`] and the mean entropy over the answer tokens. The
+    /// entropy is a metric here (this PPO has no entropy bonus), so it is
+    /// computed on detached logits: the backward pass never goes through it.
+    fn log_probs_and_entropy(
+        &self,
+        lm: &LanguageModel,
+        temperature: f64,
+    ) -> Result<(Tensor, Tensor)> {
+        let logits = self.answer_logits(lm, temperature)?;
         let mask = self.mask.flatten_all()?;
-        let entropy = ppo::entropy(&logits, Some(&mask))?;
-        Ok(((logp * &self.mask)?, entropy))
+        let entropy = ppo::entropy(&logits.detach(), Some(&mask))?;
+        Ok((self.token_log_probs(&logits)?, entropy))
+    }
+
+    fn token_log_probs(&self, logits: &Tensor) -> Result<Tensor> {
+        let flat_tokens = self.tokens.flatten_all()?;
+        let logp = ppo::log_prob_of(logits, &flat_tokens)?.reshape((self.b, self.t))?;
+        Ok((logp * &self.mask)?)
     }
 
     /// V(s_t) of every answer position (b, T): the value model read at the
@@ -518,7 +562,7 @@ pub fn answer_advantages(
 }
 
 /// The chat-template ids of a prompt.
-fn query_ids(lm: &LanguageModel, prompt: &Prompt) -> Result<Vec<u32>> {
+pub fn query_ids(lm: &LanguageModel, prompt: &Prompt) -> Result<Vec<u32>> {
     lm.tokenizer.encode(
         &lm.tokenizer
             .apply_chat_template(&[ChatMessage::user(&prompt.text)], true),
@@ -668,8 +712,70 @@ impl RlhfModels {
     }
 }
 
-/// Sample `samples` answers per prompt from `models.policy` and measure them:
-/// proxy and gold scores, and the KL to the reference.
+/// One answer of a policy, scored: the reward model's and the gold
+/// standard's verdicts and its KL from the reference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoredTurn {
+    pub prompt: String,
+    /// The chat turn (ends with `<|im_end|>` when the policy ended it).
+    pub turn: String,
+    pub ended: bool,
+    /// Answer tokens, the end-of-turn token included.
+    pub length: usize,
+    /// Reward-model score (normalised, missing-end penalty included).
+    pub proxy_score: f64,
+    pub gold_score: f64,
+    /// KL(π‖π_ref) of this answer: k1 summed over its tokens.
+    pub kl: f64,
+}
+
+/// One answer of `models.policy` to each prompt (one batch, the KV cache),
+/// scored by the reward model and the gold standard, with its KL.
+pub fn answer_and_score(
+    models: &RlhfModels,
+    prompts: &[Prompt],
+    temperature: f64,
+    max_new_tokens: usize,
+    missing_eos_penalty: f64,
+    seed: u64,
+) -> Result<Vec<ScoredTurn>> {
+    let s = sample_answers(&models.policy, prompts, temperature, max_new_tokens, seed)?;
+    let (proxy, gold) = models.score(
+        prompts,
+        &s.turns,
+        &s.ended,
+        missing_eos_penalty,
+        RewardSource::RewardModel,
+    )?;
+    let qs: Vec<&Vec<u32>> = s.query_ids.iter().collect();
+    let as_: Vec<&Vec<u32>> = s.answer_ids.iter().collect();
+    let batch = AnswerBatch::new(
+        &qs,
+        &as_,
+        models.policy.tokenizer.pad_id(),
+        models.policy.device(),
+    )?;
+    let lp = batch.log_probs(&models.policy, temperature)?;
+    let lr = batch.log_probs(&models.reference, temperature)?;
+    let kl: Vec<f32> = kl_per_token(&lp, &lr, &batch.mask, KlEstimator::K1)?
+        .sum(1)?
+        .to_vec1()?;
+    Ok((0..prompts.len())
+        .map(|i| ScoredTurn {
+            prompt: prompts[i].text.clone(),
+            turn: s.turns[i].clone(),
+            ended: s.ended[i],
+            length: s.answer_ids[i].len(),
+            proxy_score: proxy[i],
+            gold_score: gold[i],
+            kl: kl[i] as f64,
+        })
+        .collect())
+}
+
+/// Sample `samples` answers per prompt from `models.policy` and measure them
+/// ([`answer_and_score`] in batches of 32): mean proxy and gold scores, KL to
+/// the reference, length and share ended.
 pub fn evaluate_policy(
     models: &RlhfModels,
     prompts: &[Prompt],
@@ -679,47 +785,28 @@ pub fn evaluate_policy(
     missing_eos_penalty: f64,
     seed: u64,
 ) -> Result<PolicyEvaluation> {
-    let (mut proxy, mut gold, mut kl, mut len, mut ended, mut n) =
-        (0.0, 0.0, 0.0, 0.0, 0.0, 0usize);
+    let mut turns = Vec::new();
     for round in 0..samples {
         for (k, chunk) in prompts.chunks(32).enumerate() {
             let seed = seed ^ ((round * 7919 + k) as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D);
-            let s = sample_answers(&models.policy, chunk, temperature, max_new_tokens, seed)?;
-            let (p, g) = models.score(
+            turns.extend(answer_and_score(
+                models,
                 chunk,
-                &s.turns,
-                &s.ended,
+                temperature,
+                max_new_tokens,
                 missing_eos_penalty,
-                RewardSource::RewardModel,
-            )?;
-            let qs: Vec<&Vec<u32>> = s.query_ids.iter().collect();
-            let as_: Vec<&Vec<u32>> = s.answer_ids.iter().collect();
-            let batch = AnswerBatch::new(
-                &qs,
-                &as_,
-                models.policy.tokenizer.pad_id(),
-                models.policy.device(),
-            )?;
-            let (lp, _) = batch.log_probs(&models.policy, temperature)?;
-            let (lr, _) = batch.log_probs(&models.reference, temperature)?;
-            let per: Vec<f32> = kl_per_token(&lp, &lr, &batch.mask, KlEstimator::K1)?
-                .sum(1)?
-                .to_vec1()?;
-            proxy += p.iter().sum::<f64>();
-            gold += g.iter().sum::<f64>();
-            kl += per.iter().map(|&x| x as f64).sum::<f64>();
-            len += s.answer_ids.iter().map(|x| x.len() as f64).sum::<f64>();
-            ended += s.ended.iter().filter(|&&x| x).count() as f64;
-            n += chunk.len();
+                seed,
+            )?);
         }
     }
-    let n_f = n.max(1) as f64;
+    let n = turns.len();
+    let mean = |f: fn(&ScoredTurn) -> f64| turns.iter().map(f).sum::<f64>() / n.max(1) as f64;
     Ok(PolicyEvaluation {
-        proxy_score: proxy / n_f,
-        gold_score: gold / n_f,
-        kl: kl / n_f,
-        answer_length: len / n_f,
-        ended: ended / n_f,
+        proxy_score: mean(|t| t.proxy_score),
+        gold_score: mean(|t| t.gold_score),
+        kl: mean(|t| t.kl),
+        answer_length: mean(|t| t.length as f64),
+        ended: mean(|t| f64::from(u8::from(t.ended))),
         answers: n,
     })
 }
@@ -731,6 +818,8 @@ struct PpoState {
     kl_coef: f64,
     history: Vec<PpoRecord>,
     samples: Vec<PpoSample>,
+    #[serde(default)]
+    held_out: Vec<HeldOutRecord>,
 }
 
 /// PPO of a language model against a reward model, driven one iteration at a
@@ -746,6 +835,10 @@ pub struct PpoTrainer {
     pub kl_coef: f64,
     pub history: Vec<PpoRecord>,
     pub samples: Vec<PpoSample>,
+    /// Held-out prompts measured every `config.eval_every` iterations (none: no measurements).
+    pub eval_prompts: Vec<Prompt>,
+    /// Those measurements, the starting policy's first.
+    pub held_out: Vec<HeldOutRecord>,
     policy_optimizer: AdamW,
     value_optimizer: AdamW,
 }
@@ -781,6 +874,8 @@ impl PpoTrainer {
             iteration: 0,
             history: Vec::new(),
             samples: Vec::new(),
+            eval_prompts: Vec::new(),
+            held_out: Vec::new(),
             policy_optimizer,
             value_optimizer,
         })
@@ -822,8 +917,8 @@ impl PpoTrainer {
         let qs: Vec<&Vec<u32>> = query_ids.iter().collect();
         let as_: Vec<&Vec<u32>> = answer_ids.iter().collect();
         let batch = AnswerBatch::new(&qs, &as_, m.policy.tokenizer.pad_id(), m.policy.device())?;
-        let (logp, _) = batch.log_probs(&m.policy, c.temperature)?;
-        let (ref_logp, _) = batch.log_probs(&m.reference, c.temperature)?;
+        let logp = batch.log_probs(&m.policy, c.temperature)?;
+        let ref_logp = batch.log_probs(&m.reference, c.temperature)?;
         let values = batch.values(&m.value)?;
         let (scores, gold) = m.score(&prompts, &turns, &ended, c.missing_eos_penalty, c.reward)?;
         let scoring = t1.elapsed().as_secs_f64();
@@ -862,6 +957,9 @@ impl PpoTrainer {
     fn iterate(&mut self, explain: bool) -> Result<(PpoRecord, Option<UpdateAnatomy>)> {
         let c = self.config.clone();
         let it = self.iteration;
+        if self.held_out.is_empty() && self.evaluates() {
+            self.measure_held_out()?;
+        }
         let seed = c.seed ^ (it as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let (ro, seconds_generation, seconds_scoring) =
             self.rollout(self.prompt_batch(it), seed)?;
@@ -916,7 +1014,8 @@ impl PpoTrainer {
                     pick(&returns)?,
                     pick(&ro.values)?,
                 );
-                let (new_logp, entropy) = batch.log_probs(&self.models.policy, c.temperature)?;
+                let (new_logp, entropy) =
+                    batch.log_probs_and_entropy(&self.models.policy, c.temperature)?;
                 let new_v = batch.values(&self.models.value)?;
                 let (loss, info) = ppo::minibatch_loss(
                     &ppo::MinibatchLoss {
@@ -962,7 +1061,7 @@ impl PpoTrainer {
                 self.models.policy.tokenizer.pad_id(),
                 ro.mask.device(),
             )?;
-            let (new_logp, _) = batch.log_probs(&self.models.policy, c.temperature)?;
+            let new_logp = batch.log_probs(&self.models.policy, c.temperature)?;
             let new: Vec<f32> = new_logp.squeeze(0)?.to_vec1()?;
             let old: Vec<f32> = ro.logp.get(0)?.to_vec1()?;
             a.ratio = new
@@ -1025,7 +1124,44 @@ impl PpoTrainer {
             }
         }
         self.history.push(record.clone());
+        let due = self.iteration % c.eval_every.max(1) == 0 || self.iteration == c.iterations;
+        if self.evaluates() && due {
+            self.measure_held_out()?;
+        }
         Ok((record, anatomy))
+    }
+
+    /// Measure the policy every `config.eval_every` iterations on `prompts`
+    /// (the preference data's test prompts: PPO never trains on them).
+    pub fn evaluate_on(mut self, prompts: Vec<Prompt>) -> Self {
+        self.eval_prompts = prompts;
+        self
+    }
+
+    fn evaluates(&self) -> bool {
+        self.config.eval_every > 0 && !self.eval_prompts.is_empty()
+    }
+
+    /// Measure the policy now on the held-out prompts and keep the record.
+    pub fn measure_held_out(&mut self) -> Result<HeldOutRecord> {
+        let c = &self.config;
+        let t = Instant::now();
+        let evaluation = evaluate_policy(
+            &self.models,
+            &self.eval_prompts,
+            c.eval_samples_per_prompt,
+            c.temperature,
+            c.max_new_tokens,
+            c.missing_eos_penalty,
+            c.seed ^ 0x4E1D,
+        )?;
+        let record = HeldOutRecord {
+            iteration: self.iteration,
+            evaluation,
+            seconds: t.elapsed().as_secs_f64(),
+        };
+        self.held_out.push(record);
+        Ok(record)
     }
 
     /// Everything about answer 0 of a rollout before the update.
@@ -1091,6 +1227,7 @@ impl PpoTrainer {
                 kl_coef: self.kl_coef,
                 history: self.history.clone(),
                 samples: self.samples.clone(),
+                held_out: self.held_out.clone(),
             };
             crate::io::write_json_atomic(&tmp.join("trainer_state.json"), &state)?;
             Ok(())
@@ -1136,6 +1273,7 @@ impl PpoTrainer {
         t.kl_coef = state.kl_coef;
         t.history = state.history;
         t.samples = state.samples;
+        t.held_out = state.held_out;
         Ok(t)
     }
 
@@ -1256,8 +1394,8 @@ mod tests {
         let a = lm.tokenizer.encode(" Mia has a cat.").unwrap();
         let b = lm.tokenizer.encode(" a cat").unwrap();
         let batch = AnswerBatch::new(&[&q, &q], &[&a, &b], 0, &Device::Cpu).unwrap();
-        let (lp, _) = batch.log_probs(&lm, 0.7).unwrap();
-        let (lr, _) = batch.log_probs(&reference, 0.7).unwrap();
+        let lp = batch.log_probs(&lm, 0.7).unwrap();
+        let lr = batch.log_probs(&reference, 0.7).unwrap();
         let kl = kl_per_token(&lp, &lr, &batch.mask, KlEstimator::K1).unwrap();
         assert!(v2(&kl).iter().flatten().all(|&x| x == 0.0));
         let ratio = (&lp - &lr).unwrap().exp().unwrap();

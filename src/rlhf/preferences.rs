@@ -397,18 +397,6 @@ fn jsonl<T: Serialize>(items: &[T]) -> Result<String> {
     Ok(s)
 }
 
-fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), i + 1))
-        })
-        .collect()
-}
-
 /// Write the dataset into `dir`: `prompts.jsonl`, `responses.jsonl`,
 /// `{train,validation,test}.jsonl` (comparison records, rung 5's format),
 /// `trl/{train,validation,test}.jsonl` (TRL's prompt / chosen / rejected) and
@@ -438,7 +426,7 @@ pub fn write(dir: &Path, data: &PreferenceData, config: &PreferenceConfig) -> Re
 
 /// Read a dataset written by [`write`]; errors name the file and line.
 pub fn read(dir: &Path) -> Result<PreferenceData> {
-    let lines: Vec<PromptLine> = read_jsonl(&dir.join("prompts.jsonl"))?;
+    let lines: Vec<PromptLine> = crate::io::read_jsonl(&dir.join("prompts.jsonl"))?;
     let mut prompts = Splits::<Vec<Prompt>>::default();
     for (i, l) in lines.into_iter().enumerate() {
         match l.split.as_str() {
@@ -452,7 +440,7 @@ pub fn read(dir: &Path) -> Result<PreferenceData> {
             ),
         }
     }
-    let responses: Vec<Response> = read_jsonl(&dir.join("responses.jsonl"))?;
+    let responses: Vec<Response> = crate::io::read_jsonl(&dir.join("responses.jsonl"))?;
     let comps = |split: &str| -> Result<Vec<Comparison>> {
         let path = dir.join(format!("{split}.jsonl"));
         let records = read_feedback(&path)?;

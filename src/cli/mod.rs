@@ -1,5 +1,6 @@
 //! Command-line interface. Each rung adds a subcommand group.
 
+mod dpo_cmd;
 mod feedback_cmd;
 mod gridworld_cmd;
 mod gridworld_train;
@@ -42,6 +43,8 @@ enum Command {
     Rm(rm_cmd::RmCommand),
     /// Rung 7: KL-constrained PPO of the policy against the reward model.
     Ppo(ppo_cmd::PpoArgs),
+    /// Rung 8: Direct Preference Optimization of the policy on the comparisons.
+    Dpo(dpo_cmd::DpoArgs),
     /// The best of n answers of the SFT model by the reward model (no training).
     BestOfN(ppo_cmd::BestOfNArgs),
     /// Render SVG figures (e.g. target/notebooks/*/cell*.svg) to PNG files beside them.
@@ -61,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Feedback(cmd) => feedback_cmd::run(cmd),
         Command::Rm(cmd) => rm_cmd::run(cmd),
         Command::Ppo(a) => ppo_cmd::run(a),
+        Command::Dpo(a) => dpo_cmd::run(a),
         Command::BestOfN(a) => ppo_cmd::best_of_n(a),
         Command::SvgToPng { files } => {
             use anyhow::Context;

@@ -105,7 +105,7 @@ pub fn run(cmd: RmCommand) -> Result<()> {
     }
 }
 
-fn read_json_config<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+pub(super) fn read_json_config<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{}: not a valid config", path.display()))

@@ -102,6 +102,19 @@ pub trait BatchSource {
     fn eval_batches(&self, device: &Device) -> Result<Vec<Self::Batch>>;
 }
 
+/// The example indices of training batch `step` when every epoch is a fresh
+/// shuffle of `n` examples (every example once per epoch, the last batch of
+/// an epoch possibly short): a function of the step, so a resumed run sees the
+/// same batches. The epoch's shuffle is seeded with
+/// `seed ^ (epoch + 1)·salt`, `salt` a constant of the dataset kind.
+pub fn epoch_batch(n: usize, batch_size: usize, step: usize, seed: u64, salt: u64) -> Vec<usize> {
+    let per_epoch = n.div_ceil(batch_size.max(1)).max(1);
+    let (epoch, k) = (step / per_epoch, step % per_epoch);
+    let mut order: Vec<usize> = (0..n).collect();
+    gridworld::Rng::new(seed ^ (epoch as u64 + 1).wrapping_mul(salt)).shuffle(&mut order);
+    order[(k * batch_size).min(n)..((k + 1) * batch_size).min(n)].to_vec()
+}
+
 /// Hyper-parameters of [`Trainer`]. Errors from [`Self::validate`] name the field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -185,6 +198,10 @@ pub struct TrainRecord {
     /// Tokens per second of this update (for next-token objectives, the
     /// counted targets).
     pub tokens_per_sec: f64,
+    /// Wall-clock seconds of this update (loss, backward, optimiser step;
+    /// evaluations excluded).
+    #[serde(default)]
+    pub seconds: f64,
     /// The objective's diagnostics of this update ([`LossOutput::metrics`]).
     #[serde(default, skip_serializing_if = "Metrics::is_empty")]
     pub train: Metrics,
@@ -285,6 +302,7 @@ impl<O: Objective> Trainer<O> {
             loss: update.loss,
             grad_norm: update.grad_norm,
             tokens_per_sec: out.tokens / start.elapsed().as_secs_f64().max(1e-9),
+            seconds: start.elapsed().as_secs_f64(),
             train: out.metrics,
             eval: None,
         })
@@ -341,6 +359,7 @@ impl<O: Objective> Trainer<O> {
                 loss: l,
                 grad_norm: 0.0,
                 tokens_per_sec: 0.0,
+                seconds: 0.0,
                 train: Metrics::new(),
                 eval: Some(metrics),
             };

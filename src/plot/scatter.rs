@@ -9,6 +9,7 @@ struct Points {
     xs: Vec<f64>,
     ys: Vec<f64>,
     line: bool,
+    markers: bool,
 }
 
 /// Points in groups (one colour each), optionally joined lines (fits, a
@@ -53,6 +54,7 @@ impl ScatterPlot {
             xs: xs.to_vec(),
             ys: ys.to_vec(),
             line: false,
+            markers: true,
         });
         self
     }
@@ -64,7 +66,27 @@ impl ScatterPlot {
             xs: xs.to_vec(),
             ys: ys.to_vec(),
             line: true,
+            markers: false,
         });
+        self
+    }
+
+    /// Points joined in order by a line of the same colour (a path, such as a
+    /// training run's measurements).
+    pub fn path(mut self, name: impl Into<String>, xs: &[f64], ys: &[f64]) -> Self {
+        self.groups.push(Points {
+            name: name.into(),
+            xs: xs.to_vec(),
+            ys: ys.to_vec(),
+            line: true,
+            markers: true,
+        });
+        self
+    }
+
+    /// Width of the legend panel in pixels (170 unless set).
+    pub fn legend_width(mut self, width: u32) -> Self {
+        self.legend_width = width;
         self
     }
 
@@ -120,8 +142,9 @@ impl ScatterPlot {
                         .filter(|p| p.0.is_finite() && p.1.is_finite())
                         .collect();
                 if g.line {
-                    chart.draw_series(LineSeries::new(pts, colour.stroke_width(2)))?;
-                } else {
+                    chart.draw_series(LineSeries::new(pts.clone(), colour.stroke_width(2)))?;
+                }
+                if g.markers {
                     chart.draw_series(
                         pts.into_iter()
                             .map(|p| Circle::new(p, 3, colour.mix(0.65).filled())),
@@ -137,7 +160,8 @@ impl ScatterPlot {
                         vec![(6, y), (24, y)],
                         colour.stroke_width(2),
                     ))?;
-                } else {
+                }
+                if g.markers {
                     legend.draw(&Circle::new((15, y), 4, colour.filled()))?;
                 }
                 legend.draw(&Text::new(

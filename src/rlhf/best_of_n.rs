@@ -122,3 +122,19 @@ pub fn best_of_n_curve(
     }
     Ok(out)
 }
+
+/// `datasets/ppo-runs/best-of-n.json`: the curve `rlhf-lab best-of-n --n 16
+/// --json` printed once (the SFT model, `tiny-rm`, the 60 test prompts, the
+/// defaults above), for the comparison of methods in notebook 09.
+pub fn recorded_curve_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/ppo-runs/best-of-n.json")
+}
+
+/// A best-of-n curve written as JSON (a list of [`BestOfNPoint`]); errors name the file.
+pub fn read_curve(path: &std::path::Path) -> Result<Vec<BestOfNPoint>> {
+    use anyhow::Context;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a list of best-of-n points", path.display()))
+}

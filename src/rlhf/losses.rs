@@ -1,5 +1,5 @@
 //! Losses that turn preferences into gradients, written once: the reward
-//! model's (rung 6) and, later, DPO's (rung 8).
+//! model's (rung 6) and DPO's (rung 8).
 //!
 //! References:
 //! - R. A. Bradley, M. E. Terry. *Rank analysis of incomplete block designs*, 1952 —
@@ -9,6 +9,10 @@
 //! - H. Touvron et al. *Llama 2*, 2023, eq. 2 — the margin.
 //! - J. Eisenstein et al. *Helping or herding? Reward model ensembles mitigate but
 //!   do not eliminate reward hacking*, 2023 — the centring term (c = 0.01 in TRL).
+//! - R. Rafailov et al. *Direct Preference Optimization: your language model is
+//!   secretly a reward model*, 2023, eq. 7 — the DPO loss.
+//! - M. G. Azar et al. *A general theoretical paradigm to understand learning from
+//!   human preferences* (IPO), 2023, eq. 17 — the squared loss.
 
 use candle_core::{DType, Result, Tensor};
 
@@ -64,6 +68,85 @@ pub fn pairwise_loss(
         loss = (loss + (centre * options.centering)?)?;
     }
     Ok(loss)
+}
+
+/// Which loss [`preference_optimization_loss`] puts on the log-ratio difference h.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DpoLossKind {
+    /// DPO: −log σ(β·h) (TRL's `loss_type="sigmoid"`).
+    #[default]
+    Sigmoid,
+    /// IPO: (h − 1/(2β))², which stops pushing once the margin reaches 1/(2β)
+    /// instead of driving it to infinity on deterministic preferences.
+    Ipo,
+}
+
+impl std::str::FromStr for DpoLossKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "sigmoid" | "dpo" => Ok(Self::Sigmoid),
+            "ipo" => Ok(Self::Ipo),
+            other => Err(format!("unknown DPO loss `{other}` (sigmoid or ipo)")),
+        }
+    }
+}
+
+/// The loss of DPO or IPO on a batch of pairs, and the implicit rewards.
+#[derive(Debug, Clone)]
+pub struct PreferenceOptimizationLoss {
+    /// The scalar to minimise.
+    pub loss: Tensor,
+    /// β·(log π(y_c|x) − log π_ref(y_c|x)) per pair (b,), detached: DPO's
+    /// implicit reward of the chosen answer (TRL's `rewards/chosen`).
+    pub rewards_chosen: Tensor,
+    /// The same for the rejected answer.
+    pub rewards_rejected: Tensor,
+}
+
+/// DPO's loss (Rafailov et al. 2023, eq. 7) or IPO's (Azar et al. 2023) on
+/// sequence log-probabilities (b,) of chosen and rejected answers under the
+/// policy and the frozen reference:
+///
+/// ```text
+/// h  = [log π(y_c|x) − log π_ref(y_c|x)] − [log π(y_r|x) − log π_ref(y_r|x)]
+/// ℓ  = −log σ(β·h)            (sigmoid: DPO)
+///    = (h − 1/(2β))²          (IPO)
+/// L  = Σᵢ wᵢ ℓᵢ / Σᵢ wᵢ       (wᵢ = 1 without weights)
+/// ```
+///
+/// The log-probabilities are sums over the answer tokens only (the prompt
+/// masked), as TRL's `DPOTrainer` computes them. (TRL's IPO divides them by the
+/// answer length first; here both losses see the same sums.)
+pub fn preference_optimization_loss(
+    policy_chosen: &Tensor,
+    policy_rejected: &Tensor,
+    reference_chosen: &Tensor,
+    reference_rejected: &Tensor,
+    beta: f64,
+    kind: DpoLossKind,
+    weights: Option<&Tensor>,
+) -> Result<PreferenceOptimizationLoss> {
+    let chosen_ratio = (policy_chosen - reference_chosen)?;
+    let rejected_ratio = (policy_rejected - reference_rejected)?;
+    let h = (&chosen_ratio - &rejected_ratio)?;
+    let per_pair = match kind {
+        DpoLossKind::Sigmoid => log_sigmoid(&(&h * beta)?)?.neg()?,
+        DpoLossKind::Ipo => (&h - 1.0 / (2.0 * beta))?.sqr()?,
+    };
+    let loss = match weights {
+        None => per_pair.mean_all()?,
+        Some(w) => {
+            let w = w.to_dtype(per_pair.dtype())?;
+            ((&per_pair * &w)?.sum_all()? / w.sum_all()?.maximum(1e-12)?)?
+        }
+    };
+    Ok(PreferenceOptimizationLoss {
+        loss,
+        rewards_chosen: (chosen_ratio.detach() * beta)?,
+        rewards_rejected: (rejected_ratio.detach() * beta)?,
+    })
 }
 
 /// Regression onto target scores: `L = mean (r − y)²` (the reward model trained
@@ -123,6 +206,48 @@ mod tests {
         assert_eq!(pairwise_accuracy(&c, &r).unwrap(), 0.5);
         // A tie is not a win.
         assert_eq!(pairwise_accuracy(&t(&[1.0]), &t(&[1.0])).unwrap(), 0.0);
+    }
+
+    /// Two pairs worked by hand, β = 0.1.
+    /// Pair 1: π_c −10, π_r −12, ref −11, −11 → h = 1 − (−1) = 2, β·h = 0.2,
+    ///   −log σ(0.2) = ln(1 + e^−0.2) = 0.598139; IPO (2 − 5)² = 9.
+    /// Pair 2: π_c −5, π_r −4, ref −5, −5 → h = 0 − 1 = −1, β·h = −0.1,
+    ///   −log σ(−0.1) = ln(1 + e^0.1) = 0.744397; IPO (−1 − 5)² = 36.
+    /// ∂L/∂π_c of pair 1 = −β(1 − σ(0.2)) / 2 = −0.1 · 0.450166 / 2 = −0.0225083.
+    #[test]
+    fn dpo_and_ipo_losses_by_hand() {
+        let pc = candle_core::Var::new(&[-10f32, -5.0], &Device::Cpu).unwrap();
+        let (pr, rc, rr) = (t(&[-12.0, -4.0]), t(&[-11.0, -5.0]), t(&[-11.0, -5.0]));
+        let loss = |kind, weights: Option<&Tensor>| {
+            preference_optimization_loss(pc.as_tensor(), &pr, &rc, &rr, 0.1, kind, weights).unwrap()
+        };
+        let out = loss(DpoLossKind::Sigmoid, None);
+        let l = scalar(out.loss.clone());
+        assert!((l - (0.598139 + 0.744397) / 2.0).abs() < 1e-5, "{l}");
+        let chosen: Vec<f32> = out.rewards_chosen.to_vec1().unwrap();
+        let rejected: Vec<f32> = out.rewards_rejected.to_vec1().unwrap();
+        assert!((chosen[0] - 0.1).abs() < 1e-6 && chosen[1].abs() < 1e-6);
+        assert!((rejected[0] + 0.1).abs() < 1e-6 && (rejected[1] - 0.1).abs() < 1e-6);
+        let g: Vec<f32> = out
+            .loss
+            .backward()
+            .unwrap()
+            .get(&pc)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert!((g[0] + 0.0225083).abs() < 1e-6, "{g:?}");
+        let ipo = loss(DpoLossKind::Ipo, None);
+        assert!((scalar(ipo.loss) - (9.0 + 36.0) / 2.0).abs() < 1e-4);
+        // Weights 3 and 1.
+        let w = t(&[3.0, 1.0]);
+        let weighted = loss(DpoLossKind::Sigmoid, Some(&w));
+        assert!((scalar(weighted.loss) - (3.0 * 0.598139 + 0.744397) / 4.0).abs() < 1e-5);
+        // At the start of training the policy is the reference: h = 0, ℓ = ln 2.
+        let start =
+            preference_optimization_loss(&rc, &rr, &rc, &rr, 0.1, DpoLossKind::Sigmoid, None)
+                .unwrap();
+        assert!((scalar(start.loss) - 2f64.ln()).abs() < 1e-6);
     }
 
     /// log σ stays finite far out in both tails and has the right gradient:

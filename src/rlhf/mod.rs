@@ -4,18 +4,22 @@
 //! | module | job |
 //! |---|---|
 //! | [`preferences`] | preference data about the SFT model's own answers (rung 6) |
-//! | [`losses`] | preference losses: Bradley–Terry pairs, regression (later DPO) |
+//! | [`losses`] | preference losses: Bradley–Terry pairs, regression, DPO / IPO |
 //! | [`reward_model`] | the reward model: trunk + scalar head, HF `LlamaForSequenceClassification` |
 //! | [`reward_training`] | its three objectives (bt, elo, robust) and held-out metrics |
 //! | [`reward_probe`] | a linear head on frozen features: objectives compared cheaply |
 //! | [`reward_analysis`] | reward vs gold, calibration, what the reward model over-values |
+//! | [`answer_batch`] | prompt ⊕ answer batches and their per-token log-probs (PPO, DPO) |
 //! | [`ppo`] | rung 7: KL-constrained PPO of the language model against the reward model |
 //! | [`ppo_run`] | a finished PPO run on disk (summary, metrics, samples), read back |
+//! | [`dpo`] | rung 8: Direct Preference Optimization on the comparisons (no reward model, no sampling) |
 //! | [`best_of_n`] | best-of-n sampling, the no-training baseline |
 //! | [`overoptimization`] | Gao et al.'s gold-vs-√KL forms, fitted |
 //! | [`plots`] | the figures of notebooks 06 and 07 |
 
+pub mod answer_batch;
 pub mod best_of_n;
+pub mod dpo;
 pub mod losses;
 pub mod overoptimization;
 pub mod plots;

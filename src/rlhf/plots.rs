@@ -1,5 +1,7 @@
 //! The figures and tables of notebooks 06 (the reward model) and 07 (PPO).
 
+use super::best_of_n::BestOfNPoint;
+use super::dpo::DpoRecord;
 use super::overoptimization::{DriftPoint, GoldFit};
 use super::ppo::{HeldOutRecord, PolicyEvaluation, PpoRecord, PpoTrainer, UpdateAnatomy};
 use super::ppo_run::PpoRun;
@@ -373,4 +375,179 @@ pub struct PolicyRow {
     pub evaluation: PolicyEvaluation,
     /// Next-token loss on the held-out pre-training text.
     pub corpus_loss: f64,
+}
+
+/// One DPO run, named, for [`dpo_curves`].
+#[derive(Debug, Clone)]
+pub struct DpoCurve {
+    pub name: String,
+    pub history: Vec<TrainRecord>,
+}
+
+/// DPO runs side by side, one series per run. Top row, held-out: the gold
+/// score of the policy's own answers, their KL to the reference, and the
+/// implicit reward's accuracy on held-out comparisons (against the labels
+/// and against gold). Bottom row: the training loss and the implicit rewards
+/// of chosen and rejected answers (training batches, smoothed), and the mean
+/// log-probabilities of the held-out pairs' answers — where DPO's known habit
+/// shows: the chosen answers' log-probs can fall while the margin grows.
+pub fn dpo_curves(runs: &[DpoCurve]) -> Result<Figure> {
+    let chart = |title: &str, y: &str| {
+        LineChart::new(title)
+            .x_label("DPO update")
+            .y_label(y)
+            .size(430, 320)
+    };
+    let eval_points = |r: &DpoCurve, name: &str| -> (Vec<f64>, Vec<f64>) {
+        r.history
+            .iter()
+            .filter_map(|h| Some((h.step as f64, h.eval_metric(name)?)))
+            .unzip()
+    };
+    let train_points = |r: &DpoCurve, name: &str| -> (Vec<f64>, Vec<f64>) {
+        r.history
+            .iter()
+            .filter(|h| h.step > 0)
+            .filter_map(|h| {
+                let v = if name == "loss" {
+                    h.loss
+                } else {
+                    *h.train.get(name)?
+                };
+                Some((h.step as f64, v))
+            })
+            .unzip()
+    };
+    let held_out = |title: &str, y: &str, names: &[(&str, &str)]| -> Result<Figure> {
+        let mut c = chart(title, y);
+        for r in runs {
+            for (metric, label) in names {
+                let (xs, ys) = eval_points(r, metric);
+                let name = if label.is_empty() {
+                    r.name.clone()
+                } else {
+                    format!("{} {label}", r.name)
+                };
+                c = c.series(name, &xs, &ys);
+            }
+        }
+        c.draw()
+    };
+    let training = |title: &str, y: &str, names: &[(&str, &str)]| -> Result<Figure> {
+        let mut c = chart(title, y).smoothing(0.8);
+        for r in runs {
+            for (metric, label) in names {
+                let (xs, ys) = train_points(r, metric);
+                let name = if label.is_empty() {
+                    r.name.clone()
+                } else {
+                    format!("{} {label}", r.name)
+                };
+                c = c.series(name, &xs, &ys);
+            }
+        }
+        c.draw()
+    };
+    Ok(Figure::grid(
+        &[
+            held_out(
+                "Held-out gold score of the policy's answers",
+                "mean gold score",
+                &[("held_out/gold", "")],
+            )?,
+            held_out(
+                "Held-out KL(π ‖ π_ref) per answer",
+                "nats",
+                &[("held_out/kl", "")],
+            )?,
+            held_out(
+                "Implicit reward's accuracy on held-out pairs",
+                "share of pairs",
+                &[
+                    ("rewards/accuracies", "labels"),
+                    ("rewards/gold_accuracies", "gold"),
+                ],
+            )?,
+            training("Training loss", "loss", &[("loss", "")])?,
+            training(
+                "Implicit rewards β·log π/π_ref",
+                "reward",
+                &[
+                    ("rewards/chosen", "chosen"),
+                    ("rewards/rejected", "rejected"),
+                ],
+            )?,
+            held_out(
+                "Held-out pairs: mean log π(y|x)",
+                "nats",
+                &[("logps/chosen", "chosen"), ("logps/rejected", "rejected")],
+            )?,
+        ],
+        3,
+    ))
+}
+
+/// One method's policies measured on the held-out prompts, as points
+/// (KL to the reference, gold score) in training order, for [`frontier_figure`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrontierSeries {
+    pub name: String,
+    /// KL(π ‖ π_ref) per answer, nats (best-of-n: the analytic bound).
+    pub kl: Vec<f64>,
+    pub gold: Vec<f64>,
+}
+
+impl FrontierSeries {
+    /// A PPO run's held-out measurements, iteration 0 (the SFT model) first.
+    pub fn of_ppo(name: impl Into<String>, run: &PpoRun) -> Self {
+        Self {
+            name: name.into(),
+            kl: run.held_out.iter().map(|m| m.evaluation.kl).collect(),
+            gold: run
+                .held_out
+                .iter()
+                .map(|m| m.evaluation.gold_score)
+                .collect(),
+        }
+    }
+
+    /// A DPO run's held-out measurements, update 0 (the SFT model) first.
+    pub fn of_dpo(name: impl Into<String>, run: &DpoRecord) -> Self {
+        let points = run.held_out();
+        Self {
+            name: name.into(),
+            kl: points.iter().map(|(_, e)| e.kl).collect(),
+            gold: points.iter().map(|(_, e)| e.gold_score).collect(),
+        }
+    }
+
+    /// Best-of-n for n = 1, 2, 4, …: KL ≤ log n − (n − 1)/n.
+    pub fn of_best_of_n(name: impl Into<String>, curve: &[BestOfNPoint]) -> Self {
+        Self {
+            name: name.into(),
+            kl: curve.iter().map(|p| p.kl).collect(),
+            gold: curve.iter().map(|p| p.gold_score).collect(),
+        }
+    }
+}
+
+/// The frontier each method reaches: gold score of the policy's answers to
+/// held-out prompts against how far it moved from the reference, KL(π‖π_ref)
+/// per answer. A path per method (a training run's measurements in order, or
+/// best-of-n's n = 1, 2, 4, …); a lone point (the SFT model) is a dot. Up and
+/// to the left is better: more gold for less drift.
+pub fn frontier_figure(series: &[FrontierSeries]) -> Result<Figure> {
+    let mut plot = ScatterPlot::new("Gold score against KL from the reference, held-out prompts")
+        .x_label("KL(π ‖ π_ref) per answer, nats")
+        .y_label("mean gold score")
+        .size(860, 480)
+        .legend_width(240);
+    for s in series {
+        plot = if s.kl.len() == 1 {
+            plot.points(s.name.clone(), &s.kl, &s.gold)
+        } else {
+            plot.path(s.name.clone(), &s.kl, &s.gold)
+        };
+    }
+    plot.draw()
 }

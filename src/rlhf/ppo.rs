@@ -35,6 +35,7 @@
 //! on the policy would save a model but couple the critic's gradients to the
 //! policy's text; keeping them apart keeps the policy update exactly PPO's.
 
+use super::answer_batch::AnswerBatch;
 use super::preferences::PreferenceData;
 use super::reward_model::RewardModel;
 use crate::feedback::candidates::Prompt;
@@ -45,7 +46,7 @@ use crate::lm::{LanguageModel, SamplingConfig};
 use crate::optim::{optimize_each, AdamConfig, AdamW, ParamGroup};
 use crate::ppo;
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use gridworld::Rng;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -377,108 +378,6 @@ pub struct Rollout {
     /// The reward model's normalised score, after the missing-end penalty.
     pub scores: Vec<f64>,
     pub gold: Vec<f64>,
-}
-
-/// Sequences of prompt ⊕ answer, right-padded, and for each answer token the
-/// position whose logits predict it.
-struct AnswerBatch {
-    input_ids: Tensor,
-    /// (b·T,) rows of the flattened (b·L) positions predicting answer token t
-    /// (row r·L + q_r + t − 1; 0 for padding, masked).
-    predict_at: Tensor,
-    /// (b, T) the answer tokens (0 for padding).
-    tokens: Tensor,
-    /// (b, T) 1 for answer tokens.
-    mask: Tensor,
-    b: usize,
-    t: usize,
-}
-
-impl AnswerBatch {
-    fn new(
-        queries: &[&Vec<u32>],
-        answers: &[&Vec<u32>],
-        pad: u32,
-        device: &Device,
-    ) -> Result<Self> {
-        let b = queries.len();
-        let l = queries
-            .iter()
-            .zip(answers)
-            .map(|(q, a)| q.len() + a.len())
-            .max()
-            .unwrap_or(1);
-        let t = answers.iter().map(|a| a.len()).max().unwrap_or(1).max(1);
-        let mut ids = vec![pad; b * l];
-        let (mut at, mut tok, mut mask) = (vec![0u32; b * t], vec![0u32; b * t], vec![0f32; b * t]);
-        for r in 0..b {
-            let (q, a) = (queries[r], answers[r]);
-            ids[r * l..r * l + q.len()].copy_from_slice(q);
-            ids[r * l + q.len()..r * l + q.len() + a.len()].copy_from_slice(a);
-            for k in 0..a.len() {
-                at[r * t + k] = (r * l + q.len() + k - 1) as u32;
-                tok[r * t + k] = a[k];
-                mask[r * t + k] = 1.0;
-            }
-        }
-        Ok(Self {
-            input_ids: Tensor::from_vec(ids, (b, l), device)?,
-            predict_at: Tensor::from_vec(at, b * t, device)?,
-            tokens: Tensor::from_vec(tok, (b, t), device)?,
-            mask: Tensor::from_vec(mask, (b, t), device)?,
-            b,
-            t,
-        })
-    }
-
-    /// The logits (b·T, V) that predict each answer token, divided by the temperature.
-    fn answer_logits(&self, lm: &LanguageModel, temperature: f64) -> Result<Tensor> {
-        let logits = lm.model.forward(&self.input_ids)?.logits;
-        let (b, l, v) = logits.dims3()?;
-        Ok((logits
-            .reshape((b * l, v))?
-            .index_select(&self.predict_at, 0)?
-            / temperature)?)
-    }
-
-    /// log π(y_t) of every answer token (b, T) under `lm` at `temperature`
-    /// (0 on padding).
-    fn log_probs(&self, lm: &LanguageModel, temperature: f64) -> Result<Tensor> {
-        let logits = self.answer_logits(lm, temperature)?;
-        self.token_log_probs(&logits)
-    }
-
-    /// [`Self::log_probs`] and the mean entropy over the answer tokens. The
-    /// entropy is a metric here (this PPO has no entropy bonus), so it is
-    /// computed on detached logits: the backward pass never goes through it.
-    fn log_probs_and_entropy(
-        &self,
-        lm: &LanguageModel,
-        temperature: f64,
-    ) -> Result<(Tensor, Tensor)> {
-        let logits = self.answer_logits(lm, temperature)?;
-        let mask = self.mask.flatten_all()?;
-        let entropy = ppo::entropy(&logits.detach(), Some(&mask))?;
-        Ok((self.token_log_probs(&logits)?, entropy))
-    }
-
-    fn token_log_probs(&self, logits: &Tensor) -> Result<Tensor> {
-        let flat_tokens = self.tokens.flatten_all()?;
-        let logp = ppo::log_prob_of(logits, &flat_tokens)?.reshape((self.b, self.t))?;
-        Ok((logp * &self.mask)?)
-    }
-
-    /// V(s_t) of every answer position (b, T): the value model read at the
-    /// position before each answer token.
-    fn values(&self, value: &RewardModel) -> Result<Tensor> {
-        let all = value.scores_at_every_position(&self.input_ids)?;
-        let (b, l) = all.dims2()?;
-        let v = all
-            .reshape(b * l)?
-            .index_select(&self.predict_at, 0)?
-            .reshape((self.b, self.t))?;
-        Ok((v * &self.mask)?)
-    }
 }
 
 /// The per-token rewards of a rollout (b, T):
@@ -1304,6 +1203,7 @@ pub fn training_prompts(data: &PreferenceData) -> Vec<Prompt> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
 
     fn t2(rows: &[&[f32]]) -> Tensor {
         Tensor::from_vec(rows.concat(), (rows.len(), rows[0].len()), &Device::Cpu).unwrap()

@@ -22,10 +22,9 @@ use crate::feedback::candidates::Prompt;
 use crate::feedback::gold::{gold_score_turn, split_turn, word_count};
 use crate::feedback::ranking::{bradley_terry, elo, spearman_rho, BtOptions, EloConfig};
 use crate::feedback::records::Comparison;
-use crate::lm::train::{BatchSource, LossOutput, Metrics, Objective};
+use crate::lm::train::{epoch_batch, BatchSource, LossOutput, Metrics, Objective};
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor, Var};
-use gridworld::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
@@ -385,13 +384,13 @@ impl BatchSource for RewardData {
     /// Batch `step`: `batch_size` examples of a fresh shuffle of the training
     /// set each epoch (every example once per epoch).
     fn train_batch(&self, step: usize, device: &Device) -> Result<RewardBatch> {
-        let n = self.train_len();
-        let per_epoch = n.div_ceil(self.config.batch_size).max(1);
-        let (epoch, k) = (step / per_epoch, step % per_epoch);
-        let mut order: Vec<usize> = (0..n).collect();
-        Rng::new(self.config.seed ^ (epoch as u64 + 1).wrapping_mul(0xC2B2_AE3D_27D4_EB4F))
-            .shuffle(&mut order);
-        let idx = &order[k * self.config.batch_size..((k + 1) * self.config.batch_size).min(n)];
+        let idx = &epoch_batch(
+            self.train_len(),
+            self.config.batch_size,
+            step,
+            self.config.seed,
+            0xC2B2_AE3D_27D4_EB4F,
+        );
         if self.config.objective == RewardObjectiveKind::Elo {
             let rows: Vec<Vec<u32>> = idx
                 .iter()

@@ -1,0 +1,194 @@
+//! `rlhf-lab dpo`: rung 8, the policy trained directly on the comparisons.
+
+use super::lm_cmd::device;
+use super::progress::Progress;
+use super::rm_cmd::read_json_config;
+use anyhow::{Context, Result};
+use candle_core::DType;
+use clap::Args;
+use rlhf_lab::lm::pretrained::resolve_model_path;
+use rlhf_lab::lm::{LanguageModel, RunOptions, TrainRecord};
+use rlhf_lab::rlhf::dpo::{train_dpo, DpoConfig, DpoData, DpoRecord, PairWeighting};
+use rlhf_lab::rlhf::losses::DpoLossKind;
+use rlhf_lab::rlhf::plots::{dpo_curves, DpoCurve};
+use rlhf_lab::rlhf::ppo::{answer_and_score, RlhfModels};
+use rlhf_lab::rlhf::{preferences, RewardModel};
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct DpoArgs {
+    /// The policy to start from (the SFT model); also the frozen reference.
+    #[arg(long, default_value = "datasets/models/tiny-sft")]
+    policy: String,
+    /// Preference data: DPO trains on its training comparisons, evaluates on the
+    /// validation comparisons and answers its test prompts.
+    #[arg(long, default_value = "datasets/preferences")]
+    data: PathBuf,
+    /// A reward model, only to report the proxy score of held-out answers
+    /// beside PPO's (DPO itself never reads it).
+    #[arg(long, default_value = "datasets/models/tiny-rm")]
+    reward_model: PathBuf,
+    /// β, the strength of the implicit KL constraint.
+    #[arg(long)]
+    beta: Option<f64>,
+    /// `sigmoid` (DPO) or `ipo`.
+    #[arg(long)]
+    loss: Option<DpoLossKind>,
+    /// Weight each comparison by its annotator's reliability (rung 5's robust fit).
+    #[arg(long)]
+    robust: bool,
+    /// Train only on comparisons between two of the SFT model's own answers.
+    #[arg(long)]
+    on_policy_only: bool,
+    /// Updates (default: one pass over the training comparisons).
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// A JSON file with `DpoConfig` fields (unknown or invalid fields are errors naming the field).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Output folder: checkpoint/, summary.json, history.json, metrics.csv/.jsonl,
+    /// samples.json, curves.svg/.png, the final policy in policy/.
+    #[arg(long, default_value = "runs/dpo")]
+    out: PathBuf,
+    /// Pre-training corpus whose held-out text measures the alignment tax.
+    #[arg(long, default_value = "datasets/corpus")]
+    corpus: PathBuf,
+    #[arg(long)]
+    cuda: bool,
+}
+
+pub fn run(a: DpoArgs) -> Result<()> {
+    let device = device(a.cuda)?;
+    let mut config: DpoConfig = match &a.config {
+        Some(p) => read_json_config(p)?,
+        None => DpoConfig::default(),
+    };
+    if let Some(b) = a.beta {
+        config.beta = b;
+    }
+    if let Some(l) = a.loss {
+        config.loss = l;
+    }
+    if a.robust {
+        config.weighting = PairWeighting::Robust;
+    }
+    if a.on_policy_only {
+        config.on_policy_only = true;
+    }
+    if let Some(s) = a.steps {
+        config.train.steps = s;
+    }
+    if let Some(lr) = a.lr {
+        config.train.lr = lr;
+    }
+    if let Some(s) = a.seed {
+        config.seed = s;
+        config.train.seed = s;
+    }
+    config.validate()?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let data = preferences::read(&a.data)?;
+    let sft = LanguageModel::load(&resolve_model_path(&a.policy)?, &device, DType::F32)?;
+    let rm = RewardModel::load(&a.reward_model, &device)?;
+    let options = RunOptions {
+        checkpoint_dir: Some(a.out.join("checkpoint")),
+        ..Default::default()
+    };
+    let source = DpoData::new(
+        &sft,
+        &data,
+        &data.comparisons.train,
+        &data.comparisons.validation,
+        &config,
+    )?;
+    println!(
+        "{} training pairs; reference log-probs of {} answers in {:.1} s (once)",
+        source.train.len(),
+        source.reference_answers,
+        source.reference_seconds
+    );
+    let steps = match config.train.steps {
+        0 => source.steps_per_epoch(),
+        n => n,
+    };
+    let bar = Progress::new("dpo", steps);
+    let run = train_dpo(
+        &sft,
+        &rm,
+        &data,
+        &source,
+        &config,
+        &a.corpus,
+        &options,
+        |r, _| progress(&bar, r),
+    )?;
+    bar.finish();
+    let s = &run.summary;
+    run.policy().save(&a.out.join("policy"))?;
+    let record = DpoRecord::of_run(&run);
+    record.write(&a.out)?;
+    // Answers of the trained policy to the first held-out prompts, to read.
+    let models = RlhfModels {
+        policy: run.policy().clone(),
+        reference: sft.clone(),
+        reward: rm.clone(),
+        value: rm.clone(),
+    };
+    let shown = &data.prompts.test[..data.prompts.test.len().min(12)];
+    let samples = answer_and_score(
+        &models,
+        shown,
+        config.temperature,
+        config.max_new_tokens,
+        config.missing_eos_penalty,
+        config.seed ^ 0x5A,
+    )?;
+    rlhf_lab::io::write_json_atomic(&a.out.join("samples.json"), &samples)?;
+    let figure = dpo_curves(&[DpoCurve {
+        name: format!("β = {}", config.beta),
+        history: record.history.clone(),
+    }])?;
+    figure.save_svg(a.out.join("curves.svg"))?;
+    figure.save_png(a.out.join("curves.png"))?;
+    println!(
+        "held-out prompts: gold {:.3} → {:.3}, proxy {:.3} → {:.3}, KL {:.3} → {:.3} ({} answers)",
+        s.before.gold_score,
+        s.after.gold_score,
+        s.before.proxy_score,
+        s.after.proxy_score,
+        s.before.kl,
+        s.after.kl,
+        s.after.answers
+    );
+    println!(
+        "held-out corpus loss (alignment tax): {:.3} before, {:.3} after",
+        s.held_out_corpus_loss.before, s.held_out_corpus_loss.after
+    );
+    println!(
+        "{} updates in {:.0} s ({:.0} tokens/s); policy: {}",
+        s.steps,
+        s.seconds,
+        s.tokens_per_sec,
+        a.out.join("policy").display()
+    );
+    Ok(())
+}
+
+fn progress(bar: &Progress, r: &TrainRecord) {
+    let eval = match (r.eval_metric("held_out/gold"), r.eval_metric("held_out/kl")) {
+        (Some(g), Some(kl)) => format!(" | held-out gold {g:.2} KL {kl:.2}"),
+        _ => String::new(),
+    };
+    let train = match (
+        r.train.get("rewards/margins"),
+        r.train.get("rewards/accuracies"),
+    ) {
+        (Some(m), Some(a)) => format!(" margin {m:.2} acc {a:.2}"),
+        _ => String::new(),
+    };
+    bar.update(r.step, &format!("loss {:.3}{train}{eval}", r.loss));
+}

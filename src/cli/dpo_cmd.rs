@@ -24,6 +24,10 @@ pub struct DpoArgs {
     /// validation comparisons and answers its test prompts.
     #[arg(long, default_value = "datasets/preferences")]
     data: PathBuf,
+    /// Learn from other labels of the same pairs: `train.jsonl` (and `validation.jsonl`, if
+    /// there) of this folder (an AI annotator's, from `rlhf-lab feedback judge`) replace the data's.
+    #[arg(long)]
+    labels: Option<PathBuf>,
     /// A reward model, only to report the proxy score of held-out answers
     /// beside PPO's (DPO itself never reads it).
     #[arg(long, default_value = "datasets/models/tiny-rm")]
@@ -91,7 +95,10 @@ pub fn run(a: DpoArgs) -> Result<()> {
     }
     config.validate()?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let data = preferences::read(&a.data)?;
+    let mut data = preferences::read(&a.data)?;
+    if let Some(dir) = &a.labels {
+        data = data.with_labels_from(dir)?;
+    }
     let sft = LanguageModel::load(&resolve_model_path(&a.policy)?, &device, DType::F32)?;
     let rm = RewardModel::load(&a.reward_model, &device)?;
     let options = RunOptions {

@@ -61,10 +61,13 @@ pub enum FeedbackCommand {
         #[arg(long)]
         json: bool,
     },
+    /// An AI annotator (a language model reading a constitution) labels comparison pairs (RLAIF).
+    Judge(super::judge_cmd::JudgeArgs),
 }
 
 pub fn run(cmd: FeedbackCommand) -> Result<()> {
     match cmd {
+        FeedbackCommand::Judge(a) => super::judge_cmd::run(a),
         FeedbackCommand::Simulate {
             prompts: n,
             annotators,

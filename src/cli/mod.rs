@@ -4,6 +4,7 @@ mod dpo_cmd;
 mod feedback_cmd;
 mod gridworld_cmd;
 mod gridworld_train;
+mod judge_cmd;
 mod lm_cmd;
 mod ppo_cmd;
 mod progress;

@@ -48,6 +48,10 @@ pub struct TrainArgs {
     /// Preference data folder (as `rm data` writes it).
     #[arg(long, default_value = "datasets/preferences")]
     data: PathBuf,
+    /// Learn from other labels of the same pairs: `train.jsonl` (and `validation.jsonl`, if
+    /// there) of this folder (an AI annotator's, from `rlhf-lab feedback judge`) replace the data's.
+    #[arg(long)]
+    labels: Option<PathBuf>,
     /// bt (pairwise Bradley–Terry), elo (regression onto aggregated scores) or
     /// robust (pairwise, annotators weighted by reliability).
     #[arg(long, default_value = "bt")]
@@ -162,7 +166,10 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     }
     config.data.validate()?;
     config.train.validate()?;
-    let data = preferences::read(&a.data)?;
+    let mut data = preferences::read(&a.data)?;
+    if let Some(dir) = &a.labels {
+        data = data.with_labels_from(dir)?;
+    }
     let labels = data.comparisons.clone();
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let ckpt = a.out.join("checkpoint");

@@ -193,6 +193,14 @@ pub fn parse_feedback(text: &str, source: &str) -> Result<Vec<Feedback>> {
     Ok(out)
 }
 
+/// Seconds of labelling per comparison: the span of the session clock (the
+/// `time` field, seconds since the session started) over the number of labels.
+/// `None` without times.
+pub fn seconds_per_label(comparisons: &[Comparison]) -> Option<f64> {
+    let last = comparisons.iter().map(|c| c.time).max()?;
+    (last > 0).then(|| last as f64 / comparisons.len() as f64)
+}
+
 /// Write feedback as JSONL, atomically.
 pub fn write_feedback(path: impl AsRef<Path>, records: &[Feedback]) -> Result<()> {
     let path = path.as_ref();

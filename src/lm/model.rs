@@ -424,6 +424,33 @@ impl Llama {
     }
 
     /// Forward that also returns every layer's attention probabilities.
+    /// Next-token logits (b, vocab) at one position per row — `last[i]` of row
+    /// i — after the cached positions. The head runs only on those b positions,
+    /// not on every token (a judge or a classifier reading one verdict per row).
+    pub fn logits_at_cached(
+        &self,
+        input_ids: &Tensor,
+        cache: &mut KvCache,
+        last: &[usize],
+    ) -> Result<Tensor> {
+        let Some(lm_head) = &self.lm_head else {
+            candle_core::bail!("this model is a trunk without a language-modelling head")
+        };
+        let (hidden, _) = self.run_hidden(input_ids, None, Some(cache), false)?;
+        let (b, t, _) = hidden.dims3()?;
+        if last.len() != b || last.iter().any(|&i| i >= t) {
+            candle_core::bail!("positions {last:?} do not fit a batch of {b} rows of {t} tokens");
+        }
+        let rows = last
+            .iter()
+            .enumerate()
+            .map(|(row, &i)| hidden.get(row)?.get(i))
+            .collect::<Result<Vec<_>>>()?;
+        lm_head
+            .forward(&Tensor::stack(&rows, 0)?)?
+            .to_dtype(DType::F32)
+    }
+
     pub fn forward_with_attention(&self, input_ids: &Tensor) -> Result<ForwardOutput> {
         self.run(input_ids, None, None, true)
     }

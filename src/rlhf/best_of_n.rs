@@ -74,8 +74,20 @@ pub fn best_of_n_curve(
     prompts: &[Prompt],
     config: &BestOfNConfig,
 ) -> Result<Vec<BestOfNPoint>> {
-    // scores[p][k] = (proxy, gold) of the k-th sample of prompt p.
-    let mut scores: Vec<Vec<(f64, f64)>> = vec![Vec::new(); prompts.len()];
+    Ok(best_of_n_curves(sft, &[rm], prompts, config)?.remove(0))
+}
+
+/// [`best_of_n_curve`] for several reward models on the **same** samples
+/// (one sampling pass): each picks its own best of n, so their curves differ
+/// only by the reward model. One curve per reward model, in order.
+pub fn best_of_n_curves(
+    sft: &LanguageModel,
+    rms: &[&RewardModel],
+    prompts: &[Prompt],
+    config: &BestOfNConfig,
+) -> Result<Vec<Vec<BestOfNPoint>>> {
+    // scores[m][p][k] = (proxy of model m, gold) of the k-th sample of prompt p.
+    let mut scores: Vec<Vec<Vec<(f64, f64)>>> = vec![vec![Vec::new(); prompts.len()]; rms.len()];
     for k in 0..config.max_n.max(1) {
         for (c, chunk) in prompts.chunks(32).enumerate() {
             let seed =
@@ -83,28 +95,35 @@ pub fn best_of_n_curve(
             let sampled =
                 sample_answers(sft, chunk, config.temperature, config.max_new_tokens, seed)?;
             let (ended, turns) = (sampled.ended, sampled.turns);
-            let seqs = chunk
+            let gold: Vec<f64> = chunk
                 .iter()
                 .zip(&turns)
-                .map(|(p, t)| rm.encode(&p.text, t))
-                .collect::<Result<Vec<_>>>()?;
-            let proxy = rm.rewards_of_ids(&seqs, 32)?;
-            for (i, ((p, t), (s, e))) in chunk
-                .iter()
-                .zip(&turns)
-                .zip(proxy.into_iter().zip(ended))
-                .enumerate()
-            {
-                let s = if e { s } else { s - config.missing_eos_penalty };
-                scores[c * 32 + i].push((s, gold_score_turn(p, t)));
+                .map(|(p, t)| gold_score_turn(p, t))
+                .collect();
+            for (rm, scores) in rms.iter().zip(scores.iter_mut()) {
+                let seqs = chunk
+                    .iter()
+                    .zip(&turns)
+                    .map(|(p, t)| rm.encode(&p.text, t))
+                    .collect::<Result<Vec<_>>>()?;
+                let proxy = rm.rewards_of_ids(&seqs, 32)?;
+                for (i, ((s, &e), &g)) in proxy.into_iter().zip(&ended).zip(&gold).enumerate() {
+                    let s = if e { s } else { s - config.missing_eos_penalty };
+                    scores[c * 32 + i].push((s, g));
+                }
             }
         }
     }
+    Ok(scores.iter().map(|s| curve_of(s, config.max_n)).collect())
+}
+
+/// The best-of-n points of per-prompt (proxy, gold) samples.
+fn curve_of(scores: &[Vec<(f64, f64)>], max_n: usize) -> Vec<BestOfNPoint> {
     let mut out = Vec::new();
     let mut n = 1;
-    while n <= config.max_n.max(1) {
+    while n <= max_n.max(1) {
         let (mut proxy, mut gold) = (0.0, 0.0);
-        for s in &scores {
+        for s in scores {
             let best = s[..n]
                 .iter()
                 .fold(s[0], |b, &x| if x.0 > b.0 { x } else { b });
@@ -120,7 +139,7 @@ pub fn best_of_n_curve(
         });
         n *= 2;
     }
-    Ok(out)
+    out
 }
 
 /// `datasets/ppo-runs/best-of-n.json`: the curve `rlhf-lab best-of-n --n 16

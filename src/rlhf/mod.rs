@@ -20,6 +20,7 @@
 pub mod answer_batch;
 pub mod best_of_n;
 pub mod dpo;
+pub mod judge;
 pub mod losses;
 pub mod overoptimization;
 pub mod plots;

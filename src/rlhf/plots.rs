@@ -551,3 +551,72 @@ pub fn frontier_figure(series: &[FrontierSeries]) -> Result<Figure> {
     }
     plot.draw()
 }
+
+/// Position bias of judges (RLAIF): how often each picks the answer shown
+/// first when asked once, and after averaging both orders; ½ is unbiased.
+pub fn position_bias_figure(reports: &[&super::judge::JudgeReport]) -> Result<Figure> {
+    let names: Vec<&str> = reports.iter().map(|r| r.judge.as_str()).collect();
+    let once: Vec<f64> = reports
+        .iter()
+        .map(|r| r.position_bias_as_shown.first_chosen)
+        .collect();
+    let consistency: Vec<f64> = reports
+        .iter()
+        .map(|r| r.position_bias_as_shown.consistency)
+        .collect();
+    let averaged: Vec<f64> = reports
+        .iter()
+        .map(|r| r.position_bias_averaged.first_chosen)
+        .collect();
+    BarChart::new("Position bias (unbiased: ½ for the first answer, 1 for the same answer)")
+        .y_label("share of pairs or verdicts")
+        .grouped(
+            &names,
+            &[
+                ("first answer, asked once", &once),
+                ("same answer in both orders", &consistency),
+                ("first answer, orders averaged", &averaged),
+            ],
+        )
+        .size(760, 400)
+        .draw()
+}
+
+/// Cohen's κ with the gold standard per principle at stake (RLAIF), one bar
+/// per labeller: 0 is chance, 1 full agreement. (Raw agreement would flatter a
+/// labeller that always says "A" wherever the data lists the better answer first.)
+pub fn principle_agreement_figure(
+    labellers: &[(&str, &[super::judge::PrincipleAgreement])],
+) -> Result<Figure> {
+    let Some((_, first)) = labellers.first() else {
+        anyhow::bail!("no labellers to draw");
+    };
+    let labels: Vec<String> = first
+        .iter()
+        .map(|p| format!("{} ({})", p.principle, p.agreement.pairs))
+        .collect();
+    let values: Vec<Vec<f64>> = labellers
+        .iter()
+        .map(|(_, ps)| {
+            ps.iter()
+                .map(|p| {
+                    if p.agreement.kappa.is_finite() {
+                        p.agreement.kappa
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let series: Vec<(&str, &[f64])> = labellers
+        .iter()
+        .zip(&values)
+        .map(|((name, _), v)| (*name, v.as_slice()))
+        .collect();
+    BarChart::new("Cohen's κ with the gold standard, per principle at stake (pairs); 0 = chance")
+        .y_label("κ with gold")
+        .grouped(&labels, &series)
+        .size(980, 440)
+        .draw()
+}

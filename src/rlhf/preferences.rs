@@ -441,18 +441,7 @@ pub fn read(dir: &Path) -> Result<PreferenceData> {
         }
     }
     let responses: Vec<Response> = crate::io::read_jsonl(&dir.join("responses.jsonl"))?;
-    let comps = |split: &str| -> Result<Vec<Comparison>> {
-        let path = dir.join(format!("{split}.jsonl"));
-        let records = read_feedback(&path)?;
-        records
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| match r {
-                Feedback::Comparison(c) => Ok(c),
-                _ => bail!("{}:{}: not a comparison", path.display(), i + 1),
-            })
-            .collect()
-    };
+    let comps = |split: &str| read_comparisons(&dir.join(format!("{split}.jsonl")));
     Ok(PreferenceData {
         prompts,
         responses,
@@ -462,6 +451,57 @@ pub fn read(dir: &Path) -> Result<PreferenceData> {
             test: comps("test")?,
         },
     })
+}
+
+/// The comparison records of one JSONL file; errors name the file and line.
+pub fn read_comparisons(path: &Path) -> Result<Vec<Comparison>> {
+    read_feedback(path)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| match r {
+            Feedback::Comparison(c) => Ok(c),
+            _ => bail!("{}:{}: not a comparison", path.display(), i + 1),
+        })
+        .collect()
+}
+
+impl PreferenceData {
+    /// The same prompts and answers, learning from other labels: `train.jsonl`
+    /// of `dir` (an AI annotator's, for RLAIF) replaces the training
+    /// comparisons, and `validation.jsonl` the validation ones when `dir` has
+    /// it. The test comparisons stay, so "accuracy against the annotators"
+    /// still means the held-out crowd.
+    pub fn with_labels_from(mut self, dir: &Path) -> Result<Self> {
+        for (split, slot) in [
+            ("train", &mut self.comparisons.train),
+            ("validation", &mut self.comparisons.validation),
+        ] {
+            let path = dir.join(format!("{split}.jsonl"));
+            if split == "validation" && !path.exists() {
+                continue;
+            }
+            let labels = read_comparisons(&path)?;
+            for (i, c) in labels.iter().enumerate() {
+                if !self
+                    .prompts
+                    .train
+                    .iter()
+                    .chain(&self.prompts.validation)
+                    .chain(&self.prompts.test)
+                    .any(|p| p.id == c.prompt_id)
+                {
+                    bail!(
+                        "{}:{}: field `prompt_id` is `{}`, not a prompt of this dataset",
+                        path.display(),
+                        i + 1,
+                        c.prompt_id
+                    );
+                }
+            }
+            *slot = labels;
+        }
+        Ok(self)
+    }
 }
 
 /// The data card.

@@ -779,3 +779,28 @@ pub fn train_reward_model(
         tokens_per_sec,
     })
 }
+
+/// What `rlhf-lab rm train` wrote to `summary.json`, the parts read back
+/// (other fields are ignored): held-out metrics and time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RewardRunSummary {
+    /// Updates made.
+    pub updates: usize,
+    /// Wall time of the updates and evaluations, seconds.
+    pub seconds: f64,
+    /// The reward model on the test comparisons.
+    pub test: PairMetrics,
+    /// The length-only baseline on the same comparisons.
+    pub length_baseline: PairMetrics,
+}
+
+impl RewardRunSummary {
+    /// Read `summary.json`; errors name the file.
+    pub fn read(path: &Path) -> Result<Self> {
+        use anyhow::Context;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a reward-model summary", path.display()))
+    }
+}

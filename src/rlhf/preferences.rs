@@ -472,35 +472,30 @@ impl PreferenceData {
     /// it. The test comparisons stay, so "accuracy against the annotators"
     /// still means the held-out crowd.
     pub fn with_labels_from(mut self, dir: &Path) -> Result<Self> {
-        for (split, slot) in [
-            ("train", &mut self.comparisons.train),
-            ("validation", &mut self.comparisons.validation),
-        ] {
-            let path = dir.join(format!("{split}.jsonl"));
-            if split == "validation" && !path.exists() {
-                continue;
-            }
-            let labels = read_comparisons(&path)?;
-            for (i, c) in labels.iter().enumerate() {
-                if !self
-                    .prompts
-                    .train
-                    .iter()
-                    .chain(&self.prompts.validation)
-                    .chain(&self.prompts.test)
-                    .any(|p| p.id == c.prompt_id)
-                {
-                    bail!(
-                        "{}:{}: field `prompt_id` is `{}`, not a prompt of this dataset",
-                        path.display(),
-                        i + 1,
-                        c.prompt_id
-                    );
-                }
-            }
-            *slot = labels;
+        self.comparisons.train = self.labels_of_own_prompts(&dir.join("train.jsonl"))?;
+        let validation = dir.join("validation.jsonl");
+        if validation.exists() {
+            self.comparisons.validation = self.labels_of_own_prompts(&validation)?;
         }
         Ok(self)
+    }
+
+    /// The comparisons of `path`, each about a prompt of this dataset.
+    fn labels_of_own_prompts(&self, path: &Path) -> Result<Vec<Comparison>> {
+        let labels = read_comparisons(path)?;
+        if let Some((i, c)) = labels
+            .iter()
+            .enumerate()
+            .find(|(_, c)| self.prompt(&c.prompt_id).is_none())
+        {
+            bail!(
+                "{}:{}: field `prompt_id` is `{}`, not a prompt of this dataset",
+                path.display(),
+                i + 1,
+                c.prompt_id
+            );
+        }
+        Ok(labels)
     }
 }
 

@@ -15,6 +15,37 @@ fn sft() -> LanguageModel {
     LanguageModel::load(&tiny_sft_dir(), &Device::Cpu, DType::F32).unwrap()
 }
 
+/// A 20-update run at learning rate `lr` on 320 of the crowd's training
+/// comparisons, evaluated on 120 validation comparisons at the end.
+fn short_run(
+    lm: &LanguageModel,
+    lr: f64,
+    lora: Option<rlhf_lab::lm::lora::LoraConfig>,
+) -> (DpoConfig, DpoData) {
+    let data = preferences::read(&preferences::preferences_dir()).unwrap();
+    let config = DpoConfig {
+        train: rlhf_lab::lm::TrainConfig {
+            steps: 20,
+            lr,
+            warmup_steps: 4,
+            weight_decay: 0.0,
+            eval_every: 20,
+            ..Default::default()
+        },
+        lora,
+        ..DpoConfig::default()
+    };
+    let source = DpoData::new(
+        lm,
+        &data,
+        &data.comparisons.train[..320],
+        &data.comparisons.validation[..120],
+        &config,
+    )
+    .unwrap();
+    (config, source)
+}
+
 /// log π_ref(y|x) of the cached pairs equals Σ_k log softmax(logits)[q + k − 1, y_k]
 /// computed by hand on the unpadded sequence (f32 sums of ~30 terms: 1e-3),
 /// and the policy, still equal to the reference, gets loss ln 2 and implicit
@@ -82,27 +113,8 @@ fn reference_log_probs_are_answer_sums_computed_once() {
 /// (0.80 here).
 #[test]
 fn a_short_run_teaches_the_implicit_reward_the_held_out_labels() {
-    let data = preferences::read(&preferences::preferences_dir()).unwrap();
     let lm = sft();
-    let config = DpoConfig {
-        train: rlhf_lab::lm::TrainConfig {
-            steps: 20,
-            lr: 1e-4,
-            warmup_steps: 4,
-            weight_decay: 0.0,
-            eval_every: 20,
-            ..Default::default()
-        },
-        ..DpoConfig::default()
-    };
-    let source = DpoData::new(
-        &lm,
-        &data,
-        &data.comparisons.train[..320],
-        &data.comparisons.validation[..120],
-        &config,
-    )
-    .unwrap();
+    let (config, source) = short_run(&lm, 1e-4, None);
     let objective = DpoObjective {
         policy: lm.deep_clone().unwrap(),
         beta: config.beta,
@@ -176,4 +188,47 @@ fn committed_runs_read_back_and_draw() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("summary.json"), "{e}");
+}
+
+/// DPO with LoRA (`DpoConfig::lora`): the policy is the SFT model plus
+/// adapters (B = 0, so the first loss is ln 2 again); twenty updates of the
+/// adapters alone teach the implicit reward the held-out labels as full
+/// fine-tuning does (measured: accuracy 0.70, margin 0.54 at lr 1e-3), and leave
+/// the SFT model's own weights untouched.
+#[test]
+fn dpo_with_lora_learns_the_labels_through_the_adapters_alone() {
+    use rlhf_lab::lm::lora::LoraConfig;
+    let lm = sft();
+    let weights = |m: &LanguageModel| -> Vec<Vec<f32>> {
+        m.vars()
+            .iter()
+            .map(|(_, v)| v.flatten_all().unwrap().to_vec1().unwrap())
+            .collect()
+    };
+    let before = weights(&lm);
+    let lora = LoraConfig::new(8, 16.0, &["all-linear"]);
+    let (config, source) = short_run(&lm, 1e-3, Some(lora));
+    let objective = DpoObjective {
+        policy: lm.with_lora(config.lora.as_ref().unwrap(), 0).unwrap(),
+        beta: config.beta,
+        loss: config.loss,
+        rpo_alpha: 0.0,
+        held_out: None,
+    };
+    let first_loss: f32 = objective
+        .loss(&source.train_batch(0, &Device::Cpu).unwrap())
+        .unwrap()
+        .loss
+        .to_scalar()
+        .unwrap();
+    assert!((first_loss as f64 - 2f64.ln()).abs() < 1e-4, "{first_loss}");
+    let mut trainer = rlhf_lab::lm::Trainer::new(objective, config.train.clone()).unwrap();
+    trainer.train(&source, &Default::default()).unwrap();
+    let last = trainer.history.last().unwrap().eval.clone().unwrap();
+    eprintln!(
+        "LoRA DPO: held-out accuracy {:.3}, margin {:.3}",
+        last["rewards/accuracies"], last["rewards/margins"]
+    );
+    assert!(last["rewards/accuracies"] > 0.6 && last["rewards/margins"] > 0.0);
+    assert_eq!(before, weights(&lm), "a base weight changed");
 }

@@ -1,6 +1,7 @@
 //! `rlhf-lab dpo`: rung 8, the policy trained directly on the comparisons.
 
 use super::lm_cmd::device;
+use super::lora_args::LoraArgs;
 use super::progress::Progress;
 use super::rm_cmd::read_json_config;
 use anyhow::{Context, Result};
@@ -63,6 +64,8 @@ pub struct DpoArgs {
     corpus: PathBuf,
     #[arg(long)]
     cuda: bool,
+    #[command(flatten)]
+    lora: LoraArgs,
 }
 
 pub fn run(a: DpoArgs) -> Result<()> {
@@ -92,6 +95,9 @@ pub fn run(a: DpoArgs) -> Result<()> {
     if let Some(s) = a.seed {
         config.seed = s;
         config.train.seed = s;
+    }
+    if let Some(lora) = a.lora.config()? {
+        config.lora = Some(lora);
     }
     config.validate()?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;

@@ -6,6 +6,7 @@ mod gridworld_cmd;
 mod gridworld_train;
 mod judge_cmd;
 mod lm_cmd;
+mod lora_args;
 mod ppo_cmd;
 mod progress;
 mod rm_cmd;

@@ -2,6 +2,7 @@
 //! against the reward model, and the sampling baseline.
 
 use super::lm_cmd::device;
+use super::lora_args::LoraArgs;
 use super::progress::Progress;
 use anyhow::{Context, Result};
 use candle_core::DType;
@@ -59,6 +60,8 @@ pub struct PpoArgs {
     corpus: PathBuf,
     #[arg(long)]
     cuda: bool,
+    #[command(flatten)]
+    lora: LoraArgs,
 }
 
 #[derive(Debug, Args)]
@@ -102,6 +105,9 @@ pub fn run(a: PpoArgs) -> Result<()> {
     if let Some(s) = a.seed {
         config.seed = s;
     }
+    if let Some(lora) = a.lora.config()? {
+        config.lora = Some(lora);
+    }
     config.validate()?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let data = preferences::read(&a.data)?;
@@ -119,7 +125,7 @@ pub fn run(a: PpoArgs) -> Result<()> {
         t
     } else {
         PpoTrainer::new(
-            RlhfModels::new(&sft, &rm)?,
+            RlhfModels::for_config(&sft, &rm, &config)?,
             data.prompts.train.clone(),
             config.clone(),
         )?

@@ -2,6 +2,7 @@
 //! and scoring.
 
 use super::lm_cmd::device;
+use super::lora_args::LoraArgs;
 use super::progress::Progress;
 use anyhow::{bail, Context, Result};
 use candle_core::DType;
@@ -79,6 +80,9 @@ pub struct TrainArgs {
     resume: bool,
     #[arg(long)]
     cuda: bool,
+    /// With --lora the trained reward model is saved merged (a full model).
+    #[command(flatten)]
+    lora: LoraArgs,
 }
 
 #[derive(Debug, Args)]
@@ -164,8 +168,14 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         config.data.seed = s;
         config.head_seed = s;
     }
+    if let Some(lora) = a.lora.config()? {
+        config.lora = Some(lora);
+    }
     config.data.validate()?;
     config.train.validate()?;
+    if a.resume && config.lora.is_some() {
+        bail!("--resume with --lora: a LoRA reward model's checkpoints are saved merged, so its adapters cannot be resumed; start the run again");
+    }
     let mut data = preferences::read(&a.data)?;
     if let Some(dir) = &a.labels {
         data = data.with_labels_from(dir)?;

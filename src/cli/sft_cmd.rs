@@ -1,6 +1,7 @@
 //! `rlhf-lab sft …`: supervised fine-tuning on demonstrations (rung 4).
 
 use super::lm_cmd::device;
+use super::lora_args::LoraArgs;
 use super::progress::Progress;
 use anyhow::Result;
 use candle_core::DType;
@@ -18,7 +19,8 @@ pub struct SftArgs {
     /// Folder with train.jsonl, validation.jsonl, test.jsonl.
     #[arg(long, default_value = "datasets/sft")]
     data: PathBuf,
-    /// Output folder: the fine-tuned model in `model/`, metrics, the before/after table.
+    /// Output folder: the fine-tuned model in `model/` (with --lora: the adapters,
+    /// in PEFT's format, naming --model as their base), metrics, the before/after table.
     #[arg(long, default_value = "runs/sft")]
     out: PathBuf,
     #[arg(long, default_value_t = 300)]
@@ -42,6 +44,8 @@ pub struct SftArgs {
     bf16: bool,
     #[arg(long)]
     cuda: bool,
+    #[command(flatten)]
+    lora: LoraArgs,
 }
 
 #[derive(Debug, Args)]
@@ -69,7 +73,11 @@ pub fn data(a: SftDataArgs) -> Result<()> {
 pub fn run(a: SftArgs) -> Result<()> {
     let device = device(a.cuda)?;
     let dtype = if a.bf16 { DType::BF16 } else { DType::F32 };
-    let lm = LanguageModel::load(&resolve_model_path(&a.model)?, &device, dtype)?;
+    let base = LanguageModel::load(&resolve_model_path(&a.model)?, &device, dtype)?;
+    let lm = match a.lora.config()? {
+        Some(lora) => base.with_lora(&lora, a.seed)?,
+        None => base,
+    };
     let (train, valid, test) = sft::read_splits(&a.data)?;
     let test = sft::take_per_kind(&test, a.eval_examples);
     let data = SftDataset::new(
@@ -81,7 +89,8 @@ pub fn run(a: SftArgs) -> Result<()> {
         a.seed,
     )?;
     println!(
-        "{lm:?}; {} train / {} validation conversations; truncated to {} tokens: {} / {}",
+        "{lm:?}, {} trained; {} train / {} validation conversations; truncated to {} tokens: {} / {}",
+        lm.num_trainable_parameters(),
         train.len(),
         valid.len(),
         a.max_len,

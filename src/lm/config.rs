@@ -57,6 +57,24 @@ impl LlamaConfig {
         }
     }
 
+    /// SmolLM2-135M's shape (Hugging Face `HuggingFaceTB/SmolLM2-135M`): 30
+    /// layers of width 576, 9 query heads sharing 3 key/value heads, SwiGLU
+    /// width 1536, vocabulary 49,152, tied embeddings — for arithmetic
+    /// without loading the weights.
+    pub fn smollm2_135m() -> Self {
+        Self {
+            vocab_size: 49152,
+            hidden_size: 576,
+            intermediate_size: 1536,
+            num_hidden_layers: 30,
+            num_attention_heads: 9,
+            num_key_value_heads: 3,
+            max_position_embeddings: 8192,
+            rope_theta: 100_000.0,
+            ..Self::tiny(49152)
+        }
+    }
+
     /// The tiny model scaled by `scale` in width (heads grow with it) and
     /// depth: `scaled(v, 1)` is [`Self::tiny`]; `scaled(v, 4)` is a
     /// 16-layer, width-512 model for a GPU.
@@ -285,16 +303,7 @@ mod tests {
 
     #[test]
     fn parameter_count_of_smollm2_135m() {
-        // SmolLM2-135M: 30 layers, d 576, ffn 1536, 9/3 heads, vocab 49152, tied.
-        let c = LlamaConfig {
-            vocab_size: 49152,
-            hidden_size: 576,
-            intermediate_size: 1536,
-            num_hidden_layers: 30,
-            num_attention_heads: 9,
-            num_key_value_heads: 3,
-            ..LlamaConfig::tiny(0)
-        };
-        assert_eq!(c.num_parameters(), 134_515_008);
+        // The published count of SmolLM2-135M.
+        assert_eq!(LlamaConfig::smollm2_135m().num_parameters(), 134_515_008);
     }
 }

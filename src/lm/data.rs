@@ -114,7 +114,7 @@ impl Objective for NextTokenLoss {
     }
 
     fn parameters(&self) -> Vec<(String, Var)> {
-        self.lm.vars()
+        self.lm.trainable_vars()
     }
 
     fn save(&self, dir: &std::path::Path) -> Result<()> {

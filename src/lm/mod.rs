@@ -9,6 +9,9 @@
 //! | [`ops`] | differentiable RMSNorm, softmax, RoPE |
 //! | [`tokenizer`] | byte-level BPE, special tokens, ChatML, padding |
 //! | [`weights`] | initialisation, safetensors, GGUF dequantization |
+//! | [`lora`] | low-rank adapters, on/off/merge, PEFT's file format |
+//! | [`memory`] | memory, precision and speed per setup, measured |
+//! | [`quantize`] | per-channel int8 weights for a frozen base |
 //! | [`pretrained`] | [`LanguageModel`]: load / save / clone |
 //! | [`hub`] | the Hugging Face hub cache and downloads |
 //! | [`sample`] | greedy, temperature, top-k, top-p, batched generation |
@@ -20,11 +23,14 @@
 pub mod config;
 pub mod data;
 pub mod hub;
+pub mod lora;
+pub mod memory;
 pub mod model;
 pub mod ops;
 pub mod plots;
 pub mod pretrain;
 pub mod pretrained;
+pub mod quantize;
 pub mod sample;
 pub mod sft;
 pub mod tokenizer;

@@ -20,7 +20,9 @@
 //! so this file uses [`super::ops`] instead.
 
 use super::config::LlamaConfig;
+use super::lora::{LoraAdapter, LoraConfig, LoraWeights};
 use super::ops;
+use super::quantize::Int8Matrix;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, VarBuilder};
 
@@ -95,27 +97,64 @@ impl RotaryEmbedding {
     }
 }
 
-/// A bias-free linear layer `y = x Wᵀ`, W of shape (out, in) (see [`ops::linear`]).
+/// A bias-free linear layer `y = x Wᵀ`, W of shape (out, in) (see [`ops::linear`]),
+/// with an optional low-rank adapter: `y = x Wᵀ + s·(x Aᵀ) Bᵀ` while the
+/// adapter is active (see [`super::lora`]).
 #[derive(Debug, Clone)]
 pub struct Linear {
-    weight: Tensor,
+    weight: Weight,
+    lora: Option<LoraAdapter>,
+}
+
+/// W as a dense matrix, or int8 dequantized in the forward pass (a frozen
+/// base, see [`super::quantize`]).
+#[derive(Debug, Clone)]
+enum Weight {
+    Dense(Tensor),
+    Int8(Int8Matrix),
 }
 
 impl Linear {
     pub fn new(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
-        Ok(Self {
-            weight: vb.get((out_dim, in_dim), "weight")?,
-        })
+        Ok(Self::from_weight(vb.get((out_dim, in_dim), "weight")?))
     }
 
     pub fn from_weight(weight: Tensor) -> Self {
-        Self { weight }
+        Self {
+            weight: Weight::Dense(weight),
+            lora: None,
+        }
+    }
+
+    /// (in, out) of W.
+    fn in_out(&self) -> Result<(usize, usize)> {
+        let (out, inp) = match &self.weight {
+            Weight::Dense(w) => w.dims2()?,
+            Weight::Int8(m) => m.dims(),
+        };
+        Ok((inp, out))
+    }
+
+    fn detach(&mut self) {
+        if let Weight::Dense(w) = &self.weight {
+            self.weight = Weight::Dense(w.detach());
+        }
+        self.lora = self.lora.as_ref().map(LoraAdapter::detached);
     }
 }
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        ops::linear(x, &self.weight)
+        let y = match &self.weight {
+            Weight::Dense(w) => ops::linear(x, w)?,
+            Weight::Int8(m) => ops::linear(x, &m.dequantize()?)?,
+        };
+        match &self.lora {
+            Some(adapter) if adapter.is_active() => {
+                y + adapter.update(x).map_err(candle_core::Error::wrap)?
+            }
+            _ => Ok(y),
+        }
     }
 }
 
@@ -322,6 +361,35 @@ impl DecoderLayer {
     }
 }
 
+impl DecoderLayer {
+    /// The block's seven projections by their names inside the block.
+    fn projections(&self) -> [(&'static str, &Linear); 7] {
+        let (a, m) = (&self.self_attn, &self.mlp);
+        [
+            ("self_attn.q_proj", &a.q_proj),
+            ("self_attn.k_proj", &a.k_proj),
+            ("self_attn.v_proj", &a.v_proj),
+            ("self_attn.o_proj", &a.o_proj),
+            ("mlp.gate_proj", &m.gate_proj),
+            ("mlp.up_proj", &m.up_proj),
+            ("mlp.down_proj", &m.down_proj),
+        ]
+    }
+
+    fn projections_mut(&mut self) -> [(&'static str, &mut Linear); 7] {
+        let (a, m) = (&mut self.self_attn, &mut self.mlp);
+        [
+            ("self_attn.q_proj", &mut a.q_proj),
+            ("self_attn.k_proj", &mut a.k_proj),
+            ("self_attn.v_proj", &mut a.v_proj),
+            ("self_attn.o_proj", &mut a.o_proj),
+            ("mlp.gate_proj", &mut m.gate_proj),
+            ("mlp.up_proj", &mut m.up_proj),
+            ("mlp.down_proj", &mut m.down_proj),
+        ]
+    }
+}
+
 /// What one forward pass returns.
 #[derive(Debug, Clone)]
 pub struct ForwardOutput {
@@ -385,6 +453,111 @@ impl Llama {
             lm_head,
             rope: RotaryEmbedding::new(cfg, vb.dtype(), vb.device())?,
         })
+    }
+
+    /// The projections `config` targets, as (module name, in, out), block by
+    /// block: what adapters are built for and checked against.
+    pub fn lora_modules(&self, config: &LoraConfig) -> Result<Vec<(String, usize, usize)>> {
+        let targets = config.targets();
+        let mut out = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            for (name, linear) in layer.projections() {
+                let proj = name.rsplit('.').next().unwrap_or(name);
+                if targets.contains(&proj) {
+                    let (inp, o) = linear.in_out()?;
+                    out.push((format!("model.layers.{i}.{name}"), inp, o));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// This model with every weight (adapters included) detached from
+    /// autograd, storage shared, so in-place updates of the variables still
+    /// show: backward passes compute no gradient for them — no (out, in)
+    /// gradient per frozen matrix, as PyTorch's `requires_grad = False` — and
+    /// a forward pass keeps no intermediate tensors for a backward pass.
+    pub fn frozen(&self) -> Self {
+        let mut model = self.clone();
+        let detach = |n: &mut RmsNorm| n.weight = n.weight.detach();
+        model.embed_tokens = Embedding::new(
+            self.embed_tokens.embeddings().detach(),
+            self.config.hidden_size,
+        );
+        detach(&mut model.norm);
+        if let Some(head) = model.lm_head.as_mut() {
+            head.detach();
+        }
+        for layer in model.layers.iter_mut() {
+            detach(&mut layer.input_layernorm);
+            detach(&mut layer.post_attention_layernorm);
+            for (_, linear) in layer.projections_mut() {
+                linear.detach();
+            }
+        }
+        model
+    }
+
+    /// This model, [`Self::frozen`], with the seven projections of every block
+    /// stored as per-channel int8 (embeddings, norms and the output head stay
+    /// as they are, as in LLM.int8()). Adapters already on it are kept.
+    pub fn with_int8_projections(&self) -> Result<Self> {
+        let mut model = self.frozen();
+        for layer in model.layers.iter_mut() {
+            for (_, linear) in layer.projections_mut() {
+                if let Weight::Dense(w) = &linear.weight {
+                    linear.weight = Weight::Int8(Int8Matrix::quantize(w)?);
+                }
+            }
+        }
+        Ok(model)
+    }
+
+    /// Bytes held by the weights this model reads (int8 projections at 1 byte
+    /// per weight, tied embeddings once), not counting adapters.
+    pub fn weight_bytes(&self) -> usize {
+        let dense = |t: &Tensor| t.elem_count() * t.dtype().size_in_bytes();
+        let mut total = dense(self.embed_tokens.embeddings()) + dense(&self.norm.weight);
+        if let (Some(head), false) = (&self.lm_head, self.config.tie_word_embeddings) {
+            if let Weight::Dense(w) = &head.weight {
+                total += dense(w);
+            }
+        }
+        for layer in &self.layers {
+            total += dense(&layer.input_layernorm.weight)
+                + dense(&layer.post_attention_layernorm.weight);
+            for (_, linear) in layer.projections() {
+                total += match &linear.weight {
+                    Weight::Dense(w) => dense(w),
+                    Weight::Int8(m) => m.bytes(),
+                };
+            }
+        }
+        total
+    }
+
+    /// This model with `adapters` on its target projections. The base weights
+    /// are shared, not copied, and [`Self::frozen`]: only the adapters get
+    /// gradients.
+    pub fn with_adapters(&self, adapters: &LoraWeights) -> Result<Self> {
+        let mut model = self.frozen();
+        for (i, layer) in model.layers.iter_mut().enumerate() {
+            for (name, linear) in layer.projections_mut() {
+                linear.lora = adapters.adapter(&format!("model.layers.{i}.{name}"));
+            }
+        }
+        Ok(model)
+    }
+
+    /// This model with every adapter removed: the base model (weights shared).
+    pub fn without_adapters(&self) -> Self {
+        let mut model = self.clone();
+        for layer in model.layers.iter_mut() {
+            for (_, linear) in layer.projections_mut() {
+                linear.lora = None;
+            }
+        }
+        model
     }
 
     pub fn device(&self) -> &Device {

@@ -254,6 +254,25 @@ pub fn loss_curve(history: &[TrainRecord], title: &str) -> Result<Figure> {
         .draw()
 }
 
+/// Held-out loss against updates for several runs on one axis (e.g. full
+/// fine-tuning against LoRA), log scale.
+pub fn compare_loss_curves(runs: &[(&str, &[TrainRecord])], title: &str) -> Result<Figure> {
+    let mut chart = LineChart::new(title)
+        .x_label("update")
+        .y_label("held-out cross-entropy (nats / token)")
+        .log_y(true);
+    for (name, history) in runs {
+        let evals: Vec<&TrainRecord> = history.iter().filter(|r| r.eval_loss().is_some()).collect();
+        let xs: Vec<f64> = evals.iter().map(|r| r.step as f64).collect();
+        let ys: Vec<f64> = evals
+            .iter()
+            .map(|r| r.eval_loss().unwrap_or(f64::NAN))
+            .collect();
+        chart = chart.series(*name, &xs, &ys);
+    }
+    chart.draw()
+}
+
 /// Bytes per weight of common precisions.
 pub const PRECISIONS: &[(&str, f64)] = &[
     ("f32", 4.0),
@@ -300,6 +319,252 @@ pub fn memory_table(models: &[(&str, usize)]) -> String {
         s.push('\n');
     }
     s
+}
+
+/// LoRA drawn to scale for one projection: the frozen W (d_out × d_in) beside
+/// the trained B (d_out × r) times A (r × d_in), each labelled with its
+/// parameter count (r drawn at least 3 pixels wide to stay visible).
+pub fn lora_diagram(d_in: usize, d_out: usize, r: usize) -> Figure {
+    let scale = 220.0 / d_in.max(d_out) as f64;
+    let px = |n: usize| (n as f64 * scale).max(3.0);
+    let (w_w, w_h, thin) = (px(d_in), px(d_out), px(r));
+    let (width, height) = (760u32, (w_h + 120.0) as u32);
+    let top = 50.0;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="13"><rect width="{width}" height="{height}" fill="white"/>"#
+    );
+    let mut text = |x: f64, y: f64, s: &str, size: u32| {
+        svg.push_str(&format!(
+            r#"<text x="{x:.1}" y="{y:.1}" font-size="{size}" text-anchor="middle">{}</text>"#,
+            escape(s)
+        ));
+    };
+    text(
+        380.0,
+        24.0,
+        &format!("y = W x + (α/r)·B A x, one {d_out} × {d_in} projection, r = {r}"),
+        15,
+    );
+    let x_w = 110.0;
+    let x_b = x_w + w_w + 90.0;
+    let x_a = x_b + thin + 40.0;
+    let below = top + w_h + 22.0;
+    text(
+        x_w + w_w / 2.0,
+        below,
+        &format!("W (frozen): {} weights", d_in * d_out),
+        13,
+    );
+    text(
+        x_b + thin / 2.0 + 30.0,
+        below,
+        &format!("B: {d_out} × {r}"),
+        13,
+    );
+    text(
+        x_a + w_w / 2.0,
+        top + thin + 22.0,
+        &format!("A: {r} × {d_in}"),
+        13,
+    );
+    text(
+        x_a + w_w / 2.0,
+        top + thin + 44.0,
+        &format!("A and B: {} trained", r * (d_in + d_out)),
+        13,
+    );
+    text(x_w + w_w + 45.0, top + w_h / 2.0, "+", 28);
+    text(x_b + thin + 20.0, top + thin / 2.0 + 6.0, "×", 18);
+    for (x, y, w, h, colour) in [
+        (x_w, top, w_w, w_h, "#bab0ac"),
+        (x_b, top, thin, w_h, "#f28e2b"),
+        (x_a, top, w_w, thin, "#4e79a7"),
+    ] {
+        svg.push_str(&format!(
+            r#"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="{colour}" stroke="black"/>"#
+        ));
+    }
+    svg.push_str("</svg>");
+    Figure::from_svg(svg, width, height)
+}
+
+/// Trainable parameters of LoRA as a share of the model's, per rank r: with
+/// adapters on q and v only (PEFT's default) and on all seven projections.
+/// `total` is the model's parameter count.
+pub fn lora_parameters_figure(
+    title: &str,
+    config: &super::LlamaConfig,
+    total: usize,
+    ranks: &[usize],
+) -> Result<Figure> {
+    use super::lora::{lora_parameters, LoraConfig};
+    let share = |targets: &[&str]| -> Vec<f64> {
+        ranks
+            .iter()
+            .map(|&r| {
+                100.0 * lora_parameters(config, &LoraConfig::new(r, r as f64, targets)) as f64
+                    / total as f64
+            })
+            .collect()
+    };
+    let (qv, all) = (share(&["q_proj", "v_proj"]), share(&["all-linear"]));
+    let labels: Vec<String> = ranks.iter().map(|r| format!("r = {r}")).collect();
+    BarChart::new(title)
+        .y_label("trainable parameters, % of full fine-tuning")
+        .grouped(&labels, &[("q, v", &qv), ("all seven projections", &all)])
+        .size(640, 340)
+        .draw()
+}
+
+const MIB: f64 = (1u64 << 20) as f64;
+
+/// Measured memory (peak RSS above the program's own) per setup, one bar per
+/// precision; a setup a precision cannot run (training an int8 base) is left at 0.
+pub fn memory_figure(title: &str, rows: &[super::memory::MemoryMeasurement]) -> Result<Figure> {
+    use super::memory::{Precision, Setup};
+    let setups: Vec<Setup> = Setup::ALL
+        .into_iter()
+        .filter(|s| rows.iter().any(|r| r.setup == *s))
+        .collect();
+    let series: Vec<(&str, Vec<f64>)> = Precision::ALL
+        .iter()
+        .filter(|p| rows.iter().any(|r| r.precision == **p))
+        .map(|p| {
+            let v = setups
+                .iter()
+                .map(|s| {
+                    rows.iter()
+                        .find(|r| r.setup == *s && r.precision == *p)
+                        .map_or(0.0, |r| r.measured_bytes() as f64 / MIB)
+                })
+                .collect();
+            (p.name(), v)
+        })
+        .collect();
+    let refs: Vec<(&str, &[f64])> = series.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+    let labels: Vec<&str> = setups.iter().map(|s| s.name()).collect();
+    BarChart::new(title)
+        .y_label("peak RSS above start (MiB)")
+        .grouped(&labels, &refs)
+        .size(760, 360)
+        .draw()
+}
+
+/// Markdown: per setup and precision, the arithmetic (weights, gradients,
+/// AdamW) next to the measured memory, and the speed.
+pub fn memory_measurement_table(rows: &[super::memory::MemoryMeasurement]) -> String {
+    let mib = |b: f64| format!("{:.0}", b / MIB);
+    let mut s = String::from(
+        "| setup | precision | trained parameters | weights | gradients | AdamW | arithmetic | models held (RSS) | peak (RSS) | tokens/s |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        let a = r.arithmetic;
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | **{}** | {} | **{}** | {:.0} |\n",
+            r.setup.name(),
+            r.precision.name(),
+            r.trainable_parameters,
+            mib(a.weights as f64),
+            mib(a.gradients as f64),
+            mib(a.optimizer as f64),
+            mib(a.total() as f64),
+            mib(r.rss_models_bytes.saturating_sub(r.rss_before_bytes) as f64),
+            mib(r.measured_bytes() as f64),
+            r.tokens_per_sec
+        ));
+    }
+    s.push_str("\n(MiB; RSS columns are above what the program held before loading.)");
+    s
+}
+
+/// Markdown: each precision's logits, greedy text and perplexity against f32.
+pub fn precision_quality_table(rows: &[super::memory::PrecisionQuality]) -> String {
+    let mut s = String::from(
+        "| precision | max abs logit difference vs f32 | greedy continuations equal to f32's | held-out perplexity |\n|---|---:|---:|---:|\n",
+    );
+    for q in rows {
+        s.push_str(&format!(
+            "| {} | {:.4} | {} of {} | {:.3} |\n",
+            q.precision.name(),
+            q.max_logit_diff,
+            q.same_as_f32,
+            q.continuations.len(),
+            q.perplexity
+        ));
+    }
+    s
+}
+
+/// Who holds what under data, tensor and pipeline parallelism, for a
+/// two-layer model on two devices (an explanation: one machine cannot run it).
+pub fn parallelism_figure() -> Figure {
+    let (w, h) = (900u32, 304u32);
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12"><rect width="{w}" height="{h}" fill="white"/>"#
+    );
+    let colours = ["#4e79a7", "#f28e2b"];
+    // (name, two lines of note, the layers each of two devices holds)
+    type Panel<'a> = (&'a str, [&'a str; 2], [[&'a str; 2]; 2]);
+    let panels: [Panel; 3] = [
+        (
+            "data parallel",
+            [
+                "same weights, different batches;",
+                "gradients averaged (all-reduce)",
+            ],
+            [
+                ["layer 1 (all)", "layer 2 (all)"],
+                ["layer 1 (all)", "layer 2 (all)"],
+            ],
+        ),
+        (
+            "tensor parallel",
+            [
+                "each matrix split by columns / rows;",
+                "partial results exchanged every layer",
+            ],
+            [
+                ["layer 1, left half", "layer 2, left half"],
+                ["layer 1, right half", "layer 2, right half"],
+            ],
+        ),
+        (
+            "pipeline parallel",
+            ["whole layers per device;", "micro-batches flow through"],
+            [["layer 1", ""], ["", "layer 2"]],
+        ),
+    ];
+    for (p, (name, note, devices)) in panels.iter().enumerate() {
+        let x0 = 20 + p as u32 * 295;
+        svg.push_str(&format!(
+            r##"<text x="{x0}" y="24" font-size="15" font-weight="bold">{name}</text><text x="{x0}" y="42" fill="#555">{}</text><text x="{x0}" y="58" fill="#555">{}</text>"##,
+            note[0], note[1]
+        ));
+        for (d, layers) in devices.iter().enumerate() {
+            let y0 = 74 + d as u32 * 105;
+            svg.push_str(&format!(
+                r##"<rect x="{x0}" y="{y0}" width="270" height="90" rx="6" fill="none" stroke="#333"/><text x="{}" y="{}" fill="#333">device {}</text>"##,
+                x0 + 8,
+                y0 + 16,
+                d
+            ));
+            for (l, layer) in layers.iter().enumerate() {
+                if layer.is_empty() {
+                    continue;
+                }
+                let ly = y0 + 26 + l as u32 * 30;
+                svg.push_str(&format!(
+                    r#"<rect x="{}" y="{ly}" width="250" height="24" rx="3" fill="{}" opacity="0.8"/><text x="{}" y="{}" fill="white">{layer}</text>"#,
+                    x0 + 10,
+                    colours[l],
+                    x0 + 18,
+                    ly + 16
+                ));
+            }
+        }
+    }
+    svg.push_str("</svg>");
+    Figure::from_svg(svg, w, h)
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ use super::reward_training::annotator_weights;
 use crate::feedback::candidates::Prompt;
 use crate::feedback::gold::gold_score_turn;
 use crate::feedback::records::Comparison;
+use crate::lm::lora::LoraConfig;
 use crate::lm::train::{
     epoch_batch, BatchSource, LossOutput, Metrics, Objective, RunOptions, TrainRecord,
 };
@@ -105,6 +106,9 @@ pub struct DpoConfig {
     pub missing_eos_penalty: f64,
     /// Seed of the batch order and of the held-out answers' dice.
     pub seed: u64,
+    /// Train low-rank adapters (LoRA) instead of every weight; `None`: full
+    /// fine-tuning. The reference is the SFT model either way.
+    pub lora: Option<LoraConfig>,
 }
 
 impl Default for DpoConfig {
@@ -133,12 +137,16 @@ impl Default for DpoConfig {
             max_new_tokens: 64,
             missing_eos_penalty: 1.0,
             seed: 0,
+            lora: None,
         }
     }
 }
 
 impl DpoConfig {
     pub fn validate(&self) -> Result<()> {
+        if let Some(lora) = &self.lora {
+            lora.validate().context("DPO config field `lora`")?;
+        }
         if !(self.beta.is_finite() && self.beta > 0.0) {
             bail!("DPO config field `beta` must be > 0, got {}", self.beta);
         }
@@ -653,7 +661,7 @@ impl Objective for DpoObjective {
     }
 
     fn parameters(&self) -> Vec<(String, Var)> {
-        self.policy.vars()
+        self.policy.trainable_vars()
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
@@ -726,8 +734,12 @@ pub fn train_dpo(
         train.steps = source.steps_per_epoch();
     }
     train.warmup_steps = train.warmup_steps.min(train.steps / 5);
+    let policy = match &config.lora {
+        Some(lora) => sft.with_lora(lora, config.seed)?,
+        None => sft.deep_clone()?,
+    };
     let objective = DpoObjective {
-        policy: sft.deep_clone()?,
+        policy,
         beta: config.beta,
         loss: config.loss,
         rpo_alpha: config.rpo_alpha,

@@ -40,6 +40,7 @@ use super::preferences::PreferenceData;
 use super::reward_model::RewardModel;
 use crate::feedback::candidates::Prompt;
 use crate::feedback::gold::{gold_score_turn, END_OF_TURN};
+use crate::lm::lora::LoraConfig;
 use crate::lm::tokenizer::ChatMessage;
 use crate::lm::train::Metrics;
 use crate::lm::{LanguageModel, SamplingConfig};
@@ -142,6 +143,10 @@ pub struct RlhfPpoConfig {
     pub eval_samples_per_prompt: usize,
     /// Seed of the prompt order and the sampling.
     pub seed: u64,
+    /// Train low-rank adapters (LoRA) on the policy instead of every weight,
+    /// the reference being the same model with its adapters off (one copy of
+    /// the base); `None`: full fine-tuning against a separate reference.
+    pub lora: Option<LoraConfig>,
 }
 
 impl Default for RlhfPpoConfig {
@@ -180,6 +185,7 @@ impl Default for RlhfPpoConfig {
             eval_every: 5,
             eval_samples_per_prompt: 2,
             seed: 0,
+            lora: None,
         }
     }
 }
@@ -187,6 +193,9 @@ impl Default for RlhfPpoConfig {
 impl RlhfPpoConfig {
     /// Check every field; the error names it and says why.
     pub fn validate(&self) -> Result<()> {
+        if let Some(lora) = &self.lora {
+            lora.validate().context("PPO config field `lora`")?;
+        }
         let positive = [
             ("iterations", self.iterations),
             ("prompts_per_iteration", self.prompts_per_iteration),
@@ -570,10 +579,43 @@ impl RlhfModels {
         value.zero_head()?;
         Ok(Self {
             policy: sft.deep_clone()?,
-            reference: sft.clone(),
+            reference: sft.frozen(),
             reward: reward.clone(),
             value,
         })
+    }
+
+    /// The start under LoRA (Hu et al. 2021): the policy is the SFT model's
+    /// weights, shared and frozen, plus fresh adapters (B = 0, so π = π_ref at
+    /// the first rollout); the reference is the same model with its adapters
+    /// off (PEFT's `disable_adapter()`), so the base weights are held once.
+    pub fn with_lora(
+        sft: &LanguageModel,
+        reward: &RewardModel,
+        lora: &LoraConfig,
+        seed: u64,
+    ) -> Result<Self> {
+        let value = reward.deep_clone()?;
+        value.zero_head()?;
+        let policy = sft.with_lora(lora, seed)?;
+        Ok(Self {
+            reference: policy.base_model(),
+            policy,
+            reward: reward.clone(),
+            value,
+        })
+    }
+
+    /// [`Self::new`] or [`Self::with_lora`], as `config.lora` says.
+    pub fn for_config(
+        sft: &LanguageModel,
+        reward: &RewardModel,
+        config: &RlhfPpoConfig,
+    ) -> Result<Self> {
+        match &config.lora {
+            Some(lora) => Self::with_lora(sft, reward, lora, config.seed),
+            None => Self::new(sft, reward),
+        }
     }
 
     /// The scores PPO optimises (from `source`, missing-end penalty included)
@@ -746,6 +788,13 @@ impl PpoTrainer {
     /// A trainer for `models` on `prompts` (the preference data's training prompts).
     pub fn new(models: RlhfModels, prompts: Vec<Prompt>, config: RlhfPpoConfig) -> Result<Self> {
         config.validate()?;
+        if config.lora.is_some() != models.policy.lora().is_some() {
+            bail!(
+                "the PPO config {} `lora` but the policy {} adapters: build the models with RlhfModels::for_config",
+                if config.lora.is_some() { "sets" } else { "does not set" },
+                if models.policy.lora().is_some() { "has" } else { "has no" }
+            );
+        }
         let distinct = config.prompts_per_iteration / config.samples_per_prompt;
         if prompts.len() < distinct {
             bail!(
@@ -763,7 +812,7 @@ impl PpoTrainer {
                 },
             )
         };
-        let policy_optimizer = adam(models.policy.vars(), config.learning_rate)?;
+        let policy_optimizer = adam(models.policy.trainable_vars(), config.learning_rate)?;
         let value_optimizer = adam(models.value.vars(), config.value_learning_rate)?;
         Ok(Self {
             kl_coef: config.kl_coef,
@@ -1150,9 +1199,16 @@ impl PpoTrainer {
         )
         .with_context(|| format!("{}: not a PPO trainer state", path.display()))?;
         let device = reference.device().clone();
+        let policy = LanguageModel::load(&dir.join("policy"), &device, DType::F32)?;
+        // Under LoRA the checkpoint holds the adapters and names the base: the
+        // reference is that base, adapters off.
+        let reference = match policy.lora() {
+            Some(_) => policy.base_model(),
+            None => reference.clone(),
+        };
         let models = RlhfModels {
-            policy: LanguageModel::load(&dir.join("policy"), &device, DType::F32)?,
-            reference: reference.clone(),
+            policy,
+            reference,
             reward: reward.clone(),
             value: RewardModel::load(&dir.join("value"), &device)?,
         };

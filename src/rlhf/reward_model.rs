@@ -16,6 +16,7 @@
 //! `config.json` as `reward_normalization`.
 
 use crate::lm::config::LlamaConfig;
+use crate::lm::lora::{LoraConfig, LoraWeights};
 use crate::lm::model::Llama;
 use crate::lm::tokenizer::{ChatMessage, TextTokenizer};
 use crate::lm::weights;
@@ -116,6 +117,8 @@ pub struct RewardModel {
     trunk: Llama,
     score: Var,
     varmap: VarMap,
+    /// Low-rank adapters on the trunk, if it trains with LoRA (see [`Self::with_lora`]).
+    lora: Option<LoraWeights>,
 }
 
 impl std::fmt::Debug for RewardModel {
@@ -204,6 +207,7 @@ impl RewardModel {
             trunk,
             score,
             varmap,
+            lora: None,
         })
     }
 
@@ -244,7 +248,12 @@ impl RewardModel {
     /// Save as `LlamaForSequenceClassification`: `config.json` (with
     /// `num_labels: 1` and `reward_normalization`), `model.safetensors`
     /// (`model.*` and `score.weight`), the tokenizer; each file atomically.
+    /// A model with adapters is saved merged ([`Self::merged`]), so that every
+    /// reader of reward models (PPO, best-of-n, `rm score`) takes it as it is.
     pub fn save(&self, dir: &Path) -> Result<()> {
+        if self.lora.is_some() {
+            return self.merged()?.save(dir);
+        }
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let cfg = crate::lm::pretrained::config_with_special_tokens(&self.config, &self.tokenizer);
         let json = cfg.to_hf_json_as(
@@ -267,9 +276,76 @@ impl RewardModel {
         self.tokenizer.save(dir)
     }
 
-    /// Every trainable variable (trunk and head), sorted by name.
+    /// Every weight (trunk and head), sorted by name.
     pub fn vars(&self) -> Vec<(String, Var)> {
         weights::named_vars(&self.varmap)
+    }
+
+    /// What training updates: every weight, or under LoRA the adapters and the
+    /// scalar head (PEFT's `modules_to_save = ["score"]` for a sequence
+    /// classifier), sorted by name.
+    pub fn trainable_vars(&self) -> Vec<(String, Var)> {
+        match &self.lora {
+            Some(lora) => {
+                let mut vars = lora.vars();
+                vars.push((SCORE.into(), self.score.clone()));
+                vars.sort_by(|a, b| a.0.cmp(&b.0));
+                vars
+            }
+            None => self.vars(),
+        }
+    }
+
+    /// This reward model with fresh low-rank adapters on its trunk (B = 0: the
+    /// scores are unchanged until it trains), sharing its weights.
+    pub fn with_lora(&self, config: &LoraConfig, seed: u64) -> Result<Self> {
+        if self.lora.is_some() {
+            bail!("this reward model already has adapters");
+        }
+        let modules = self.trunk.lora_modules(config)?;
+        let lora = LoraWeights::init(config, &modules, seed, self.trunk.dtype(), self.device())?;
+        Ok(Self {
+            trunk: self.trunk.with_adapters(&lora)?,
+            lora: Some(lora),
+            ..self.clone()
+        })
+    }
+
+    /// The adapters, if any.
+    pub fn lora(&self) -> Option<&LoraWeights> {
+        self.lora.as_ref()
+    }
+
+    /// A copy without adapters whose trunk weights are W + s·BA (PEFT's
+    /// `merge_and_unload`); a model without adapters is copied as it is.
+    pub fn merged(&self) -> Result<Self> {
+        let mut tensors: std::collections::HashMap<String, Tensor> = self
+            .vars()
+            .into_iter()
+            .map(|(n, v)| Ok((n, v.as_tensor().copy()?)))
+            .collect::<Result<_>>()?;
+        if let Some(lora) = &self.lora {
+            for (module, _, _) in self.trunk.lora_modules(&lora.config)? {
+                let adapter = lora.adapter(&module).context("an adapter went missing")?;
+                let key = format!("{module}.weight");
+                let w = tensors
+                    .remove(&key)
+                    .context("a trunk weight went missing")?;
+                let merged = (w + adapter.delta_weight()?.to_dtype(self.trunk.dtype())?)?;
+                tensors.insert(key, merged);
+            }
+        }
+        let mut copy = Self::from_tensors(
+            self.config.clone(),
+            self.tokenizer.clone(),
+            tensors,
+            self.normalization,
+            self.device(),
+            self.trunk.dtype(),
+            "a merged copy",
+        )?;
+        copy.max_len = self.max_len;
+        Ok(copy)
     }
 
     pub fn num_parameters(&self) -> usize {
@@ -280,24 +356,10 @@ impl RewardModel {
         self.trunk.device()
     }
 
-    /// A copy with its own weights (a value model starts as one).
+    /// A copy with its own weights (a value model starts as one). Adapters,
+    /// if any, are merged into the copy (see [`Self::merged`]).
     pub fn deep_clone(&self) -> Result<Self> {
-        let tensors = self
-            .vars()
-            .into_iter()
-            .map(|(n, v)| Ok((n, v.as_tensor().copy()?)))
-            .collect::<Result<_>>()?;
-        let mut copy = Self::from_tensors(
-            self.config.clone(),
-            self.tokenizer.clone(),
-            tensors,
-            self.normalization,
-            self.device(),
-            self.trunk.dtype(),
-            "a copy",
-        )?;
-        copy.max_len = self.max_len;
-        Ok(copy)
+        self.merged()
     }
 
     /// Set the scalar head's weights to zero: every score becomes 0 while the

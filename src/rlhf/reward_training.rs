@@ -599,7 +599,7 @@ impl Objective for RewardObjective {
     }
 
     fn parameters(&self) -> Vec<(String, Var)> {
-        self.rm.vars()
+        self.rm.trainable_vars()
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
@@ -652,8 +652,11 @@ pub struct RewardTrainConfig {
     /// Answers source whose rewards are normalised to mean 0, std 1 after
     /// training (the SFT policy's answers at PPO's sampling temperature).
     pub normalize_on: String,
-    /// Seed of the scalar head's initialisation.
+    /// Seed of the scalar head's initialisation (and of the adapters' A).
     pub head_seed: u64,
+    /// Train low-rank adapters on the trunk (and the head) instead of every
+    /// weight; the model is saved merged. `None`: full fine-tuning.
+    pub lora: Option<crate::lm::lora::LoraConfig>,
 }
 
 impl Default for RewardTrainConfig {
@@ -669,6 +672,7 @@ impl Default for RewardTrainConfig {
             },
             normalize_on: "sft T=0.7".into(),
             head_seed: 0,
+            lora: None,
         }
     }
 }
@@ -743,6 +747,10 @@ pub fn train_reward_model(
     on_record: impl FnMut(&crate::lm::TrainRecord, &[crate::lm::SampleRecord]),
 ) -> Result<RewardRun> {
     let rm = RewardModel::from_language_model(base, config.head_seed)?;
+    let rm = match &config.lora {
+        Some(lora) => rm.with_lora(lora, config.head_seed)?,
+        None => rm,
+    };
     let source = RewardData::new(
         &rm,
         data,

@@ -163,6 +163,65 @@ fn only_the_adapters_train() {
     assert_eq!(moved, policy.trainable_vars().len(), "every A and B moves");
 }
 
+/// Adapter dropout (PEFT's `lora_dropout`) acts in training mode only: in
+/// eval mode the logits are the dropout-free ones; in training mode they
+/// differ, repeat exactly for the same step seed and change with the step. SFT
+/// with dropout gives the same adapters twice for one seed, and other adapters
+/// than without dropout.
+#[test]
+fn adapter_dropout_acts_only_in_training_and_is_seeded() {
+    let base = sft();
+    let input = ids(&base, TEXT);
+    let config = LoraConfig {
+        lora_dropout: 0.3,
+        ..LoraConfig::new(4, 8.0, &["q_proj", "down_proj"])
+    };
+    let lm = base.with_lora(&config, 1).unwrap();
+    perturb_b(&lm, 2);
+    let eval = values(&logits(&lm, &input));
+    lm.set_training(true, 5);
+    let a = values(&logits(&lm, &input));
+    lm.set_training(true, 5);
+    let again = values(&logits(&lm, &input));
+    lm.set_training(true, 6);
+    let other = values(&logits(&lm, &input));
+    lm.set_training(false, 0);
+    assert_ne!(a, eval);
+    assert_eq!(a, again, "same step seed, same masks");
+    assert_ne!(a, other);
+    assert_eq!(
+        values(&logits(&lm, &input)),
+        eval,
+        "eval mode has no dropout"
+    );
+
+    let (train, valid, _) = sft::read_splits(&sft::sft_dir()).unwrap();
+    let run = |dropout: f64| -> Vec<Vec<f32>> {
+        let config = LoraConfig {
+            lora_dropout: dropout,
+            ..config.clone()
+        };
+        let lm = base.with_lora(&config, 1).unwrap();
+        let data = SftDataset::new(&lm.tokenizer, &train[..32], &valid[..8], 8, 128, 0).unwrap();
+        let mut t = Trainer::new(
+            NextTokenLoss::new(&lm),
+            TrainConfig {
+                steps: 2,
+                lr: 1e-3,
+                warmup_steps: 0,
+                eval_every: 2,
+                ..TrainConfig::default()
+            },
+        )
+        .unwrap();
+        t.train(&data, &Default::default()).unwrap();
+        lm.trainable_vars().iter().map(|(_, v)| values(v)).collect()
+    };
+    let (d1, d2, none) = (run(0.3), run(0.3), run(0.0));
+    assert_eq!(d1, d2, "same seed, same run");
+    assert_ne!(d1, none, "dropout changed the updates");
+}
+
 /// Saved as PEFT saves (key names, shapes, config fields), loaded back by
 /// folder through `base_model_name_or_path`: the same logits exactly.
 #[test]
@@ -265,13 +324,6 @@ fn bad_adapter_files_are_errors_naming_the_file() {
         err.contains("adapter_config.json") && err.contains("use_dora"),
         "{err}"
     );
-    // Dropout is not implemented: refused for new adapters, not ignored.
-    let dropout = LoraConfig {
-        lora_dropout: 0.1,
-        ..LoraConfig::default()
-    };
-    let err = base.with_lora(&dropout, 0).unwrap_err().to_string();
-    assert!(err.contains("lora_dropout"), "{err}");
     // A second set of adapters on top of the first is refused.
     let once = base.with_lora(&LoraConfig::default(), 0).unwrap();
     assert!(once.with_lora(&LoraConfig::default(), 0).is_err());

@@ -173,6 +173,15 @@ fn bad_configs_name_their_field() {
         ..RlhfPpoConfig::default()
     })
     .contains("kl_coef"));
+    // PPO runs without dropout: a LoRA config asking for it is refused.
+    assert!(err(RlhfPpoConfig {
+        lora: Some(rlhf_lab::lm::lora::LoraConfig {
+            lora_dropout: 0.05,
+            ..Default::default()
+        }),
+        ..RlhfPpoConfig::default()
+    })
+    .contains("lora_dropout"));
     let e = serde_json::from_str::<RlhfPpoConfig>(r#"{"kl_coeff": 0.1}"#)
         .unwrap_err()
         .to_string();

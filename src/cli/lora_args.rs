@@ -27,6 +27,10 @@ pub struct LoraArgs {
     /// rsLoRA: scale by α/√r instead of α/r.
     #[arg(long, requires = "lora")]
     pub rslora: bool,
+    /// Dropout on the adapters' input while training (sft, rm train; PPO and
+    /// DPO run without dropout, as TRL does).
+    #[arg(long, default_value_t = 0.0, requires = "lora")]
+    pub lora_dropout: f64,
 }
 
 impl LoraArgs {
@@ -40,6 +44,7 @@ impl LoraArgs {
             lora_alpha: self.lora_alpha,
             target_modules: self.lora_targets.clone(),
             use_rslora: self.rslora,
+            lora_dropout: self.lora_dropout,
             ..LoraConfig::default()
         };
         config.validate()?;

@@ -121,6 +121,10 @@ impl Objective for NextTokenLoss {
         self.lm.save(dir)
     }
 
+    fn set_training(&self, training: bool, step_seed: u64) {
+        self.lm.set_training(training, step_seed);
+    }
+
     fn sampler(&self) -> Option<&LanguageModel> {
         Some(&self.lm)
     }

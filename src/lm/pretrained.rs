@@ -248,17 +248,9 @@ impl LanguageModel {
     /// base weights are shared with `self`, not copied; only the adapters
     /// train (see [`Self::trainable_vars`]).
     ///
-    /// `lora_dropout` must be 0 (PEFT's default): dropout on the adapters'
-    /// input is not implemented, and is refused rather than ignored. Adapters
-    /// trained elsewhere with dropout load fine ([`Self::with_adapter_from`]):
-    /// dropout is off at inference.
+    /// With `lora_dropout` > 0 the adapters' input is dropped out in training
+    /// mode only ([`Self::set_training`]; trainers switch it per update).
     pub fn with_lora(&self, config: &LoraConfig, seed: u64) -> Result<Self> {
-        if config.lora_dropout != 0.0 {
-            bail!(
-                "lora_dropout is {}: dropout on the adapters is not implemented here; use 0 (PEFT's default)",
-                config.lora_dropout
-            );
-        }
         let config = self.adapter_config(config)?;
         let modules = self.model.lora_modules(&config)?;
         let lora = LoraWeights::init(&config, &modules, seed, self.model.dtype(), self.device())?;
@@ -357,6 +349,15 @@ impl LanguageModel {
         Self {
             model: self.model.frozen(),
             ..self.clone()
+        }
+    }
+
+    /// Training mode (adapter dropout on, masks seeded by `step_seed`) or
+    /// eval mode, for this model and its clones. Without adapters (or with
+    /// `lora_dropout` 0) nothing changes: the rest of the model has no dropout.
+    pub fn set_training(&self, training: bool, step_seed: u64) {
+        if let Some(lora) = &self.lora {
+            lora.switch.set_training(training, step_seed);
         }
     }
 

@@ -61,6 +61,9 @@ pub trait Objective {
     fn sampler(&self) -> Option<&LanguageModel> {
         None
     }
+    /// Training mode (dropout on, masks seeded by `step_seed`) around each
+    /// update's loss, eval mode otherwise. The default has nothing to switch.
+    fn set_training(&self, _training: bool, _step_seed: u64) {}
 }
 
 /// The mean of the loss and of every diagnostic over `batches`, weighted by
@@ -293,7 +296,14 @@ impl<O: Objective> Trainer<O> {
         let start = Instant::now();
         let lr = self.config.lr_at(self.step);
         self.optimizer.set_lr(lr);
-        let out = self.objective.loss(batch)?;
+        // Dropout's masks: a function of the seed and the update, so a resumed
+        // run draws the same ones.
+        let step_seed =
+            self.config.seed ^ (self.step as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+        self.objective.set_training(true, step_seed);
+        let out = self.objective.loss(batch);
+        self.objective.set_training(false, step_seed);
+        let out = out?;
         let update = optimize(&out.loss, &mut self.optimizer, self.config.grad_clip)?;
         self.step += 1;
         Ok(TrainRecord {

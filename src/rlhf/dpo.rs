@@ -146,6 +146,9 @@ impl DpoConfig {
     pub fn validate(&self) -> Result<()> {
         if let Some(lora) = &self.lora {
             lora.validate().context("DPO config field `lora`")?;
+            if lora.lora_dropout != 0.0 {
+                bail!("DPO config field `lora.lora_dropout` is {}: DPO runs without dropout (as TRL's disable_dropout does), so set it to 0", lora.lora_dropout);
+            }
         }
         if !(self.beta.is_finite() && self.beta > 0.0) {
             bail!("DPO config field `beta` must be > 0, got {}", self.beta);

@@ -195,6 +195,9 @@ impl RlhfPpoConfig {
     pub fn validate(&self) -> Result<()> {
         if let Some(lora) = &self.lora {
             lora.validate().context("PPO config field `lora`")?;
+            if lora.lora_dropout != 0.0 {
+                bail!("PPO config field `lora.lora_dropout` is {}: PPO runs without dropout (as TRL's disable_dropout does: it would make π_old ≠ π before any update), so set it to 0", lora.lora_dropout);
+            }
         }
         let positive = [
             ("iterations", self.iterations),

@@ -311,6 +311,14 @@ impl RewardModel {
         })
     }
 
+    /// Training mode (adapter dropout on) or eval mode; see
+    /// [`crate::lm::LanguageModel::set_training`].
+    pub fn set_training(&self, training: bool, step_seed: u64) {
+        if let Some(lora) = &self.lora {
+            lora.switch.set_training(training, step_seed);
+        }
+    }
+
     /// The adapters, if any.
     pub fn lora(&self) -> Option<&LoraWeights> {
         self.lora.as_ref()

@@ -602,6 +602,10 @@ impl Objective for RewardObjective {
         self.rm.trainable_vars()
     }
 
+    fn set_training(&self, training: bool, step_seed: u64) {
+        self.rm.set_training(training, step_seed);
+    }
+
     fn save(&self, dir: &Path) -> Result<()> {
         self.rm.save(dir)
     }

@@ -31,6 +31,44 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     })
 }
 
+/// Read a JSON config file whose fields override `T::default()`, nested
+/// objects field by field: `{"train": {"lr": 1e-4}}` changes the learning
+/// rate and keeps the rest of *this* config's `train` defaults (not
+/// `TrainConfig`'s own). Unknown or ill-typed fields are errors naming the file
+/// and the field, as `T`'s serde attributes say.
+pub fn read_config<T>(path: &Path) -> anyhow::Result<T>
+where
+    T: Default + serde::Serialize + serde::de::DeserializeOwned,
+{
+    use anyhow::Context;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let given: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not valid JSON", path.display()))?;
+    let mut merged = serde_json::to_value(T::default())?;
+    merge_json(&mut merged, given);
+    serde_json::from_value(merged)
+        .with_context(|| format!("{}: not a valid config", path.display()))
+}
+
+/// Overlay `over` onto `base`: objects merge key by key (recursively), any
+/// other value replaces what was there.
+pub fn merge_json(base: &mut serde_json::Value, over: serde_json::Value) {
+    match (base, over) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge_json(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
 /// Write `value` as pretty-printed JSON to `path`, atomically ([`write_atomic`]).
 pub fn write_json_atomic(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
     write_atomic(path, serde_json::to_string_pretty(value)?.as_bytes())?;

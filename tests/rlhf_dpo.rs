@@ -232,3 +232,27 @@ fn dpo_with_lora_learns_the_labels_through_the_adapters_alone() {
     assert!(last["rewards/accuracies"] > 0.6 && last["rewards/margins"] > 0.0);
     assert_eq!(before, weights(&lm), "a base weight changed");
 }
+
+/// A `--config` file's nested `train` object overrides field by field: the
+/// learning rate changes, DPO's own training defaults (one pass, the floor of
+/// the schedule, warmup) stay, and a misspelt nested field is an error naming it.
+#[test]
+fn a_config_file_overrides_nested_defaults_field_by_field() {
+    let dir = std::env::temp_dir().join(format!("rlhf-lab-dpo-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("dpo.json");
+    std::fs::write(&path, r#"{"beta": 0.5, "train": {"lr": 1e-4}}"#).unwrap();
+    let c: DpoConfig = rlhf_lab::io::read_config(&path).unwrap();
+    let d = DpoConfig::default();
+    assert_eq!((c.beta, c.train.lr), (0.5, 1e-4));
+    assert_eq!(c.train.steps, d.train.steps);
+    assert_eq!(c.train.min_lr_ratio, d.train.min_lr_ratio);
+    assert_eq!(c.train.warmup_steps, d.train.warmup_steps);
+    std::fs::write(&path, r#"{"train": {"learning_rate": 1e-4}}"#).unwrap();
+    let e = format!(
+        "{:#}",
+        rlhf_lab::io::read_config::<DpoConfig>(&path).unwrap_err()
+    );
+    assert!(e.contains("learning_rate") && e.contains("dpo.json"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -88,12 +88,7 @@ pub struct BestOfNArgs {
 pub fn run(a: PpoArgs) -> Result<()> {
     let device = device(a.cuda)?;
     let mut config: RlhfPpoConfig = match &a.config {
-        Some(p) => {
-            let text =
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            serde_json::from_str(&text)
-                .with_context(|| format!("{}: not a valid PPO config", p.display()))?
-        }
+        Some(p) => rlhf_lab::io::read_config(p)?,
         None => RlhfPpoConfig::default(),
     };
     if let Some(b) = a.kl_coef {

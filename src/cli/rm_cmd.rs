@@ -113,10 +113,12 @@ pub fn run(cmd: RmCommand) -> Result<()> {
     }
 }
 
-pub(super) fn read_json_config<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: not a valid config", path.display()))
+/// A JSON config over the type's defaults (nested objects field by field).
+pub(super) fn read_json_config<T>(path: &Path) -> Result<T>
+where
+    T: Default + serde::Serialize + serde::de::DeserializeOwned,
+{
+    rlhf_lab::io::read_config(path)
 }
 
 fn data_cmd(a: DataArgs) -> Result<()> {

@@ -120,7 +120,7 @@ pub fn epoch_batch(n: usize, batch_size: usize, step: usize, seed: u64, salt: u6
 
 /// Hyper-parameters of [`Trainer`]. Errors from [`Self::validate`] name the field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     /// Total number of optimiser updates.
     pub steps: usize,

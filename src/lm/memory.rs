@@ -380,19 +380,24 @@ pub fn precision_quality(
         let loss = super::pretrain::held_out_loss(&lm, corpus, windows, 64)?["loss"];
         Ok((logits, continuations, loss.exp()))
     };
-    let (reference, reference_text, _) = run(Precision::F32)?;
+    // f32 is the reference: measured once, reused when it is also in the list.
+    let f32_run = run(Precision::F32)?;
     precisions
         .iter()
         .map(|&precision| {
-            let (logits, continuations, perplexity) = run(precision)?;
+            let (logits, continuations, perplexity) = match precision {
+                Precision::F32 => f32_run.clone(),
+                _ => run(precision)?,
+            };
+            let (reference, reference_text, _) = &f32_run;
             let same_as_f32 = continuations
                 .iter()
-                .zip(&reference_text)
+                .zip(reference_text)
                 .filter(|(a, b)| a == b)
                 .count();
             Ok(PrecisionQuality {
                 precision,
-                max_logit_diff: super::ops::max_abs_diff(&logits, &reference)? as f64,
+                max_logit_diff: super::ops::max_abs_diff(&logits, reference)? as f64,
                 continuations,
                 same_as_f32,
                 perplexity,

@@ -11,6 +11,7 @@ use rlhf_lab::lm::pretrained::resolve_model_path;
 use rlhf_lab::lm::{LanguageModel, RunOptions, TrainRecord};
 use rlhf_lab::rlhf::dpo::{train_dpo, DpoConfig, DpoData, DpoRecord, PairWeighting};
 use rlhf_lab::rlhf::losses::DpoLossKind;
+use rlhf_lab::rlhf::online_dpo::{OnlineDpoConfig, OnlineJudge};
 use rlhf_lab::rlhf::plots::{dpo_curves, DpoCurve};
 use rlhf_lab::rlhf::ppo::{answer_and_score, RlhfModels};
 use rlhf_lab::rlhf::{preferences, RewardModel};
@@ -45,7 +46,18 @@ pub struct DpoArgs {
     /// Train only on comparisons between two of the SFT model's own answers.
     #[arg(long)]
     on_policy_only: bool,
-    /// Updates (default: one pass over the training comparisons).
+    /// Online DPO: this many rounds of sampling the policy's own answers to the
+    /// training prompts, labelling the best against the worst, and one pass of
+    /// DPO over those pairs (instead of the data's comparisons).
+    #[arg(long)]
+    online_rounds: Option<usize>,
+    /// Online DPO: answers per prompt each round (default 4).
+    #[arg(long)]
+    online_answers: Option<usize>,
+    /// Online DPO: who labels the answers, `reward-model` (the --reward-model; default) or `gold`.
+    #[arg(long)]
+    online_judge: Option<OnlineJudge>,
+    /// Updates (default: one pass over the training comparisons; online: one pass per round).
     #[arg(long)]
     steps: Option<usize>,
     #[arg(long)]
@@ -86,6 +98,18 @@ pub fn run(a: DpoArgs) -> Result<()> {
     if a.on_policy_only {
         config.on_policy_only = true;
     }
+    if a.online_rounds.is_some() || a.online_answers.is_some() || a.online_judge.is_some() {
+        let online = config.online.get_or_insert_with(OnlineDpoConfig::default);
+        if let Some(r) = a.online_rounds {
+            online.rounds = r;
+        }
+        if let Some(k) = a.online_answers {
+            online.answers_per_prompt = k;
+        }
+        if let Some(j) = a.online_judge {
+            online.judge = j;
+        }
+    }
     if let Some(s) = a.steps {
         config.train.steps = s;
     }
@@ -111,22 +135,46 @@ pub fn run(a: DpoArgs) -> Result<()> {
         checkpoint_dir: Some(a.out.join("checkpoint")),
         ..Default::default()
     };
-    let source = DpoData::new(
-        &sft,
-        &data,
-        &data.comparisons.train,
-        &data.comparisons.validation,
-        &config,
-    )?;
-    println!(
-        "{} training pairs; reference log-probs of {} answers in {:.1} s (once)",
-        source.train.len(),
-        source.reference_answers,
-        source.reference_seconds
-    );
-    let steps = match config.train.steps {
-        0 => source.steps_per_epoch(),
-        n => n,
+    let (source, steps) = match &config.online {
+        None => {
+            let source = DpoData::new(
+                &sft,
+                &data,
+                &data.comparisons.train,
+                &data.comparisons.validation,
+                &config,
+            )?;
+            println!(
+                "{} training pairs; reference log-probs of {} answers in {:.1} s (once)",
+                source.train.len(),
+                source.reference_answers,
+                source.reference_seconds
+            );
+            let steps = match config.train.steps {
+                0 => source.steps_per_epoch(),
+                n => n,
+            };
+            (source, steps)
+        }
+        Some(online) => {
+            let source = DpoData::held_out(&sft, &data, &data.comparisons.validation, &config)?;
+            let per_round = match config.train.steps {
+                0 => data.prompts.train.len().div_ceil(config.batch_size),
+                n => n.div_ceil(online.rounds),
+            };
+            println!(
+                "online DPO: {} rounds of {} answers to each of {} training prompts, labelled by the {}; {} updates per round",
+                online.rounds,
+                online.answers_per_prompt,
+                data.prompts.train.len(),
+                match online.judge {
+                    OnlineJudge::RewardModel => "reward model",
+                    OnlineJudge::Gold => "gold standard",
+                },
+                per_round
+            );
+            (source, per_round * online.rounds)
+        }
     };
     let bar = Progress::new("dpo", steps);
     let run = train_dpo(
@@ -177,6 +225,13 @@ pub fn run(a: DpoArgs) -> Result<()> {
         s.after.kl,
         s.after.answers
     );
+    for r in &s.online_rounds {
+        println!(
+            "round {}: {} pairs of {} answers; judge chosen {:.2} vs rejected {:.2} (mean {:.2}); gold chosen {:.2} vs rejected {:.2} (mean {:.2}); {:.0} s sampling + {:.0} s reference",
+            r.round, r.pairs, r.answers, r.judge_chosen, r.judge_rejected, r.judge_mean,
+            r.gold_chosen, r.gold_rejected, r.gold_mean, r.sample_seconds, r.reference_seconds
+        );
+    }
     println!(
         "held-out corpus loss (alignment tax): {:.3} before, {:.3} after",
         s.held_out_corpus_loss.before, s.held_out_corpus_loss.after

@@ -31,6 +31,7 @@
 
 use super::answer_batch::AnswerBatch;
 use super::losses::{preference_optimization_loss, DpoLossKind};
+use super::online_dpo::{label_own_answers, OnlineDpoConfig, OnlineRound, RoundSource};
 use super::ppo::{evaluate_policy, query_ids, PolicyEvaluation, RlhfModels};
 use super::ppo_run::BeforeAfter;
 use super::preferences::PreferenceData;
@@ -109,6 +110,10 @@ pub struct DpoConfig {
     /// Train low-rank adapters (LoRA) instead of every weight; `None`: full
     /// fine-tuning. The reference is the SFT model either way.
     pub lora: Option<LoraConfig>,
+    /// Online DPO: train on the policy's own fresh answers, labelled each round
+    /// by the reward model or the gold standard, instead of the data's
+    /// comparisons ([`super::online_dpo`]); `None`: offline DPO.
+    pub online: Option<OnlineDpoConfig>,
 }
 
 impl Default for DpoConfig {
@@ -138,6 +143,7 @@ impl Default for DpoConfig {
             missing_eos_penalty: 1.0,
             seed: 0,
             lora: None,
+            online: None,
         }
     }
 }
@@ -173,6 +179,12 @@ impl DpoConfig {
         }
         if self.max_new_tokens == 0 {
             bail!("DPO config field `max_new_tokens` must be at least 1");
+        }
+        if let Some(online) = &self.online {
+            online.validate()?;
+            if self.on_policy_only || self.weighting != PairWeighting::Uniform {
+                bail!("DPO config field `online`: online DPO labels its own pairs, so `on_policy_only` and `weighting` (about the data's comparisons) do not apply; leave them at their defaults");
+            }
         }
         self.train
             .validate()
@@ -238,6 +250,58 @@ impl DpoData {
         eval: &[Comparison],
         config: &DpoConfig,
     ) -> Result<Self> {
+        let made = Self::build(reference, data, train, eval, config)?;
+        if made.train.is_empty() {
+            bail!("no training comparisons (every one a tie?)");
+        }
+        if made.eval.is_empty() {
+            bail!("no held-out comparisons to evaluate on");
+        }
+        Ok(made)
+    }
+
+    /// Only the held-out pairs of `eval` (online DPO samples its training
+    /// pairs as it goes: [`Self::with_train`]).
+    pub fn held_out(
+        reference: &LanguageModel,
+        data: &PreferenceData,
+        eval: &[Comparison],
+        config: &DpoConfig,
+    ) -> Result<Self> {
+        let made = Self::build(reference, data, &[], eval, config)?;
+        if made.eval.is_empty() {
+            bail!("no held-out comparisons to evaluate on");
+        }
+        Ok(made)
+    }
+
+    /// These held-out pairs with the training pairs of `train`, whose answers'
+    /// reference log-probabilities are computed here (and counted in
+    /// `reference_answers` / `reference_seconds` of the result).
+    pub fn with_train(
+        &self,
+        reference: &LanguageModel,
+        data: &PreferenceData,
+        train: &[Comparison],
+        config: &DpoConfig,
+    ) -> Result<Self> {
+        let fresh = Self::build(reference, data, train, &[], config)?;
+        if fresh.train.is_empty() {
+            bail!("no training pairs (every answer scored the same?)");
+        }
+        Ok(Self {
+            eval: self.eval.clone(),
+            ..fresh
+        })
+    }
+
+    fn build(
+        reference: &LanguageModel,
+        data: &PreferenceData,
+        train: &[Comparison],
+        eval: &[Comparison],
+        config: &DpoConfig,
+    ) -> Result<Self> {
         config.validate()?;
         let weights = match config.weighting {
             PairWeighting::Robust => annotator_weights(train, config.robust_rounds),
@@ -249,11 +313,8 @@ impl DpoData {
             weights.get(a).copied().unwrap_or(1.0)
         })?;
         let eval_raw = tokenize_pairs(reference, data, eval, config, &mut answers, |_| 1.0)?;
-        if train_raw.is_empty() {
-            bail!("no training comparisons (every one a tie?)");
-        }
-        if eval_raw.is_empty() {
-            bail!("no held-out comparisons to evaluate on");
+        if eval_raw.is_empty() && !eval.is_empty() {
+            bail!("no held-out comparisons to evaluate on (every one a tie?)");
         }
         let started = Instant::now();
         let logp = answers.reference_log_probs(reference)?;
@@ -699,6 +760,9 @@ pub struct DpoSummary {
     /// Mean training throughput (prompt and answer tokens through the policy per second).
     pub tokens_per_sec: f64,
     pub config: DpoConfig,
+    /// Online DPO's rounds: what each sampled and labelled (empty offline).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub online_rounds: Vec<OnlineRound>,
 }
 
 /// A finished DPO run: the trainer (its policy, history) and its summary.
@@ -748,9 +812,20 @@ pub fn train_dpo(
         rpo_alpha: config.rpo_alpha,
         held_out: Some(held_out.clone()),
     };
-    let mut trainer = Trainer::new(objective, train)?;
     let started = Instant::now();
-    trainer.train_until(source, options, trainer.config.steps, on_record)?;
+    let (trainer, online_rounds) = match &config.online {
+        None => {
+            if source.train.is_empty() {
+                bail!("no training comparisons for offline DPO");
+            }
+            let mut trainer = Trainer::new(objective, train)?;
+            trainer.train_until(source, options, trainer.config.steps, on_record)?;
+            (trainer, Vec::new())
+        }
+        Some(online) => train_online(
+            sft, reward, data, source, config, online, objective, train, options, on_record,
+        )?,
+    };
     let seconds = started.elapsed().as_secs_f64();
     // The verdict: 4 answers per held-out prompt with the dice of `rlhf-lab
     // ppo`'s before / after evaluation, so the two CLIs' summaries compare.
@@ -780,8 +855,70 @@ pub fn train_dpo(
         tokens_per_sec: updates.iter().map(|r| r.tokens_per_sec).sum::<f64>()
             / updates.len().max(1) as f64,
         config: config.clone(),
+        online_rounds,
     };
     Ok(DpoRun { trainer, summary })
+}
+
+/// Online DPO's rounds ([`super::online_dpo`]): each samples the current
+/// policy's answers to the training prompts, labels best against worst, and
+/// runs one pass of DPO over them, continuing one trainer (optimiser state and
+/// schedule). `train.steps` 0 means one pass per round; otherwise the updates
+/// are split evenly over the rounds.
+#[allow(clippy::too_many_arguments)]
+fn train_online(
+    sft: &LanguageModel,
+    reward: &RewardModel,
+    data: &PreferenceData,
+    held_out: &DpoData,
+    config: &DpoConfig,
+    online: &OnlineDpoConfig,
+    objective: DpoObjective,
+    mut train: TrainConfig,
+    options: &RunOptions,
+    mut on_record: impl FnMut(&TrainRecord, &[crate::lm::SampleRecord]),
+) -> Result<(Trainer<DpoObjective>, Vec<OnlineRound>)> {
+    let prompts = &data.prompts.train;
+    if prompts.is_empty() {
+        bail!("online DPO: the preference data has no training prompts");
+    }
+    let steps_per_round = match config.train.steps {
+        0 => prompts.len().div_ceil(config.batch_size),
+        n => n.div_ceil(online.rounds),
+    };
+    train.steps = steps_per_round * online.rounds;
+    train.warmup_steps = config.train.warmup_steps.min(train.steps / 5);
+    let mut trainer = Trainer::new(objective, train)?;
+    let mut rounds = Vec::with_capacity(online.rounds);
+    for round in 0..online.rounds {
+        let seed = config.seed ^ (round as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407);
+        let mut pairs = label_own_answers(
+            &trainer.objective.policy,
+            reward,
+            prompts,
+            online,
+            config.temperature,
+            config.max_new_tokens,
+            config.missing_eos_penalty,
+            seed,
+        )?;
+        let round_data = held_out.with_train(sft, data, &pairs.comparisons, config)?;
+        pairs.round.round = round;
+        pairs.round.first_step = trainer.step;
+        pairs.round.reference_seconds = round_data.reference_seconds;
+        let source = RoundSource {
+            data: &round_data,
+            first_step: trainer.step,
+        };
+        trainer.train_until(
+            &source,
+            options,
+            (round + 1) * steps_per_round,
+            &mut on_record,
+        )?;
+        rounds.push(pairs.round);
+    }
+    Ok((trainer, rounds))
 }
 
 /// `datasets/dpo-runs/<name>`: a DPO run made once with `rlhf-lab dpo` and

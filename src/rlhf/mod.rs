@@ -13,6 +13,7 @@
 //! | [`ppo`] | rung 7: KL-constrained PPO of the language model against the reward model |
 //! | [`ppo_run`] | a finished PPO run on disk (summary, metrics, samples), read back |
 //! | [`dpo`] | rung 8: Direct Preference Optimization on the comparisons (no reward model, no sampling) |
+//! | [`online_dpo`] | rung 8: online DPO — pairs of the policy's own answers, labelled each round by the reward model or the gold standard |
 //! | [`best_of_n`] | best-of-n sampling, the no-training baseline |
 //! | [`overoptimization`] | Gao et al.'s gold-vs-√KL forms, fitted |
 //! | [`plots`] | the figures of notebooks 06 and 07 |
@@ -22,6 +23,7 @@ pub mod best_of_n;
 pub mod dpo;
 pub mod judge;
 pub mod losses;
+pub mod online_dpo;
 pub mod overoptimization;
 pub mod plots;
 pub mod ppo;

@@ -1,10 +1,14 @@
+use super::value_parsers::{at_least_one, finite, share};
 use anyhow::{Context, Result};
 use clap::{Subcommand, ValueEnum};
 use rlhf_lab::feedback::aggregate::{robust_bradley_terry, system_matches};
 use rlhf_lab::feedback::annotators::{honest_crowd, narrow_group, with_trolls, Behaviour};
 use rlhf_lab::feedback::candidates::{candidates, prompts};
 use rlhf_lab::feedback::ranking::{bootstrap, bradley_terry, elo, BtOptions, EloConfig};
-use rlhf_lab::feedback::records::{comparisons, read_feedback, write_feedback, Feedback};
+use rlhf_lab::feedback::records::{
+    check_systems_known, comparison_lines, read_feedback_lines, write_feedback, Comparison,
+    Feedback,
+};
 use rlhf_lab::feedback::simulate::simulate_comparisons;
 use rlhf_lab::world::World;
 use std::path::PathBuf;
@@ -27,23 +31,23 @@ pub enum Method {
 pub enum FeedbackCommand {
     /// Simulate a labelling session and write its comparisons as JSONL.
     Simulate {
-        #[arg(long, default_value_t = 200)]
+        #[arg(long, default_value_t = 200, value_parser = at_least_one)]
         prompts: usize,
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 20, value_parser = at_least_one)]
         annotators: usize,
         /// Pairs of responses judged per prompt.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = at_least_one)]
         pairs_per_prompt: usize,
-        /// Annotators judging each pair.
-        #[arg(long, default_value_t = 3)]
+        /// Annotators judging each pair (distinct, so at most --annotators).
+        #[arg(long, default_value_t = 3, value_parser = at_least_one)]
         per_pair: usize,
-        /// Share of bad-faith annotators.
-        #[arg(long, default_value_t = 0.0)]
+        /// Share of bad-faith annotators, from 0 to 1.
+        #[arg(long, default_value_t = 0.0, value_parser = share, allow_negative_numbers = true)]
         troll_share: f64,
         #[arg(long, value_enum, default_value = "flip")]
         troll: Troll,
         /// Every annotator likes long answers this much (a narrow group).
-        #[arg(long, default_value_t = 0.0)]
+        #[arg(long, default_value_t = 0.0, value_parser = finite, allow_hyphen_values = true)]
         length_bias: f64,
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -55,11 +59,15 @@ pub enum FeedbackCommand {
         file: PathBuf,
         #[arg(long, value_enum, default_value = "bt")]
         method: Method,
-        /// Bootstrap resamples.
-        #[arg(long, default_value_t = 200)]
+        /// Bootstrap resamples (at least 1: the intervals are their percentiles).
+        #[arg(long, default_value_t = 200, value_parser = at_least_one)]
         rounds: usize,
         #[arg(long)]
         json: bool,
+        /// The known systems, comma-separated: a comparison naming any other
+        /// system is an error (a typo or a made-up id would be ranked as a new system).
+        #[arg(long, value_delimiter = ',')]
+        systems: Option<Vec<String>>,
     },
     /// An AI annotator (a language model reading a constitution) labels comparison pairs (RLAIF).
     Judge(super::judge_cmd::JudgeArgs),
@@ -80,10 +88,10 @@ pub fn run(cmd: FeedbackCommand) -> Result<()> {
             out,
         } => {
             anyhow::ensure!(
-                (0.0..=1.0).contains(&troll_share),
-                "--troll-share must be in [0, 1], got {troll_share}"
+                per_pair <= annotators,
+                "--per-pair is {per_pair}, at most --annotators ({annotators}): \
+                 each pair is judged by distinct annotators"
             );
-            anyhow::ensure!(annotators > 0, "--annotators must be at least 1");
             let world = World::generate(0);
             let ps = prompts(&world, n, seed);
             let cands = candidates(&ps, seed + 1);
@@ -108,16 +116,23 @@ pub fn run(cmd: FeedbackCommand) -> Result<()> {
             method,
             rounds,
             json,
+            systems,
         } => {
-            let comps = comparisons(&read_feedback(&file)?);
-            anyhow::ensure!(!comps.is_empty(), "{}: no comparisons", file.display());
-            anyhow::ensure!(
-                comps
-                    .iter()
-                    .all(|c| !c.system_a.is_empty() && !c.system_b.is_empty()),
-                "{}: every comparison needs `system_a` and `system_b` to rank systems",
-                file.display()
-            );
+            let numbered = comparison_lines(&read_feedback_lines(&file)?);
+            anyhow::ensure!(!numbered.is_empty(), "{}: no comparisons", file.display());
+            if let Some((line, _)) = numbered
+                .iter()
+                .find(|(_, c)| c.system_a.is_empty() || c.system_b.is_empty())
+            {
+                anyhow::bail!(
+                    "{}:{line}: every comparison needs `system_a` and `system_b` to rank systems",
+                    file.display()
+                );
+            }
+            if let Some(known) = &systems {
+                check_systems_known(&file.display().to_string(), &numbered, known)?;
+            }
+            let comps: Vec<Comparison> = numbered.into_iter().map(|(_, c)| c).collect();
             let (names, matches) = system_matches(&comps);
             let n = names.len();
             let (ratings, intervals) = match method {

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use candle_core::DType;
 use clap::Args;
-use rlhf_lab::feedback::records::{comparisons, read_feedback, write_feedback, Feedback};
+use rlhf_lab::feedback::records::{write_feedback, Feedback};
 use rlhf_lab::lm::LanguageModel;
 use rlhf_lab::rlhf::judge::{
     judge_model_path, judge_pairs, AiAnnotator, JudgeConfig, JudgeReport, LanguageModelJudge,
@@ -26,8 +26,8 @@ pub struct JudgeArgs {
     /// Skip the first N pairs (to label a long file in parts).
     #[arg(long, default_value_t = 0)]
     skip: usize,
-    /// Label at most N pairs (after --skip).
-    #[arg(long)]
+    /// Label at most N pairs (after --skip), at least 1.
+    #[arg(long, value_parser = super::value_parsers::at_least_one)]
     limit: Option<usize>,
     /// `averaged` (both orders, Lee et al. 2023) or `as-shown` (A first only).
     #[arg(long, value_enum, default_value = "averaged")]
@@ -62,7 +62,9 @@ pub fn run(a: JudgeArgs) -> Result<()> {
         Some(p) => super::rm_cmd::read_json_config(p)?,
         None => JudgeConfig::default(),
     };
-    let mut pairs = comparisons(&read_feedback(&a.pairs)?);
+    let data = preferences::read(&a.data)
+        .with_context(|| format!("reading the preference dataset {}", a.data.display()))?;
+    let mut pairs = data.own_comparisons(&a.pairs)?;
     anyhow::ensure!(!pairs.is_empty(), "{}: no comparisons", a.pairs.display());
     pairs.drain(..a.skip.min(pairs.len()));
     if let Some(n) = a.limit {
@@ -74,8 +76,6 @@ pub fn run(a: JudgeArgs) -> Result<()> {
         a.pairs.display(),
         a.skip
     );
-    let data = preferences::read(&a.data)
-        .with_context(|| format!("reading the preference dataset {}", a.data.display()))?;
     let path = judge_model_path(&a.judge)?;
     let lm = LanguageModel::load(&path, &device, DType::F32)?;
     let model_name = if a.judge == "smollm2" {

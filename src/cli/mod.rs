@@ -11,6 +11,7 @@ mod ppo_cmd;
 mod progress;
 mod rm_cmd;
 mod sft_cmd;
+mod value_parsers;
 
 use clap::{Parser, Subcommand};
 

@@ -7,7 +7,6 @@ use super::progress::Progress;
 use anyhow::{bail, Context, Result};
 use candle_core::DType;
 use clap::{Args, Subcommand};
-use rlhf_lab::feedback::records::{read_feedback, Feedback};
 use rlhf_lab::lm::pretrained::resolve_model_path;
 use rlhf_lab::lm::{checkpoint_to_resume, LanguageModel, RunOptions, Trainer};
 use rlhf_lab::rlhf::losses::PairwiseOptions;
@@ -287,13 +286,6 @@ fn progress(bar: &Progress, r: &rlhf_lab::lm::TrainRecord) {
 fn score_cmd(a: ScoreArgs) -> Result<()> {
     let rm = RewardModel::load(&a.model, &candle_core::Device::Cpu)?;
     if let Some(path) = &a.data {
-        let mut comps = Vec::new();
-        for (i, r) in read_feedback(path)?.into_iter().enumerate() {
-            match r {
-                Feedback::Comparison(c) => comps.push(c),
-                _ => bail!("{}:{}: not a comparison record", path.display(), i + 1),
-            }
-        }
         // The gold standard needs the prompts' facts: they come from the
         // preference dataset beside the file.
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -303,6 +295,8 @@ fn score_cmd(a: ScoreArgs) -> Result<()> {
                 path.display()
             )
         })?;
+        // Checked against the dataset's prompts and answers, with file and line.
+        let comps = data.own_comparisons(path)?;
         let m = evaluate_reward_model(&rm, &data, &comps)?;
         if a.json {
             println!("{}", serde_json::to_string_pretty(&m)?);

@@ -5,7 +5,9 @@
 use super::ranking::{bradley_terry, elo_expected, BtOptions, Match};
 use super::records::{Checklist, Comparison, Flaw, Rating, Thumbs, Winner};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+// Every map that is iterated is a BTreeMap, so that sums and ties run in the
+// same order on every run (a HashMap's order changes between runs).
+use std::collections::{BTreeMap, HashMap};
 
 /// Wilson score interval (Wilson 1927) for a proportion: `successes` of `n` at
 /// z = 1.96 (95%). Returns `(estimate, lo, hi)`.
@@ -23,7 +25,7 @@ pub fn wilson_interval(successes: usize, n: usize, z: f64) -> (f64, f64, f64) {
 
 /// Thumbs-up rate per system with a 95% Wilson interval: `(system, rate, lo, hi, n)`.
 pub fn thumbs_up_rates(votes: &[Thumbs]) -> Vec<(String, f64, f64, f64, usize)> {
-    let mut t: HashMap<String, (usize, usize)> = HashMap::new();
+    let mut t: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for v in votes {
         let e = t.entry(v.system.clone()).or_default();
         e.0 += v.up as usize;
@@ -73,7 +75,7 @@ impl FlawWeights {
 
 /// Mean checklist quality per system, best first.
 pub fn checklist_scores(lists: &[Checklist], weights: &FlawWeights) -> Vec<(String, f64, usize)> {
-    let mut t: HashMap<String, (f64, usize)> = HashMap::new();
+    let mut t: BTreeMap<String, (f64, usize)> = BTreeMap::new();
     for c in lists {
         let e = t.entry(c.system.clone()).or_default();
         e.0 += weights.quality(&c.flaws);
@@ -90,7 +92,7 @@ pub fn checklist_scores(lists: &[Checklist], weights: &FlawWeights) -> Vec<(Stri
 /// Each rating z-scored within its annotator: (score − annotator mean) / annotator sd,
 /// which removes "one rater's 7 is another's 4". Returned in input order.
 pub fn z_scored_ratings(ratings: &[Rating]) -> Vec<f64> {
-    let mut by: HashMap<&str, Vec<f64>> = HashMap::new();
+    let mut by: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for r in ratings {
         by.entry(&r.annotator).or_default().push(r.score as f64);
     }
@@ -113,7 +115,7 @@ pub fn z_scored_ratings(ratings: &[Rating]) -> Vec<f64> {
 
 /// Mean of `values` per system (e.g. raw or z-scored ratings), best first.
 pub fn mean_by_system(systems: &[String], values: &[f64]) -> Vec<(String, f64, usize)> {
-    let mut t: HashMap<&str, (f64, usize)> = HashMap::new();
+    let mut t: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
     for (s, v) in systems.iter().zip(values) {
         let e = t.entry(s).or_default();
         e.0 += v;
@@ -187,14 +189,14 @@ pub fn robust_bradley_terry_items(
     items: impl Fn(&Comparison) -> (String, String),
 ) -> RobustFit {
     let (names, base) = item_matches(comparisons, items);
-    let mut weights: HashMap<&str, f64> = comparisons
+    let mut weights: BTreeMap<&str, f64> = comparisons
         .iter()
         .map(|c| (c.annotator.as_str(), 1.0))
         .collect();
     let mut ratings = bradley_terry(names.len(), &base, BtOptions::default());
     let mut report = Vec::new();
     for _ in 0..rounds.max(1) {
-        let mut tally: HashMap<&str, (f64, f64)> = HashMap::new();
+        let mut tally: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
         for (c, m) in comparisons.iter().zip(&base) {
             if c.winner == Winner::Tie {
                 continue;

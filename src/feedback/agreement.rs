@@ -2,7 +2,7 @@
 //! annotator's agreement with the consensus.
 
 use super::records::{Comparison, Winner};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The same question asked of several annotators: prompt and the two responses.
 fn item_key(c: &Comparison) -> (String, String, String) {
@@ -21,9 +21,10 @@ fn label(w: Winner) -> usize {
     }
 }
 
-/// Labels per item per annotator.
-fn by_item(comparisons: &[Comparison]) -> HashMap<(String, String, String), Vec<(String, usize)>> {
-    let mut m: HashMap<_, Vec<(String, usize)>> = HashMap::new();
+/// Labels per item per annotator, items in sorted order (a BTreeMap: the
+/// κ sums run in the same order on every run, so results match to the bit).
+fn by_item(comparisons: &[Comparison]) -> BTreeMap<(String, String, String), Vec<(String, usize)>> {
+    let mut m: BTreeMap<_, Vec<(String, usize)>> = BTreeMap::new();
     for c in comparisons {
         m.entry(item_key(c))
             .or_default()
@@ -142,7 +143,7 @@ pub fn fleiss_kappa(comparisons: &[Comparison]) -> f64 {
 /// For each annotator: the share of its labels equal to the majority label of the
 /// *other* annotators of the same item (items with no strict majority skipped).
 pub fn agreement_with_consensus(comparisons: &[Comparison]) -> Vec<(String, f64, usize)> {
-    let mut tally: HashMap<String, (usize, usize)> = HashMap::new();
+    let mut tally: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for labels in by_item(comparisons).values() {
         for (i, (who, mine)) in labels.iter().enumerate() {
             let mut c = [0usize; 3];

@@ -69,6 +69,20 @@ pub struct Comparison {
 }
 
 impl Comparison {
+    /// A system compared with itself says nothing about which system is better,
+    /// yet a ranking would count it as two matches: `system_a` and `system_b`
+    /// must differ when both are given.
+    pub fn check_distinct_systems(&self) -> std::result::Result<(), String> {
+        if !self.system_a.is_empty() && self.system_a == self.system_b {
+            return Err(format!(
+                "fields `system_a` and `system_b` are both `{}`: a comparison of a system \
+                 with itself says nothing about which is better",
+                self.system_a
+            ));
+        }
+        Ok(())
+    }
+
     /// The preferred and the other answer, or `None` for a tie.
     pub fn chosen_rejected(&self) -> Option<(&str, &str)> {
         match self.winner {
@@ -141,7 +155,8 @@ impl Feedback {
                 nonempty("prompt", &c.prompt)?;
                 nonempty("response_a", &c.response_a)?;
                 nonempty("response_b", &c.response_b)?;
-                nonempty("annotator", &c.annotator)
+                nonempty("annotator", &c.annotator)?;
+                c.check_distinct_systems()
             }
             Feedback::Thumbs(t) => {
                 nonempty("prompt", &t.prompt)?;
@@ -168,14 +183,31 @@ impl Feedback {
 
 /// Read a JSONL file of feedback. Every error names the file and the line.
 pub fn read_feedback(path: impl AsRef<Path>) -> Result<Vec<Feedback>> {
+    Ok(read_feedback_lines(path)?
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect())
+}
+
+/// [`read_feedback`], each record with its line number (from 1) in the file,
+/// so that later checks can name the line too.
+pub fn read_feedback_lines(path: impl AsRef<Path>) -> Result<Vec<(usize, Feedback)>> {
     let path = path.as_ref();
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    parse_feedback(&text, &path.display().to_string())
+    parse_feedback_lines(&text, &path.display().to_string())
 }
 
 /// Parse JSONL text; `source` names it in errors.
 pub fn parse_feedback(text: &str, source: &str) -> Result<Vec<Feedback>> {
+    Ok(parse_feedback_lines(text, source)?
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect())
+}
+
+/// [`parse_feedback`], each record with its line number (from 1).
+pub fn parse_feedback_lines(text: &str, source: &str) -> Result<Vec<(usize, Feedback)>> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -188,7 +220,7 @@ pub fn parse_feedback(text: &str, source: &str) -> Result<Vec<Feedback>> {
         if let Err(msg) = rec.validate() {
             bail!("{source}:{}: {msg}", i + 1);
         }
-        out.push(rec);
+        out.push((i + 1, rec));
     }
     Ok(out)
 }
@@ -222,6 +254,39 @@ pub fn comparisons(records: &[Feedback]) -> Vec<Comparison> {
             _ => None,
         })
         .collect()
+}
+
+/// The comparisons of a list of numbered records (see [`read_feedback_lines`]),
+/// each with its line.
+pub fn comparison_lines(records: &[(usize, Feedback)]) -> Vec<(usize, Comparison)> {
+    records
+        .iter()
+        .filter_map(|(line, r)| match r {
+            Feedback::Comparison(c) => Some((*line, c.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Check that every system a comparison names (`system_a`, `system_b`) is in
+/// `catalogue`, the systems known to exist; `source` names the file. The
+/// error names the file, the line, the field and the unknown id.
+pub fn check_systems_known(
+    source: &str,
+    comparisons: &[(usize, Comparison)],
+    catalogue: &[String],
+) -> Result<()> {
+    for (line, c) in comparisons {
+        for (field, id) in [("system_a", &c.system_a), ("system_b", &c.system_b)] {
+            if !catalogue.contains(id) {
+                bail!(
+                    "{source}:{line}: field `{field}` is `{id}`, not a known system (known: {})",
+                    catalogue.join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One preference pair in TRL's format (ties have no chosen side and are skipped).
@@ -317,6 +382,30 @@ mod tests {
         let e = parse_feedback(&empty, "i.jsonl").unwrap_err().to_string();
         assert!(e.contains("`response_a` is empty"), "{e}");
         assert_eq!(parse_feedback(good, "ok").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_system_against_itself_is_an_error_and_catalogue_checks_name_the_id() {
+        let same = r#"{"kind":"comparison","prompt_id":"p","prompt":"q?","response_a":"x","response_b":"y","system_a":"s1","system_b":"s1","winner":"a","annotator":"ann"}"#;
+        let e = parse_feedback(&format!("\n{same}\n"), "f.jsonl")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("f.jsonl:2: fields `system_a` and `system_b` are both `s1`"),
+            "{e}"
+        );
+        let other = same.replace("\"system_b\":\"s1\"", "\"system_b\":\"s2\"");
+        let recs = parse_feedback_lines(&format!("{other}\n\n{other}\n"), "g").unwrap();
+        let comps = comparison_lines(&recs);
+        assert_eq!(comps.iter().map(|c| c.0).collect::<Vec<_>>(), vec![1, 3]);
+        check_systems_known("g", &comps, &["s1".into(), "s2".into()]).unwrap();
+        let e = check_systems_known("g", &comps, &["s1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("g:1: field `system_b` is `s2`, not a known system"),
+            "{e}"
+        );
     }
 
     #[test]

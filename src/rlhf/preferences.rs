@@ -13,7 +13,7 @@
 use crate::feedback::annotators::{honest_crowd, narrow_group, with_trolls, Annotator, Behaviour};
 use crate::feedback::candidates::{candidates, chat_prompts, Candidate, Prompt};
 use crate::feedback::gold::{gold_score_turn, END_OF_TURN};
-use crate::feedback::records::{read_feedback, write_feedback, Comparison, Feedback, Winner};
+use crate::feedback::records::{read_feedback_lines, write_feedback, Comparison, Feedback, Winner};
 use crate::feedback::simulate::simulate_turn_comparisons;
 use crate::lm::tokenizer::ChatMessage;
 use crate::lm::{LanguageModel, SamplingConfig};
@@ -441,26 +441,34 @@ pub fn read(dir: &Path) -> Result<PreferenceData> {
         }
     }
     let responses: Vec<Response> = crate::io::read_jsonl(&dir.join("responses.jsonl"))?;
-    let comps = |split: &str| read_comparisons(&dir.join(format!("{split}.jsonl")));
-    Ok(PreferenceData {
+    let mut data = PreferenceData {
         prompts,
         responses,
-        comparisons: Splits {
-            train: comps("train")?,
-            validation: comps("validation")?,
-            test: comps("test")?,
-        },
-    })
+        comparisons: Splits::default(),
+    };
+    data.comparisons = Splits {
+        train: data.own_comparisons(&dir.join("train.jsonl"))?,
+        validation: data.own_comparisons(&dir.join("validation.jsonl"))?,
+        test: data.own_comparisons(&dir.join("test.jsonl"))?,
+    };
+    Ok(data)
 }
 
 /// The comparison records of one JSONL file; errors name the file and line.
 pub fn read_comparisons(path: &Path) -> Result<Vec<Comparison>> {
-    read_feedback(path)?
+    Ok(read_comparison_lines(path)?
         .into_iter()
-        .enumerate()
-        .map(|(i, r)| match r {
-            Feedback::Comparison(c) => Ok(c),
-            _ => bail!("{}:{}: not a comparison", path.display(), i + 1),
+        .map(|(_, c)| c)
+        .collect())
+}
+
+/// [`read_comparisons`], each with its line in the file (for later checks).
+pub fn read_comparison_lines(path: &Path) -> Result<Vec<(usize, Comparison)>> {
+    read_feedback_lines(path)?
+        .into_iter()
+        .map(|(line, r)| match r {
+            Feedback::Comparison(c) => Ok((line, c)),
+            _ => bail!("{}:{line}: not a comparison", path.display()),
         })
         .collect()
 }
@@ -472,30 +480,65 @@ impl PreferenceData {
     /// it. The test comparisons stay, so "accuracy against the annotators"
     /// still means the held-out crowd.
     pub fn with_labels_from(mut self, dir: &Path) -> Result<Self> {
-        self.comparisons.train = self.labels_of_own_prompts(&dir.join("train.jsonl"))?;
+        self.comparisons.train = self.own_comparisons(&dir.join("train.jsonl"))?;
         let validation = dir.join("validation.jsonl");
         if validation.exists() {
-            self.comparisons.validation = self.labels_of_own_prompts(&validation)?;
+            self.comparisons.validation = self.own_comparisons(&validation)?;
         }
         Ok(self)
     }
 
-    /// The comparisons of `path`, each about a prompt of this dataset.
-    fn labels_of_own_prompts(&self, path: &Path) -> Result<Vec<Comparison>> {
-        let labels = read_comparisons(path)?;
-        if let Some((i, c)) = labels
-            .iter()
-            .enumerate()
-            .find(|(_, c)| self.prompt(&c.prompt_id).is_none())
-        {
-            bail!(
-                "{}:{}: field `prompt_id` is `{}`, not a prompt of this dataset",
-                path.display(),
-                i + 1,
-                c.prompt_id
-            );
+    /// The comparisons of `path`, checked by [`Self::check_comparisons`].
+    pub fn own_comparisons(&self, path: &Path) -> Result<Vec<Comparison>> {
+        let comps = read_comparison_lines(path)?;
+        self.check_comparisons(&path.display().to_string(), &comps)?;
+        Ok(comps.into_iter().map(|(_, c)| c).collect())
+    }
+
+    /// Check comparisons (each with its line in `source`) against this
+    /// dataset, the catalogue of what exists: each is about one of its
+    /// prompts, both answers are answers to that prompt in `responses.jsonl`,
+    /// and a system named (`system_a`, `system_b`) is one that wrote that
+    /// answer. A made-up id would otherwise be trained on or ranked without a
+    /// word. The error names the file, the line, the field and the unknown id.
+    pub fn check_comparisons(&self, source: &str, comps: &[(usize, Comparison)]) -> Result<()> {
+        use std::collections::{BTreeSet, HashMap};
+        let mut sources: HashMap<(&str, &str), BTreeSet<&str>> = HashMap::new();
+        for r in &self.responses {
+            sources
+                .entry((r.prompt_id.as_str(), r.text.as_str()))
+                .or_default()
+                .insert(r.source.as_str());
         }
-        Ok(labels)
+        for (line, c) in comps {
+            if self.prompt(&c.prompt_id).is_none() {
+                bail!(
+                    "{source}:{line}: field `prompt_id` is `{}`, not a prompt of this dataset",
+                    c.prompt_id
+                );
+            }
+            for (side, text, system) in [
+                ("a", &c.response_a, &c.system_a),
+                ("b", &c.response_b, &c.system_b),
+            ] {
+                let Some(writers) = sources.get(&(c.prompt_id.as_str(), text.as_str())) else {
+                    bail!(
+                        "{source}:{line}: field `response_{side}` is not an answer to prompt `{}` \
+                         in this dataset's responses.jsonl",
+                        c.prompt_id
+                    );
+                };
+                if !system.is_empty() && !writers.contains(system.as_str()) {
+                    bail!(
+                        "{source}:{line}: field `system_{side}` is `{system}`, not a system that \
+                         wrote this answer to prompt `{}` (written by: {})",
+                        c.prompt_id,
+                        writers.iter().copied().collect::<Vec<_>>().join(", ")
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 }
 

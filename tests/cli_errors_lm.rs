@@ -147,14 +147,14 @@ fn zero_batch_size_steps_and_scale_name_the_flag() {
     assert!(!out.exists(), "nothing written for a refused command");
 }
 
-/// Write `lm`'s weights with one NaN in `name` into a copy of tiny-sft.
-fn tiny_with_nan_weight(dir: &Path, name: &str) -> PathBuf {
+/// A copy of tiny-sft whose weight `name` holds one `bad` value.
+fn tiny_with_bad_weight(dir: &Path, name: &str, bad: f32) -> PathBuf {
     let m = tiny_with_config(dir, "vocab_size", 1147.into());
     let path = m.join("model.safetensors");
     let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
     let t = &tensors[name];
     let mut v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    v[3] = f32::NAN;
+    v[3] = bad;
     let bad = Tensor::from_vec(v, t.shape(), &Device::Cpu).unwrap();
     tensors.insert(name.to_string(), bad);
     candle_core::safetensors::save(&tensors, &path).unwrap();
@@ -164,15 +164,17 @@ fn tiny_with_nan_weight(dir: &Path, name: &str) -> PathBuf {
 #[test]
 fn nan_weights_are_refused_on_load_naming_file_and_tensor() {
     let d = scratch("nanw");
-    let m = tiny_with_nan_weight(&d, "model.norm.weight");
-    assert_clear_error(
-        &sample(&m),
-        &[
-            "model.safetensors",
-            "`model.norm.weight`",
-            "NaN or infinite",
-        ],
-    );
+    for (i, bad) in [f32::NAN, f32::INFINITY].into_iter().enumerate() {
+        let m = tiny_with_bad_weight(&d.join(i.to_string()), "model.norm.weight", bad);
+        assert_clear_error(
+            &sample(&m),
+            &[
+                "model.safetensors",
+                "`model.norm.weight`",
+                "NaN or infinite",
+            ],
+        );
+    }
 }
 
 #[test]

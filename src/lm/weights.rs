@@ -188,8 +188,9 @@ pub fn ensure_finite_weight(t: &Tensor, name: &str, source: &str) -> Result<()> 
     if !t.dtype().is_float() {
         return Ok(());
     }
-    // x − x is 0 for every finite x and NaN for NaN and ±Inf.
-    let s = (t - t)?
+    // x · 0 is 0 for every finite x and NaN for NaN and ±Inf.
+    let s = t
+        .affine(0.0, 0.0)?
         .sum_all()?
         .to_dtype(DType::F32)?
         .to_scalar::<f32>()?;

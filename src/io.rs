@@ -163,6 +163,31 @@ pub fn write_dir_atomic(
     replace_dir(&tmp, dir)
 }
 
+/// Make sure `dir` can hold a run's outputs before the run starts: create it
+/// (and its parents) if needed, then write and remove a probe file. The error
+/// names the folder, so an output path under a regular file or in a read-only
+/// folder fails in a second, not after hours of training.
+pub fn check_output_dir_writable(dir: &Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "output folder {}: cannot be created (is a parent a regular file, or read-only?)",
+            dir.display()
+        )
+    })?;
+    let probe = dir.join(format!(".write-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"probe")
+        .with_context(|| format!("output folder {}: cannot be written", dir.display()))?;
+    std::fs::remove_file(&probe).with_context(|| {
+        format!(
+            "output folder {}: cannot remove the probe file {}",
+            dir.display(),
+            probe.display()
+        )
+    })?;
+    Ok(())
+}
+
 /// Read a JSON Lines file (one JSON value per line, blank lines skipped) into
 /// records; an error names the file and the line (`path:line`).
 pub fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>> {

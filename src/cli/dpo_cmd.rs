@@ -4,7 +4,7 @@ use super::lm_cmd::device;
 use super::lora_args::LoraArgs;
 use super::progress::Progress;
 use super::rm_cmd::read_json_config;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::DType;
 use clap::Args;
 use rlhf_lab::lm::pretrained::resolve_model_path;
@@ -124,7 +124,7 @@ pub fn run(a: DpoArgs) -> Result<()> {
         config.lora = Some(lora);
     }
     config.validate()?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    rlhf_lab::io::check_output_dir_writable(&a.out)?;
     let mut data = preferences::read(&a.data)?;
     if let Some(dir) = &a.labels {
         data = data.with_labels_from(dir)?;

@@ -7,8 +7,8 @@ use clap::{Args, Subcommand};
 use rlhf_lab::lm::pretrain;
 use rlhf_lab::lm::pretrained::resolve_model_path;
 use rlhf_lab::lm::{
-    resume_language_model, LanguageModel, NextTokenLoss, RunOptions, SamplingConfig, TrainConfig,
-    Trainer,
+    resume_language_model_as, LanguageModel, NextTokenLoss, RunOptions, SamplingConfig,
+    TrainConfig, Trainer,
 };
 use std::path::PathBuf;
 
@@ -42,21 +42,27 @@ pub struct PretrainArgs {
     #[arg(long, default_value = "runs/pretrain")]
     out: PathBuf,
     /// Model size: width 128·scale, 4·scale layers (1 = the CPU-sized tiny model).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::at_least_one)]
     scale: usize,
-    #[arg(long, default_value_t = 600)]
+    /// Total number of updates (with --resume: including the checkpoint's).
+    #[arg(long, default_value_t = 600, value_parser = super::at_least_one)]
     steps: usize,
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = super::at_least_one)]
     batch_size: usize,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = super::at_least_one)]
     seq_len: usize,
-    #[arg(long, default_value_t = 3e-3)]
-    lr: f64,
-    #[arg(long, default_value_t = 100)]
+    /// Peak learning rate [default: 3e-3]. With --resume: the checkpoint's
+    /// unless given; a different value replaces it from the next update on,
+    /// and a note on stderr says so.
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long, default_value_t = 100, value_parser = super::at_least_one)]
     eval_every: usize,
+    /// Seed of the initialisation and the batches (with --resume: must be the checkpoint's).
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Continue from the checkpoint in --out (up to --steps updates in total).
+    /// Continue from the checkpoint in --out (or `checkpoint.old` beside it,
+    /// left by an interrupted checkpoint write), up to --steps updates in total.
     #[arg(long)]
     resume: bool,
     /// Run on the first CUDA GPU (needs a build with --features cuda).
@@ -126,19 +132,40 @@ pub fn run(cmd: LmCommand) -> Result<()> {
     }
 }
 
+/// Resume a pre-training or SFT run from `ckpt` (see
+/// [`rlhf_lab::lm::Trainer::resume_note`]) with a command's `--steps`,
+/// `--seed` and `--lr`: the steps become the new total, the seed must be the
+/// checkpoint's, a different learning rate replaces the checkpoint's with a
+/// note on stderr.
+pub fn resume_lm(
+    ckpt: &std::path::Path,
+    device: &Device,
+    dtype: DType,
+    steps: usize,
+    seed: u64,
+    lr: Option<f64>,
+) -> Result<(LanguageModel, rlhf_lab::lm::LmTrainer)> {
+    let (lm, mut t) = resume_language_model_as(ckpt, device, dtype)?;
+    t.check_resume_seed(seed)?;
+    t.set_total_steps(steps)?;
+    if let Some(note) = lr.map(|lr| t.change_lr(lr)).transpose()?.flatten() {
+        eprintln!("{note}");
+    }
+    println!("{}", t.resume_note(ckpt));
+    Ok((lm, t))
+}
+
 fn pretrain_cmd(a: PretrainArgs) -> Result<()> {
     let device = device(a.cuda)?;
+    rlhf_lab::io::check_output_dir_writable(&a.out)?;
     let ckpt = a.out.join("checkpoint");
     let setup = pretrain::setup(&a.corpus, a.scale, a.batch_size, a.seq_len, a.seed, &device)?;
     let (lm, mut trainer) = if a.resume {
-        let (lm, mut t) = resume_language_model(&ckpt, &device)?;
-        t.config.steps = a.steps;
-        println!("resumed at update {} from {}", t.step, ckpt.display());
-        (lm, t)
+        resume_lm(&ckpt, &device, DType::F32, a.steps, a.seed, a.lr)?
     } else {
         let config = TrainConfig {
             steps: a.steps,
-            lr: a.lr,
+            lr: a.lr.unwrap_or(3e-3),
             eval_every: a.eval_every,
             seed: a.seed,
             ..TrainConfig::default()
@@ -178,10 +205,11 @@ fn pretrain_cmd(a: PretrainArgs) -> Result<()> {
     bar.finish();
     trainer.write_metrics(&a.out)?;
     rlhf_lab::io::write_json_atomic(&a.out.join("samples.json"), &trainer.samples)?;
+    let written = trainer.last_checkpoint.as_deref().unwrap_or(&ckpt);
     println!(
         "checkpoint: {} (load with `rlhf-lab lm sample --model {}`); metrics: {}",
-        ckpt.display(),
-        ckpt.display(),
+        written.display(),
+        written.display(),
         a.out.join("metrics.csv").display()
     );
     Ok(())

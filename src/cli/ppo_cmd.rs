@@ -4,7 +4,7 @@
 use super::lm_cmd::device;
 use super::lora_args::LoraArgs;
 use super::progress::Progress;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::DType;
 use clap::Args;
 use rlhf_lab::lm::pretrained::resolve_model_path;
@@ -104,7 +104,7 @@ pub fn run(a: PpoArgs) -> Result<()> {
         config.lora = Some(lora);
     }
     config.validate()?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    rlhf_lab::io::check_output_dir_writable(&a.out)?;
     let data = preferences::read(&a.data)?;
     let sft = LanguageModel::load(&resolve_model_path(&a.policy)?, &device, DType::F32)?;
     let rm = RewardModel::load(&a.reward_model, &device)?;

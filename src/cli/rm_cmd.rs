@@ -65,6 +65,9 @@ pub struct TrainArgs {
     /// Comparisons per batch.
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Peak learning rate. With --resume: the checkpoint's unless given; a
+    /// different value replaces it from the next update on, and a note on
+    /// stderr says so.
     #[arg(long)]
     lr: Option<f64>,
     #[arg(long)]
@@ -74,7 +77,8 @@ pub struct TrainArgs {
     /// A JSON file with `RewardTrainConfig` fields; flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Continue from the checkpoint in --out.
+    /// Continue from the checkpoint in --out (or `checkpoint.old` beside it,
+    /// left by an interrupted checkpoint write); --steps raises the total.
     #[arg(long)]
     resume: bool,
     #[arg(long)]
@@ -182,7 +186,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         data = data.with_labels_from(dir)?;
     }
     let labels = data.comparisons.clone();
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    rlhf_lab::io::check_output_dir_writable(&a.out)?;
     let ckpt = a.out.join("checkpoint");
     let options = RunOptions {
         checkpoint_dir: Some(ckpt.clone()),
@@ -205,12 +209,13 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             },
         );
         let mut trainer = Trainer::resume(objective, &dir)?;
-        println!(
-            "resumed at update {} of {} from {}",
-            trainer.step,
-            trainer.config.steps,
-            dir.display()
-        );
+        if let Some(steps) = a.steps.filter(|&s| s > 0) {
+            trainer.set_total_steps(steps)?;
+        }
+        if let Some(note) = a.lr.map(|lr| trainer.change_lr(lr)).transpose()?.flatten() {
+            eprintln!("{note}");
+        }
+        println!("{}", trainer.resume_note(&ckpt));
         let bar = Progress::new("rm", trainer.config.steps);
         let started = std::time::Instant::now();
         trainer.train_with(&source, &options, |r, _| progress(&bar, r))?;

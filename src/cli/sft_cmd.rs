@@ -1,6 +1,6 @@
 //! `rlhf-lab sft …`: supervised fine-tuning on demonstrations (rung 4).
 
-use super::lm_cmd::device;
+use super::lm_cmd::{device, resume_lm};
 use super::lora_args::LoraArgs;
 use super::progress::Progress;
 use anyhow::Result;
@@ -20,22 +20,35 @@ pub struct SftArgs {
     #[arg(long, default_value = "datasets/sft")]
     data: PathBuf,
     /// Output folder: the fine-tuned model in `model/` (with --lora: the adapters,
-    /// in PEFT's format, naming --model as their base), metrics, the before/after table.
+    /// in PEFT's format, naming --model as their base), `checkpoint/` (every
+    /// --eval-every updates, atomically), metrics, the before/after table.
     #[arg(long, default_value = "runs/sft")]
     out: PathBuf,
-    #[arg(long, default_value_t = 300)]
+    /// Total number of updates (with --resume: including the checkpoint's).
+    #[arg(long, default_value_t = 300, value_parser = super::at_least_one)]
     steps: usize,
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = super::at_least_one)]
     batch_size: usize,
     /// Longer conversations are truncated (and counted).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = super::at_least_one)]
     max_len: usize,
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
-    #[arg(long, default_value_t = 50)]
+    /// Peak learning rate [default: 1e-3]. With --resume: the checkpoint's
+    /// unless given; a different value replaces it from the next update on,
+    /// and a note on stderr says so.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Evaluate on the validation split and checkpoint every this many updates.
+    #[arg(long, default_value_t = 50, value_parser = super::at_least_one)]
     eval_every: usize,
+    /// Seed of the batches (and of LoRA's initialisation); with --resume: must be the checkpoint's.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Continue from the checkpoint in --out (or `checkpoint.old` beside it,
+    /// left by an interrupted checkpoint write), up to --steps updates in
+    /// total; give the same --model, --data, --batch-size and --max-len. The
+    /// result is the uninterrupted run's, to the bit.
+    #[arg(long)]
+    resume: bool,
     /// Test conversations per kind used for the behaviour table (0 = all).
     #[arg(long, default_value_t = 0)]
     eval_examples: usize,
@@ -73,13 +86,32 @@ pub fn data(a: SftDataArgs) -> Result<()> {
 pub fn run(a: SftArgs) -> Result<()> {
     let device = device(a.cuda)?;
     let dtype = if a.bf16 { DType::BF16 } else { DType::F32 };
+    let lora = a.lora.config()?;
+    rlhf_lab::io::check_output_dir_writable(&a.out)?;
+    let ckpt = a.out.join("checkpoint");
     let base = LanguageModel::load(&resolve_model_path(&a.model)?, &device, dtype)?;
-    let lm = match a.lora.config()? {
-        Some(lora) => base.with_lora(&lora, a.seed)?,
+    let start = match &lora {
+        Some(lora) => base.with_lora(lora, a.seed)?,
         None => base,
     };
     let (train, valid, test) = sft::read_splits(&a.data)?;
     let test = sft::take_per_kind(&test, a.eval_examples);
+    // The behaviour before fine-tuning is the starting model's, on resuming too.
+    let before = sft::evaluate_behaviour(&start, &test, 64)?;
+    let (lm, mut trainer) = if a.resume {
+        resume_lm(&ckpt, &device, dtype, a.steps, a.seed, a.lr)?
+    } else {
+        let config = TrainConfig {
+            steps: a.steps,
+            lr: a.lr.unwrap_or(1e-3),
+            warmup_steps: 20.min(a.steps / 5),
+            eval_every: a.eval_every,
+            seed: a.seed,
+            ..TrainConfig::default()
+        };
+        let t = Trainer::new(NextTokenLoss::new(&start), config)?;
+        (start, t)
+    };
     let data = SftDataset::new(
         &lm.tokenizer,
         &train,
@@ -97,18 +129,8 @@ pub fn run(a: SftArgs) -> Result<()> {
         data.truncated.0,
         data.truncated.1
     );
-    let before = sft::evaluate_behaviour(&lm, &test, 64)?;
-    let config = TrainConfig {
-        steps: a.steps,
-        lr: a.lr,
-        warmup_steps: 20.min(a.steps / 5),
-        eval_every: a.eval_every,
-        seed: a.seed,
-        ..TrainConfig::default()
-    };
-    let mut trainer = Trainer::new(NextTokenLoss::new(&lm), config)?;
     let options = RunOptions {
-        checkpoint_dir: Some(a.out.join("checkpoint")),
+        checkpoint_dir: Some(ckpt),
         ..Default::default()
     };
     let bar = Progress::new("sft", a.steps);

@@ -103,7 +103,8 @@ impl LlamaConfig {
         embed + head + self.num_hidden_layers * per_layer + d
     }
 
-    /// Check that the shapes fit together; errors name the field.
+    /// Check that the shapes fit together; errors name the field. Every
+    /// field is checked before any arithmetic on it (no division by zero).
     pub fn validate(&self) -> Result<()> {
         let positive = [
             ("vocab_size", self.vocab_size),
@@ -116,7 +117,7 @@ impl LlamaConfig {
         ];
         for (name, v) in positive {
             if v == 0 {
-                bail!("config field `{name}` must be positive");
+                bail!("config field `{name}` must be positive, got 0");
             }
         }
         if self.hidden_size % self.num_attention_heads != 0 {
@@ -128,7 +129,10 @@ impl LlamaConfig {
         }
         if self.head_dim() % 2 != 0 {
             bail!(
-                "head width hidden_size / num_attention_heads must be even for rotary embeddings"
+                "config fields `hidden_size` / `num_attention_heads` ({} / {} = {}) must give an even head width for rotary embeddings",
+                self.hidden_size,
+                self.num_attention_heads,
+                self.head_dim()
             );
         }
         if self.num_attention_heads % self.num_key_value_heads != 0 {
@@ -138,10 +142,25 @@ impl LlamaConfig {
                 self.num_key_value_heads
             );
         }
-        if self.rms_norm_eps.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
-            || self.rope_theta.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
-        {
-            bail!("config fields `rms_norm_eps` and `rope_theta` must be positive");
+        for (name, v) in [
+            ("rms_norm_eps", self.rms_norm_eps),
+            ("rope_theta", self.rope_theta),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                bail!("config field `{name}` must be a positive finite number, got {v}");
+            }
+        }
+        for (name, id) in [
+            ("bos_token_id", self.bos_token_id),
+            ("eos_token_id", self.eos_token_id),
+            ("pad_token_id", self.pad_token_id),
+        ] {
+            if let Some(id) = id.filter(|&id| id as usize >= self.vocab_size) {
+                bail!(
+                    "config field `{name}` ({id}) must be below `vocab_size` ({})",
+                    self.vocab_size
+                );
+            }
         }
         Ok(())
     }
@@ -234,6 +253,8 @@ impl LlamaConfig {
             eos_token_id: token_field("eos_token_id")?,
             pad_token_id: token_field("pad_token_id")?,
         };
+        // Check the fields before `head_dim()` divides by one of them.
+        cfg.validate().with_context(|| source.to_string())?;
         if let Some(hd) = obj.get("head_dim").and_then(|h| h.as_u64()) {
             if hd as usize != cfg.head_dim() {
                 bail!(
@@ -242,7 +263,6 @@ impl LlamaConfig {
                 );
             }
         }
-        cfg.validate().with_context(|| source.to_string())?;
         Ok(cfg)
     }
 

@@ -152,6 +152,9 @@ impl TokenStream {
         seq_len: usize,
         seed: u64,
     ) -> Result<Self> {
+        if batch_size == 0 || seq_len == 0 {
+            bail!("batch_size ({batch_size}) and seq_len ({seq_len}) must be at least 1");
+        }
         let eot = tokenizer.eos_id();
         let encode = |docs: &[String]| -> Result<Vec<u32>> {
             let mut out = Vec::new();

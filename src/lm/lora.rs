@@ -505,8 +505,7 @@ impl LoraWeights {
         device: &Device,
     ) -> Result<Self> {
         let file = dir.join("adapter_model.safetensors");
-        let tensors = candle_core::safetensors::load(&file, &Device::Cpu)
-            .with_context(|| format!("reading {}", file.display()))?;
+        let tensors = super::weights::read_safetensors_file(&file)?;
         // PEFT keeps the adapter's name in memory (`lora_A.default.weight`) and
         // drops it on saving; accept either.
         let tensors = tensors

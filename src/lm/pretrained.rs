@@ -154,6 +154,15 @@ impl LanguageModel {
             bail!("{}: no tokenizer.json", dir.display());
         }
         let tokenizer = TextTokenizer::from_file(&tok_path)?;
+        if tokenizer.vocab_size() > config.vocab_size {
+            bail!(
+                "{} has {} tokens but {} says `vocab_size` is {}: the tokenizer does not belong to this model (its ids would index past the embedding)",
+                tok_path.display(),
+                tokenizer.vocab_size(),
+                dir.join("config.json").display(),
+                config.vocab_size
+            );
+        }
         let tensors = weights::read_safetensors_dir(dir)?;
         let varmap =
             weights::into_varmap(&config, tensors, device, dtype, &dir.display().to_string())?;

@@ -12,7 +12,7 @@ use super::pretrained::LanguageModel;
 use super::sample::SamplingConfig;
 use super::tokenizer::{ChatMessage, TextTokenizer, IM_END, IM_START};
 use super::train::BatchSource;
-use crate::world::demonstrations::{HELP_PHRASE, REFUSAL_OPENING};
+use crate::world::demonstrations::{HELP_PHRASE, KINDS, REFUSAL_OPENING};
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use gridworld::Rng;
@@ -20,8 +20,11 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// One conversation, as one JSONL line of TRL's conversational format (the
-/// extra `kind` field names the task for per-kind reports).
+/// extra `kind` field names the task for per-kind reports: one of
+/// [`crate::world::demonstrations::KINDS`], or absent). Unknown fields are
+/// errors, so a misspelt `kind` or `messages` is not silently dropped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Conversation {
     pub messages: Vec<ChatMessage>,
     #[serde(default)]
@@ -61,6 +64,13 @@ pub fn validate(c: &Conversation) -> Result<()> {
     }
     if !c.messages.iter().any(|m| m.role == "user") {
         bail!("no user message");
+    }
+    if !c.kind.is_empty() && !KINDS.contains(&c.kind.as_str()) {
+        bail!(
+            "field `kind` is `{}`, not one of the task kinds ({}); leave it out for data without kinds",
+            c.kind,
+            KINDS.join(", ")
+        );
     }
     Ok(())
 }
@@ -177,6 +187,9 @@ impl SftDataset {
         max_len: usize,
         seed: u64,
     ) -> Result<Self> {
+        if batch_size == 0 || max_len < 2 {
+            bail!("SFT needs batch_size ≥ 1 (got {batch_size}) and max_len ≥ 2 (got {max_len}; a target needs a token before it)");
+        }
         let prep = |convs: &[Conversation]| -> Result<(Vec<MaskedTokens>, usize)> {
             let mut cut = 0;
             let rows = convs
@@ -349,7 +362,7 @@ pub fn sft_dir() -> std::path::PathBuf {
 /// Generate the demonstrations and write `train.jsonl`, `validation.jsonl`,
 /// `test.jsonl` and the data card `README.md` into `dir`.
 pub fn write_dataset(dir: &Path, seed: u64, per_kind: usize) -> Result<[usize; 3]> {
-    use crate::world::demonstrations::{generate, KINDS};
+    use crate::world::demonstrations::generate;
     let world = crate::world::World::generate(0);
     let splits = generate(&world, seed, per_kind);
     let names = ["train.jsonl", "validation.jsonl", "test.jsonl"];
@@ -483,7 +496,7 @@ mod tests {
     fn malformed_lines_name_file_and_line() {
         let dir = std::env::temp_dir().join(format!("rlhf-sft-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let good = r#"{"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello!"}],"kind":"x"}"#;
+        let good = r#"{"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello!"}],"kind":"fact"}"#;
         let cases = [
             ("{not json", "bad.jsonl:2:"),
             (

@@ -24,8 +24,10 @@ pub const IM_START: &str = "<|im_start|>";
 /// ChatML: end of a message.
 pub const IM_END: &str = "<|im_end|>";
 
-/// One chat message, as in Hugging Face / OpenAI chat formats.
+/// One chat message, as in Hugging Face / OpenAI chat formats. Fields other
+/// than `role` and `content` are errors (not silently dropped).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChatMessage {
     pub role: String,
     pub content: String,

@@ -262,6 +262,9 @@ pub struct Trainer<O: Objective> {
     pub step: usize,
     pub history: Vec<TrainRecord>,
     pub samples: Vec<SampleRecord>,
+    /// The last checkpoint folder this trainer wrote or was resumed from
+    /// (`None` before the first): the one a NaN stop names.
+    pub last_checkpoint: Option<PathBuf>,
     optimizer: AdamW,
 }
 
@@ -288,7 +291,96 @@ impl<O: Objective> Trainer<O> {
             step: 0,
             history: Vec::new(),
             samples: Vec::new(),
+            last_checkpoint: None,
         })
+    }
+
+    /// Change the peak learning rate of a resumed run: the schedule keeps its
+    /// shape (warmup, cosine to `lr · min_lr_ratio`), scaled to the new peak,
+    /// from the current update on. Returns the note a command prints on
+    /// stderr when `lr` differs from the checkpoint's, `None` when it is the same.
+    pub fn change_lr(&mut self, lr: f64) -> Result<Option<String>> {
+        let old = self.config.lr;
+        if lr == old {
+            return Ok(None);
+        }
+        let config = TrainConfig {
+            lr,
+            ..self.config.clone()
+        };
+        config.validate()?;
+        self.config = config;
+        Ok(Some(format!(
+            "note: --lr {lr} replaces the checkpoint's peak learning rate {old} from update {} on (the schedule keeps its shape)",
+            self.step + 1
+        )))
+    }
+
+    /// Check the seed a command builds its batches with against the
+    /// checkpoint's: a resumed run must see the batches the interrupted run
+    /// would have seen, so a different `--seed` is an error naming the flag.
+    pub fn check_resume_seed(&self, seed: u64) -> Result<()> {
+        if seed != self.config.seed {
+            bail!(
+                "--seed {seed} differs from the checkpoint's seed {}: a resumed run must draw the same batches; pass --seed {} (or start a new run)",
+                self.config.seed,
+                self.config.seed
+            );
+        }
+        Ok(())
+    }
+
+    /// Raise the total number of updates of a resumed run to `steps`; fewer
+    /// than the checkpoint has done is an error naming `--steps`.
+    pub fn set_total_steps(&mut self, steps: usize) -> Result<()> {
+        if steps < self.step {
+            bail!(
+                "--steps {steps} is below the {} updates the checkpoint has done; give the total number of updates",
+                self.step
+            );
+        }
+        self.config.steps = steps;
+        Ok(())
+    }
+
+    /// The line a command prints on resuming: the update and the folder it
+    /// resumed from, saying so when that is `DIR.old` (the complete folder a
+    /// crash between a checkpoint's two renames leaves when `DIR` is torn).
+    pub fn resume_note(&self, requested: &Path) -> String {
+        let from = self.last_checkpoint.as_deref().unwrap_or(requested);
+        let mut note = format!(
+            "resumed at update {} of {} from {}",
+            self.step,
+            self.config.steps,
+            from.display()
+        );
+        if from != requested {
+            note.push_str(&format!(
+                " ({} is missing or incomplete, left by an interrupted checkpoint write)",
+                requested.display()
+            ));
+        }
+        note
+    }
+
+    /// Add to a training stop (NaN/Inf) the checkpoint to go back to: the last
+    /// one this trainer wrote or resumed from, or that none was written.
+    fn with_checkpoint_hint(&self, e: anyhow::Error, options: &RunOptions) -> anyhow::Error {
+        match (&self.last_checkpoint, &options.checkpoint_dir) {
+            (Some(d), _) => e.context(format!("the last good checkpoint is {}", d.display())),
+            (None, Some(_)) => e.context("no checkpoint was written before this update"),
+            (None, None) => e,
+        }
+    }
+
+    /// The held-out metrics at update `self.step`; a NaN/Inf loss stops
+    /// training like a NaN/Inf training loss.
+    fn evaluate_checked(&self, eval: &[O::Batch], options: &RunOptions) -> Result<Metrics> {
+        let metrics = self.evaluate(eval)?;
+        let l = metrics.get("loss").copied().unwrap_or(f64::NAN);
+        ensure_finite("evaluation loss", l, self.step)
+            .map_err(|e| self.with_checkpoint_hint(e, options))?;
+        Ok(metrics)
     }
 
     /// One update on `batch`; returns its record (without evaluation).
@@ -361,8 +453,8 @@ impl<O: Objective> Trainer<O> {
         };
         let eval = data.eval_batches(&device)?;
         if self.step == 0 && self.history.is_empty() {
-            let metrics = self.evaluate(&eval)?;
-            let l = metrics.get("loss").copied().unwrap_or(f64::NAN);
+            let metrics = self.evaluate_checked(&eval, options)?;
+            let l = metrics["loss"];
             let rec = TrainRecord {
                 step: 0,
                 lr: 0.0,
@@ -381,23 +473,16 @@ impl<O: Objective> Trainer<O> {
             let batch = data.train_batch(self.step, &device)?;
             let mut rec = self
                 .train_step(&batch)
-                .map_err(|e| match &options.checkpoint_dir {
-                    Some(d) if d.exists() || crate::io::sibling(d, "old").exists() => {
-                        e.context(format!("the last good checkpoint is {}", d.display()))
-                    }
-                    Some(_) => e.context("no checkpoint was written before this update"),
-                    None => e,
-                })?;
+                .map_err(|e| self.with_checkpoint_hint(e, options))?;
             let mut samples = Vec::new();
             if self.step % self.config.eval_every == 0 || self.step == self.config.steps {
-                let metrics = self.evaluate(&eval)?;
-                let l = metrics.get("loss").copied().unwrap_or(f64::NAN);
-                ensure_finite("evaluation loss", l, self.step)?;
+                let metrics = self.evaluate_checked(&eval, options)?;
                 rec.eval = Some(metrics);
                 samples = self.sample(options)?;
                 self.history.push(rec.clone());
                 if let Some(dir) = &options.checkpoint_dir {
                     self.save_checkpoint(dir)?;
+                    self.last_checkpoint = Some(dir.clone());
                 }
             } else {
                 self.history.push(rec.clone());
@@ -477,6 +562,7 @@ impl<O: Objective> Trainer<O> {
         trainer.step = state.step;
         trainer.history = state.history;
         trainer.samples = state.samples;
+        trainer.last_checkpoint = Some(dir.to_path_buf());
         Ok(trainer)
     }
 
@@ -509,8 +595,19 @@ pub fn checkpoint_to_resume(dir: &Path) -> Result<PathBuf> {
 /// Resume pre-training or SFT from a checkpoint folder: the language model
 /// saved there and its trainer.
 pub fn resume_language_model(dir: &Path, device: &Device) -> Result<(LanguageModel, LmTrainer)> {
+    resume_language_model_as(dir, device, candle_core::DType::F32)
+}
+
+/// [`resume_language_model`] with the weights in `dtype` (SFT's `--bf16`).
+/// The trainer's [`Trainer::last_checkpoint`] is the folder actually read
+/// (`DIR.old` when `dir` is torn; see [`Trainer::resume_note`]).
+pub fn resume_language_model_as(
+    dir: &Path,
+    device: &Device,
+    dtype: candle_core::DType,
+) -> Result<(LanguageModel, LmTrainer)> {
     let dir = checkpoint_to_resume(dir)?;
-    let lm = LanguageModel::load(&dir, device, candle_core::DType::F32)?;
+    let lm = LanguageModel::load(&dir, device, dtype)?;
     let trainer = Trainer::resume(super::data::NextTokenLoss::new(&lm), &dir)?;
     Ok((lm, trainer))
 }

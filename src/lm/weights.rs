@@ -164,11 +164,40 @@ pub fn read_safetensors_dir(dir: &Path) -> Result<HashMap<String, Tensor>> {
     };
     let mut out = HashMap::new();
     for f in files {
-        let t = candle_core::safetensors::load(&f, &Device::Cpu)
-            .with_context(|| format!("{}: not a readable safetensors file", f.display()))?;
-        out.extend(t);
+        out.extend(read_safetensors_file(&f)?);
     }
     Ok(out)
+}
+
+/// Read one safetensors file of weights (on the CPU); a tensor holding NaN or
+/// ±Inf is an error naming the file and the tensor ([`ensure_finite_weight`]).
+pub fn read_safetensors_file(path: &Path) -> Result<HashMap<String, Tensor>> {
+    let tensors = candle_core::safetensors::load(path, &Device::Cpu)
+        .with_context(|| format!("{}: not a readable safetensors file", path.display()))?;
+    let source = path.display().to_string();
+    for (name, t) in &tensors {
+        ensure_finite_weight(t, name, &source)?;
+    }
+    Ok(tensors)
+}
+
+/// An error naming `source` and the tensor `name` if `t` holds a NaN or an
+/// infinity: such a model loads but computes NaN everywhere (and samples the
+/// empty string), so it is refused where it is read.
+pub fn ensure_finite_weight(t: &Tensor, name: &str, source: &str) -> Result<()> {
+    if !t.dtype().is_float() {
+        return Ok(());
+    }
+    // x · 0 is 0 for every finite x and NaN for NaN and ±Inf.
+    let s = t
+        .affine(0.0, 0.0)?
+        .sum_all()?
+        .to_dtype(DType::F32)?
+        .to_scalar::<f32>()?;
+    if s != 0.0 {
+        bail!("{source}: weight `{name}` holds NaN or infinite values; the model is broken (was it saved from a run that diverged?)");
+    }
+    Ok(())
 }
 
 /// The model config stored in GGUF metadata (`llama.*` keys).
@@ -207,12 +236,13 @@ pub fn gguf_config(content: &gguf_file::Content, source: &str) -> Result<LlamaCo
         eos_token_id: id("tokenizer.ggml.eos_token_id"),
         pad_token_id: id("tokenizer.ggml.padding_token_id"),
     };
+    // Check the fields before `head_dim()` divides by one of them.
+    cfg.validate().with_context(|| source.to_string())?;
     if let Some(rd) = md.get("llama.rope.dimension_count") {
         if rd.to_u32()? as usize != cfg.head_dim() {
             bail!("{source}: partial rotary embeddings (llama.rope.dimension_count) are not supported");
         }
     }
-    cfg.validate().with_context(|| source.to_string())?;
     Ok(cfg)
 }
 
@@ -277,6 +307,7 @@ pub fn read_gguf_tensors(
             .tensor(file, name, &Device::Cpu)
             .with_context(|| format!("{source}: reading tensor `{name}`"))?;
         let mut t = q.dequantize(&Device::Cpu)?;
+        ensure_finite_weight(&t, name, source)?;
         if hf.ends_with("q_proj.weight") {
             t = unpermute_qk(&t, cfg.num_attention_heads)?;
         } else if hf.ends_with("k_proj.weight") {

@@ -42,21 +42,21 @@ pub struct PretrainArgs {
     #[arg(long, default_value = "runs/pretrain")]
     out: PathBuf,
     /// Model size: width 128·scale, 4·scale layers (1 = the CPU-sized tiny model).
-    #[arg(long, default_value_t = 1, value_parser = super::at_least_one)]
+    #[arg(long, default_value_t = 1, value_parser = super::value_parsers::at_least_one)]
     scale: usize,
     /// Total number of updates (with --resume: including the checkpoint's).
-    #[arg(long, default_value_t = 600, value_parser = super::at_least_one)]
+    #[arg(long, default_value_t = 600, value_parser = super::value_parsers::at_least_one)]
     steps: usize,
-    #[arg(long, default_value_t = 16, value_parser = super::at_least_one)]
+    #[arg(long, default_value_t = 16, value_parser = super::value_parsers::at_least_one)]
     batch_size: usize,
-    #[arg(long, default_value_t = 64, value_parser = super::at_least_one)]
+    #[arg(long, default_value_t = 64, value_parser = super::value_parsers::at_least_one)]
     seq_len: usize,
     /// Peak learning rate [default: 3e-3]. With --resume: the checkpoint's
     /// unless given; a different value replaces it from the next update on,
     /// and a note on stderr says so.
     #[arg(long)]
     lr: Option<f64>,
-    #[arg(long, default_value_t = 100, value_parser = super::at_least_one)]
+    #[arg(long, default_value_t = 100, value_parser = super::value_parsers::at_least_one)]
     eval_every: usize,
     /// Seed of the initialisation and the batches (with --resume: must be the checkpoint's).
     #[arg(long, default_value_t = 0)]

@@ -58,18 +58,6 @@ enum Command {
     },
 }
 
-/// Clap value parser of counts that must be at least 1 (`--batch-size`,
-/// `--steps`, `--scale`, …): `0` is refused before anything runs, with clap
-/// naming the flag (`invalid value '0' for '--batch-size <BATCH_SIZE>': must
-/// be at least 1`).
-pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
-    let n: usize = s.parse().map_err(|e| format!("not a whole number ({e})"))?;
-    if n == 0 {
-        return Err("must be at least 1".into());
-    }
-    Ok(n)
-}
-
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Gridworld(cmd) => gridworld_cmd::run(cmd),

@@ -25,12 +25,12 @@ pub struct SftArgs {
     #[arg(long, default_value = "runs/sft")]
     out: PathBuf,
     /// Total number of updates (with --resume: including the checkpoint's).
-    #[arg(long, default_value_t = 300, value_parser = super::at_least_one)]
+    #[arg(long, default_value_t = 300, value_parser = super::value_parsers::at_least_one)]
     steps: usize,
-    #[arg(long, default_value_t = 16, value_parser = super::at_least_one)]
+    #[arg(long, default_value_t = 16, value_parser = super::value_parsers::at_least_one)]
     batch_size: usize,
     /// Longer conversations are truncated (and counted).
-    #[arg(long, default_value_t = 256, value_parser = super::at_least_one)]
+    #[arg(long, default_value_t = 256, value_parser = super::value_parsers::at_least_one)]
     max_len: usize,
     /// Peak learning rate [default: 1e-3]. With --resume: the checkpoint's
     /// unless given; a different value replaces it from the next update on,
@@ -38,7 +38,7 @@ pub struct SftArgs {
     #[arg(long)]
     lr: Option<f64>,
     /// Evaluate on the validation split and checkpoint every this many updates.
-    #[arg(long, default_value_t = 50, value_parser = super::at_least_one)]
+    #[arg(long, default_value_t = 50, value_parser = super::value_parsers::at_least_one)]
     eval_every: usize,
     /// Seed of the batches (and of LoRA's initialisation); with --resume: must be the checkpoint's.
     #[arg(long, default_value_t = 0)]

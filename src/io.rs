@@ -45,10 +45,29 @@ where
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let given: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("{}: not valid JSON", path.display()))?;
+    if !given.is_object() {
+        anyhow::bail!(
+            "{}: a config must be a JSON object of fields (`{{\"field\": value, ...}}`), got {}",
+            path.display(),
+            json_kind(&given)
+        );
+    }
     let mut merged = serde_json::to_value(T::default())?;
     merge_json(&mut merged, given);
     serde_json::from_value(merged)
         .with_context(|| format!("{}: not a valid config", path.display()))
+}
+
+/// What kind of JSON value `v` is, for error messages ("an array", "null").
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
 }
 
 /// Overlay `over` onto `base`: objects merge key by key (recursively), any
@@ -140,6 +159,18 @@ pub fn write_dir_atomic(
     }
     write(&tmp)?;
     replace_dir(&tmp, dir)
+}
+
+/// The checkpoint folder to resume from: `dir` if it holds `marker` (the
+/// file every complete checkpoint has), else `DIR.old` (left by a crash
+/// between the two renames of [`replace_dir`]); an error when neither does.
+pub fn checkpoint_to_resume(dir: &Path, marker: &str) -> anyhow::Result<std::path::PathBuf> {
+    for candidate in [dir.to_path_buf(), sibling(dir, "old")] {
+        if candidate.join(marker).exists() {
+            return Ok(candidate);
+        }
+    }
+    anyhow::bail!("{}: not a training checkpoint (no {marker})", dir.display())
 }
 
 /// Read a JSON Lines file (one JSON value per line, blank lines skipped) into

@@ -188,6 +188,18 @@ pub fn check_output_dir_writable(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The checkpoint folder to resume from: `dir` if it holds `marker` (the
+/// file every complete checkpoint has), else `DIR.old` (left by a crash
+/// between the two renames of [`replace_dir`]); an error when neither does.
+pub fn checkpoint_to_resume(dir: &Path, marker: &str) -> anyhow::Result<std::path::PathBuf> {
+    for candidate in [dir.to_path_buf(), sibling(dir, "old")] {
+        if candidate.join(marker).exists() {
+            return Ok(candidate);
+        }
+    }
+    anyhow::bail!("{}: not a training checkpoint (no {marker})", dir.display())
+}
+
 /// Read a JSON Lines file (one JSON value per line, blank lines skipped) into
 /// records; an error names the file and the line (`path:line`).
 pub fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>> {

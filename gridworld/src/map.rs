@@ -109,7 +109,19 @@ pub enum MapErrorKind {
     EmptyGrid,
     StartBoxedIn,
     NoTerminalReachable,
+    /// More than [`MAX_CELLS`] cells.
+    TooLarge {
+        rows: usize,
+        cols: usize,
+    },
 }
+
+/// The most cells a map may have (100×100, the size of the solver benchmark).
+/// The exact solvers sweep every cell once per sweep and need about as many
+/// sweeps as the longest path through the map, so their time grows with the
+/// square of the cell count: a 2000×2000 map or a corridor of a million cells
+/// would run for hours. PPO's one-hot observations take cells² numbers as well.
+pub const MAX_CELLS: usize = 10_000;
 
 /// A map error with its location: `source:line:column: message`.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,6 +170,13 @@ impl fmt::Display for MapError {
             MapErrorKind::NoTerminalReachable => {
                 write!(f, "no terminal cell can be reached from the start")
             }
+            MapErrorKind::TooLarge { rows, cols } => write!(
+                f,
+                "the grid has {rows}×{cols} = {} cells, more than the limit of {MAX_CELLS} \
+                 (e.g. 100×100): the exact solvers' time grows with the square of the cell \
+                 count, so a larger map would run for hours",
+                rows.saturating_mul(*cols)
+            ),
         }
     }
 }
@@ -202,6 +221,8 @@ impl Map {
         let mut cols = 0usize;
         let mut start: Option<(usize, usize, usize, usize)> = None; // row, col, line, column
         let mut last_line = 0;
+        // The line where the grid first exceeded MAX_CELLS (reported once the size is known).
+        let mut too_large_at: Option<usize> = None;
 
         for (line_idx, raw) in text.lines().enumerate() {
             let line_no = line_idx + 1;
@@ -275,12 +296,17 @@ impl Map {
             // A grid row: whitespace-separated tokens with their 1-based character columns.
             let mut row_cells = Vec::new();
             let mut chars = content.char_indices().peekable();
+            // Characters consumed so far, so that columns cost nothing to find
+            // (counting from the line's start for every token is quadratic).
+            let mut consumed = 0usize;
             while let Some(&(i, c)) = chars.peek() {
                 if c.is_whitespace() {
                     chars.next();
+                    consumed += 1;
                     continue;
                 }
                 let begin = i;
+                let column = consumed + 1;
                 let mut end = i;
                 while let Some(&(j, c)) = chars.peek() {
                     if c.is_whitespace() {
@@ -288,9 +314,9 @@ impl Map {
                     }
                     end = j + c.len_utf8();
                     chars.next();
+                    consumed += 1;
                 }
                 let token = &content[begin..end];
-                let column = content[..begin].chars().count() + 1;
                 let cell = match token {
                     "." => Cell::Empty,
                     "#" => Cell::Wall,
@@ -335,8 +361,16 @@ impl Map {
                     },
                 ));
             }
-            cells.extend(row_cells);
+            if too_large_at.is_none() && cells.len() + row_cells.len() > MAX_CELLS {
+                too_large_at = Some(line_no);
+            }
+            if too_large_at.is_none() {
+                cells.extend(row_cells);
+            }
             rows += 1;
+        }
+        if let Some(line) = too_large_at {
+            return Err(err(line, 1, MapErrorKind::TooLarge { rows, cols }));
         }
         if rows == 0 {
             return Err(err(last_line.max(1), 1, MapErrorKind::EmptyGrid));
@@ -550,5 +584,43 @@ mod tests {
             let m = Map::load(name).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(&m.name, name);
         }
+    }
+
+    /// A 100×100 map (the limit) parses; 101×100 and a 1×10,001 corridor are
+    /// errors that give the size and the limit, at the line where it was crossed.
+    #[test]
+    fn maps_above_the_cell_limit_are_refused() {
+        let grid = |rows: usize, cols: usize| {
+            let mut t = String::new();
+            for r in 0..rows {
+                for c in 0..cols {
+                    t.push_str(match (r, c) {
+                        (0, 0) => " S",
+                        (0, 1) => " +1",
+                        _ => " .",
+                    });
+                }
+                t.push('\n');
+            }
+            t
+        };
+        assert!(parse(&grid(100, 100)).is_ok());
+        let e = parse(&grid(101, 100)).unwrap_err();
+        assert_eq!(
+            e.kind,
+            MapErrorKind::TooLarge {
+                rows: 101,
+                cols: 100
+            }
+        );
+        assert_eq!(e.line, 101);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("101×100 = 10100 cells") && msg.contains("limit of 10000"),
+            "{msg}"
+        );
+        let e = parse(&grid(1, MAX_CELLS + 1)).unwrap_err();
+        assert_eq!((e.line, e.column), (1, 1));
+        assert!(e.to_string().contains("1×10001"), "{e}");
     }
 }

@@ -14,6 +14,7 @@
 use crate::mdp::{Action, GridWorld};
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 /// Values, action values and a greedy policy.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,16 +112,85 @@ pub fn policy_agreement(world: &GridWorld, optimal: &Solution, policy: &[Action]
     agree as f64 / states.len().max(1) as f64
 }
 
-/// max_s |max_a Q(s,a) − V(s)| over non-terminal states: zero for V*.
-pub fn bellman_residual(world: &GridWorld, values: &Array1<f64>) -> f64 {
+/// |max_a Q(s,a) − V(s)| per state (0 for terminal states): zero everywhere for V*.
+pub fn bellman_residuals(world: &GridWorld, values: &Array1<f64>) -> Vec<f64> {
     let q = q_from_values(world, values);
     (0..world.n_states())
-        .filter(|&s| !world.is_terminal(s))
         .map(|s| {
+            if world.is_terminal(s) {
+                return 0.0;
+            }
             let best = q.row(s).iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             (best - values[s]).abs()
         })
+        .collect()
+}
+
+/// max_s |max_a Q(s,a) − V(s)| over non-terminal states: zero for V*.
+pub fn bellman_residual(world: &GridWorld, values: &Array1<f64>) -> f64 {
+    bellman_residuals(world, values)
+        .into_iter()
         .fold(0.0, f64::max)
+}
+
+/// A Bellman residual above this means the solver stopped at its sweep cap
+/// before its values became V* (a converged solve leaves about 1e-12).
+pub const CONVERGED_RESIDUAL: f64 = 1e-6;
+
+/// Why a solution is not V*: the solver hit its sweep cap with the Bellman
+/// residual still above [`CONVERGED_RESIDUAL`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotConverged {
+    /// The largest Bellman residual.
+    pub residual: f64,
+    /// The cell `(row, col)` where it is largest, and its value there.
+    pub worst_cell: (usize, usize),
+    pub worst_value: f64,
+    /// Sweeps (value iteration) or improvement steps (policy iteration) used.
+    pub iterations: usize,
+}
+
+impl fmt::Display for NotConverged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "did not converge: after {} iterations the Bellman residual is {:.3e} (a solution \
+             needs less than {CONVERGED_RESIDUAL:e}); value iteration stops at {} sweeps and \
+             policy evaluation at {} sweeps. The worst cell is (row {}, column {}) with V = {:.4}. With \
+             gamma = 1 this happens when some cells cannot reach a terminal cell, so their \
+             value has no limit: lower gamma below 1 or connect those cells",
+            self.iterations,
+            self.residual,
+            SolveOptions::default().max_iterations,
+            POLICY_EVALUATION_CAP,
+            self.worst_cell.0,
+            self.worst_cell.1,
+            self.worst_value
+        )
+    }
+}
+
+impl std::error::Error for NotConverged {}
+
+/// `Ok(residual)` when `sol` is V* of `world` (Bellman residual below
+/// [`CONVERGED_RESIDUAL`]), else why not. Every caller that presents a
+/// solution as exact checks it here.
+pub fn check_converged(world: &GridWorld, sol: &Solution) -> Result<f64, NotConverged> {
+    let residuals = bellman_residuals(world, &sol.values);
+    let (worst_state, residual) = residuals
+        .iter()
+        .copied()
+        .enumerate()
+        .fold((0, 0.0), |acc, (s, r)| if r > acc.1 { (s, r) } else { acc });
+    if residual < CONVERGED_RESIDUAL {
+        return Ok(residual);
+    }
+    Err(NotConverged {
+        residual,
+        worst_cell: world.cell_of(worst_state),
+        worst_value: sol.values[worst_state],
+        iterations: sol.iterations,
+    })
 }
 
 /// Value iteration (Bellman 1957; Sutton & Barto §4.4), synchronous sweeps.
@@ -215,6 +285,9 @@ pub fn uniform_policy(world: &GridWorld) -> Array2<f64> {
     Array2::from_elem((world.n_states(), 4), 0.25)
 }
 
+/// Sweeps of each policy evaluation inside [`policy_iteration`].
+pub const POLICY_EVALUATION_CAP: usize = 20_000;
+
 /// Policy iteration (Howard 1960; Sutton & Barto §4.3). Starts from "always up",
 /// keeps the current action on ties so that it terminates.
 pub fn policy_iteration(world: &GridWorld, opts: SolveOptions) -> Solution {
@@ -223,7 +296,7 @@ pub fn policy_iteration(world: &GridWorld, opts: SolveOptions) -> Solution {
     // Evaluating an improper policy with γ = 1 does not converge; bound each evaluation.
     let eval_opts = SolveOptions {
         tolerance: opts.tolerance,
-        max_iterations: opts.max_iterations.min(20_000),
+        max_iterations: opts.max_iterations.min(POLICY_EVALUATION_CAP),
     };
     let mut iterations = 0;
     let mut v;
@@ -384,5 +457,33 @@ mod tests {
         assert!((ends.sum() - 1.0).abs() < 1e-9);
         let big = w.state_of(0, 5).unwrap();
         assert!(ends[big] > 0.9, "{}", ends[big]);
+    }
+
+    /// With γ = 1, cells walled off from every terminal cell have no finite
+    /// value: value iteration stops at its cap (V = −0.04 × 100,000 = −4000
+    /// there) and the check says so, naming the cell; a shipped map passes.
+    #[test]
+    fn an_unreachable_pocket_at_gamma_one_does_not_converge() {
+        let map = crate::Map::from_str_named(
+            "gamma = 1\nstep_reward = -0.04\nslip = 0\nS . +1\n# # #\n. . .\n",
+            "pocket",
+        )
+        .unwrap();
+        let w = GridWorld::new(map);
+        let sol = value_iteration(&w, SolveOptions::default());
+        assert_eq!(sol.iterations, SolveOptions::default().max_iterations);
+        let e = check_converged(&w, &sol).unwrap_err();
+        assert_eq!(e.worst_cell.0, 2);
+        assert!((e.worst_value + 4000.0).abs() < 1e-6, "{e:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("did not converge") && msg.contains("100000 sweeps"),
+            "{msg}"
+        );
+        let pi = policy_iteration(&w, SolveOptions::default());
+        assert!(check_converged(&w, &pi).is_err());
+        let aima = GridWorld::load("aima").unwrap();
+        let r = check_converged(&aima, &value_iteration(&aima, SolveOptions::default())).unwrap();
+        assert!(r < 1e-9);
     }
 }

@@ -1,14 +1,14 @@
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::{Subcommand, ValueEnum};
 use rlhf_lab::gridworld::render::{ascii, ascii_values};
 use rlhf_lab::gridworld::solve::{
-    bellman_residual, policy_iteration, value_iteration, SolveOptions,
+    check_converged, policy_iteration, value_iteration, Solution, SolveOptions,
 };
 use rlhf_lab::gridworld::{GridWorld, Map};
 use rlhf_lab::gridworld_plots::{solution_view, ValueTable};
 use rlhf_lab::plot::Figure;
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Method {
@@ -56,7 +56,69 @@ pub enum GridworldCommand {
         /// Stop as soon as the agent meets the solved bar.
         #[arg(long)]
         stop_when_solved: bool,
+        /// Write the agent to OUT/agent (atomically) every this many iterations
+        /// and at the end, so an interrupted run can continue with --resume.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        checkpoint_every: u64,
+        /// Continue the run whose checkpoint is in OUT/agent (its map, config and
+        /// seed); the result equals that of an uninterrupted run.
+        #[arg(long, conflicts_with_all = ["config", "seed", "map"])]
+        resume: bool,
     },
+}
+
+/// The picture formats `--figure` writes, chosen by the file's extension.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum FigureFormat {
+    Svg,
+    Png,
+}
+
+/// The format of `--figure PATH` from its extension (`.svg` or `.png`, any
+/// case); any other extension is an error naming the flag, checked before
+/// the solve so that no work is lost.
+fn figure_format(path: &Path) -> Result<FigureFormat> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if ext.eq_ignore_ascii_case("svg") {
+        Ok(FigureFormat::Svg)
+    } else if ext.eq_ignore_ascii_case("png") {
+        Ok(FigureFormat::Png)
+    } else {
+        bail!(
+            "--figure {}: unsupported extension {}; --figure writes .svg or .png",
+            path.display(),
+            if ext.is_empty() {
+                "(none)".to_string()
+            } else {
+                format!("`.{ext}`")
+            }
+        )
+    }
+}
+
+/// Solve `world` (read from `map`) exactly with `method`. Returns the
+/// solution and its Bellman residual; an error naming `map` when the solver
+/// stopped at its sweep cap before converging ([`check_converged`]): the
+/// values would not be V*, so they are not printed as if they were.
+pub(super) fn solve_exactly(
+    map: &str,
+    world: &GridWorld,
+    method: Method,
+) -> Result<(Solution, f64)> {
+    let (sol, name) = match method {
+        Method::Value => (
+            value_iteration(world, SolveOptions::default()),
+            "value iteration",
+        ),
+        Method::Policy => (
+            policy_iteration(world, SolveOptions::default()),
+            "policy iteration",
+        ),
+    };
+    match check_converged(world, &sol) {
+        Ok(residual) => Ok((sol, residual)),
+        Err(e) => bail!("map {map}: {name} {e}"),
+    }
 }
 
 #[derive(Serialize)]
@@ -103,14 +165,18 @@ pub fn run(cmd: GridworldCommand) -> Result<()> {
             total_timesteps,
             out,
             stop_when_solved,
-        } => super::gridworld_train::train(
-            &map,
+            checkpoint_every,
+            resume,
+        } => super::gridworld_train::train(super::gridworld_train::TrainArgs {
+            map,
             config,
             seed,
             total_timesteps,
-            &out,
+            out,
             stop_when_solved,
-        ),
+            checkpoint_every: checkpoint_every as usize,
+            resume,
+        }),
         GridworldCommand::Maps => {
             for (name, _) in rlhf_lab::gridworld::map::builtin::MAPS {
                 let m = Map::load(name)?;
@@ -127,13 +193,10 @@ pub fn run(cmd: GridworldCommand) -> Result<()> {
             json,
             figure,
         } => {
+            let format = figure.as_deref().map(figure_format).transpose()?;
             let world = GridWorld::load(&map)?;
-            let sol = match method {
-                Method::Value => value_iteration(&world, SolveOptions::default()),
-                Method::Policy => policy_iteration(&world, SolveOptions::default()),
-            };
-            let residual = bellman_residual(&world, &sol.values);
-            if let Some(path) = figure {
+            let (sol, residual) = solve_exactly(&map, &world, method)?;
+            if let (Some(path), Some(format)) = (figure, format) {
                 let view = solution_view(
                     &world,
                     &sol,
@@ -146,9 +209,9 @@ pub fn run(cmd: GridworldCommand) -> Result<()> {
                     ],
                     2,
                 );
-                match path.extension().and_then(|e| e.to_str()) {
-                    Some("png") => fig.save_png(&path)?,
-                    _ => fig.save_svg(&path)?,
+                match format {
+                    FigureFormat::Png => fig.save_png(&path)?,
+                    FigureFormat::Svg => fig.save_svg(&path)?,
                 }
                 eprintln!("wrote {}", path.display());
             }

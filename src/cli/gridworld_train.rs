@@ -1,41 +1,86 @@
+use super::gridworld_cmd::{solve_exactly, Method};
 use super::progress::Progress;
 use anyhow::{Context, Result};
-use rlhf_lab::gridworld::solve::{value_iteration, SolveOptions};
 use rlhf_lab::gridworld::GridWorld;
 use rlhf_lab::io::write_atomic;
 use rlhf_lab::rl::plots::{agent_vs_truth, learning_curve};
 use rlhf_lab::rl::{metrics_to_csv, metrics_to_jsonl, GridworldTrainer, PpoConfig};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-pub fn train(
-    map: &str,
-    config: Option<PathBuf>,
-    seed: Option<u64>,
-    total_timesteps: Option<usize>,
-    out: &Path,
-    stop_when_solved: bool,
-) -> Result<()> {
-    let world = GridWorld::load(map)?;
-    let mut cfg = match &config {
+/// `gridworld train`'s arguments (see the CLI's help).
+pub struct TrainArgs {
+    pub map: String,
+    pub config: Option<PathBuf>,
+    pub seed: Option<u64>,
+    pub total_timesteps: Option<usize>,
+    pub out: PathBuf,
+    pub stop_when_solved: bool,
+    /// Iterations between checkpoints of OUT/agent.
+    pub checkpoint_every: usize,
+    /// Continue from OUT/agent.
+    pub resume: bool,
+}
+
+/// A new trainer from the map and the config, or (`--resume`) the one in
+/// OUT/agent; `--total-timesteps` may raise a resumed run's budget.
+fn trainer_for(a: &TrainArgs, agent: &std::path::Path) -> Result<GridworldTrainer> {
+    if a.resume {
+        let mut t = GridworldTrainer::resume(agent).with_context(|| {
+            format!("--resume: no checkpoint to continue in {}", agent.display())
+        })?;
+        if let Some(steps) = a.total_timesteps {
+            t.config.total_timesteps = steps;
+            t.config.validate()?;
+        }
+        println!(
+            "resumed at iteration {} ({} env steps) from {}",
+            t.iteration(),
+            t.global_step(),
+            agent.display()
+        );
+        return Ok(t);
+    }
+    let world = GridWorld::load(&a.map)?;
+    let mut cfg = match &a.config {
         Some(path) => PpoConfig::from_file(path)?,
         None => PpoConfig::default(),
     };
-    if let Some(s) = seed {
+    if let Some(s) = a.seed {
         cfg.seed = s;
     }
-    if let Some(t) = total_timesteps {
+    if let Some(t) = a.total_timesteps {
         cfg.total_timesteps = t;
     }
     cfg.validate()?;
-    let optimal = value_iteration(&world, SolveOptions::default());
-    let mut trainer = GridworldTrainer::new(world.clone(), cfg.clone())?;
+    GridworldTrainer::new(world, cfg)
+}
+
+pub fn train(a: TrainArgs) -> Result<()> {
+    let out = a.out.as_path();
+    let agent = out.join("agent");
+    let mut trainer = trainer_for(&a, &agent)?;
+    rlhf_lab::io::check_output_dir_writable(out)?;
+    let world = trainer.world().clone();
+    let map_label = if a.resume {
+        agent.join("trainer.json").display().to_string()
+    } else {
+        a.map.clone()
+    };
+    let (optimal, _) = solve_exactly(&map_label, &world, Method::Value)?;
+    let cfg = trainer.config.clone();
+    let stop_when_solved = a.stop_when_solved;
     let iterations = cfg.num_iterations();
     let bar = Progress::new(&format!("PPO on {}", world.map.name), iterations);
     let started = Instant::now();
     let mut solved_at = None;
     while trainer.iteration() < iterations {
         let m = trainer.train_iterations(1)?[0].clone();
+        if m.iteration % a.checkpoint_every == 0 {
+            trainer
+                .save_checkpoint(&agent)
+                .with_context(|| format!("writing the checkpoint {}", agent.display()))?;
+        }
         if m.iteration % 5 == 0 || m.iteration == iterations {
             let report = trainer.compare(&optimal)?;
             if report.solved() && solved_at.is_none() {
@@ -60,7 +105,6 @@ pub fn train(
     let wall = started.elapsed().as_secs_f64();
     let report = trainer.compare(&optimal)?;
 
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let w = |name: &str, text: &str| -> Result<()> {
         let p = out.join(name);
         write_atomic(&p, text.as_bytes()).with_context(|| format!("writing {}", p.display()))
@@ -78,7 +122,7 @@ pub fn train(
         "report": report,
     });
     w("summary.json", &serde_json::to_string_pretty(&summary)?)?;
-    trainer.save(out.join("agent"))?;
+    trainer.save_checkpoint(&agent)?;
 
     let curve = learning_curve(
         &format!(

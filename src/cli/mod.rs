@@ -77,7 +77,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 let fig = rlhf_lab::plot::Figure::from_svg_document(text)
                     .with_context(|| format!("parsing {}", svg.display()))?;
                 let png = svg.with_extension("png");
-                fig.save_png(&png)?;
+                fig.save_png(&png)
+                    .with_context(|| format!("rendering {} to PNG", svg.display()))?;
                 println!("{}", png.display());
             }
             Ok(())

@@ -581,15 +581,7 @@ impl<O: Objective> Trainer<O> {
 /// The folder to resume from: `dir` if it holds a checkpoint, else `DIR.old`
 /// (left by a crash between the two renames of a checkpoint swap).
 pub fn checkpoint_to_resume(dir: &Path) -> Result<PathBuf> {
-    for candidate in [dir.to_path_buf(), crate::io::sibling(dir, "old")] {
-        if candidate.join("trainer_state.json").exists() {
-            return Ok(candidate);
-        }
-    }
-    bail!(
-        "{}: not a training checkpoint (no trainer_state.json)",
-        dir.display()
-    )
+    crate::io::checkpoint_to_resume(dir, "trainer_state.json")
 }
 
 /// Resume pre-training or SFT from a checkpoint folder: the language model

@@ -79,6 +79,7 @@ impl Figure {
         };
         let tree = usvg::Tree::from_str(&self.svg, &opt).context("parsing the figure's SVG")?;
         let size = tree.size().to_int_size();
+        check_png_size(size.width(), size.height())?;
         let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height())
             .context("figure has zero width or height")?;
         pixmap.fill(tiny_skia::Color::WHITE);
@@ -100,6 +101,25 @@ impl Figure {
             strip_xml_declaration(&self.svg)
         );
     }
+}
+
+/// The most pixels [`Figure::to_png`] renders: 8192×8192 = 67,108,864, i.e.
+/// 256 MiB of RGBA canvas (4 bytes a pixel) before PNG encoding. The project's
+/// figures are below 2000×2000; an SVG that declares 100000×100000 would need
+/// 40 GB and abort the process on allocation.
+pub const MAX_PNG_PIXELS: u64 = 8192 * 8192;
+
+/// An error unless a `width`×`height` canvas is within [`MAX_PNG_PIXELS`].
+fn check_png_size(width: u32, height: u32) -> Result<()> {
+    let pixels = width as u64 * height as u64;
+    if pixels > MAX_PNG_PIXELS {
+        anyhow::bail!(
+            "the SVG declares {width}×{height} = {pixels} pixels; PNG rendering is capped at \
+             {MAX_PNG_PIXELS} pixels (8192×8192: 4 bytes a pixel = 256 MiB of memory). \
+             Give the <svg> element a smaller width and height (its viewBox keeps the drawing)"
+        );
+    }
+    Ok(())
 }
 
 fn strip_xml_declaration(svg: &str) -> &str {

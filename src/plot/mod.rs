@@ -18,7 +18,7 @@ mod line;
 mod scatter;
 
 pub use bar::BarChart;
-pub use figure::Figure;
+pub use figure::{Figure, MAX_PNG_PIXELS};
 pub use heatmap::Heatmap;
 pub use histogram::Histogram;
 pub use line::{ema_smooth, LineChart};

@@ -112,10 +112,47 @@ impl Default for PpoConfig {
     }
 }
 
+/// The most transitions one rollout may hold (`num_envs × num_steps`). Each
+/// transition takes about 40 bytes in the rollout and as much again in the
+/// update's tensors and minibatch copies, so 2^22 = 4,194,304 transitions is
+/// about 350 MB: a bound that a laptop holds, far above the shipped configs
+/// (512), and low enough that a typo like `num_envs: 100000000` is an error
+/// rather than an allocation that aborts the process.
+pub const MAX_ROLLOUT_TRANSITIONS: usize = 1 << 22;
+
+/// Bytes per transition used in the limit's message (rollout + update copies).
+const BYTES_PER_TRANSITION: usize = 80;
+
+/// The widest hidden layer: a 4096×4096 layer holds 16.7 M weights (64 MB
+/// with its Adam moments ×3), far more than any gridworld needs.
+pub const MAX_HIDDEN_SIZE: usize = 4096;
+
 impl PpoConfig {
-    /// Transitions per rollout (N·T).
+    /// Transitions per rollout (N·T), saturating at `usize::MAX`
+    /// ([`Self::validate`] refuses anything above [`MAX_ROLLOUT_TRANSITIONS`]).
     pub fn batch_size(&self) -> usize {
-        self.num_envs * self.num_steps
+        self.num_envs.saturating_mul(self.num_steps)
+    }
+
+    /// `num_envs × num_steps` within [`MAX_ROLLOUT_TRANSITIONS`], else an
+    /// error naming both fields, the maximum and why.
+    fn check_rollout_size(&self) -> Result<()> {
+        let size = self.num_envs.checked_mul(self.num_steps);
+        if size.is_some_and(|n| n <= MAX_ROLLOUT_TRANSITIONS) {
+            return Ok(());
+        }
+        let got = match size {
+            Some(n) => format!("{n}"),
+            None => "more than usize::MAX".to_string(),
+        };
+        bail!(
+            "config fields `num_envs` ({}) × `num_steps` ({}) = {got} transitions per rollout; \
+             the maximum is {MAX_ROLLOUT_TRANSITIONS} (about {} MB of rollout buffers at ~{BYTES_PER_TRANSITION} \
+             bytes a transition, so that a typo fails here instead of aborting on allocation)",
+            self.num_envs,
+            self.num_steps,
+            MAX_ROLLOUT_TRANSITIONS * BYTES_PER_TRANSITION / 1_000_000
+        )
     }
 
     /// Transitions per minibatch.
@@ -173,6 +210,7 @@ impl PpoConfig {
         count("num_steps", self.num_steps)?;
         count("num_minibatches", self.num_minibatches)?;
         count("update_epochs", self.update_epochs)?;
+        self.check_rollout_size()?;
         if let Some(g) = self.gamma {
             if !(g > 0.0 && g <= 1.0) {
                 bail!("config field `gamma` must be in (0, 1], got {g}");
@@ -216,6 +254,12 @@ impl PpoConfig {
                 self.hidden_sizes
             );
         }
+        if let Some(&w) = self.hidden_sizes.iter().find(|&&w| w > MAX_HIDDEN_SIZE) {
+            bail!(
+                "config field `hidden_sizes` has a layer of {w}; the maximum is {MAX_HIDDEN_SIZE} \
+                 (a {MAX_HIDDEN_SIZE}×{MAX_HIDDEN_SIZE} layer is 16.7 M weights, ~200 MB with Adam's moments)"
+            );
+        }
         Ok(())
     }
 
@@ -224,13 +268,11 @@ impl PpoConfig {
         serde_json::to_string_pretty(self).expect("config serialises")
     }
 
-    /// Read a JSON config (missing fields take their defaults) and validate it.
+    /// Read a JSON config (a JSON object whose missing fields take their
+    /// defaults, [`crate::io::read_config`]) and validate it; errors name the file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config {}", path.display()))?;
-        let cfg: PpoConfig = serde_json::from_str(&text)
-            .with_context(|| format!("config {} is not a valid PPO config", path.display()))?;
+        let cfg: PpoConfig = crate::io::read_config(path)?;
         cfg.validate()
             .with_context(|| format!("config {}", path.display()))?;
         Ok(cfg)
@@ -269,6 +311,39 @@ mod tests {
         assert!(bad.validate().unwrap_err().to_string().contains("`gamma`"));
     }
 
+    /// A rollout of num_envs × num_steps transitions above the cap (or one
+    /// whose product overflows usize) is an error naming the fields and the
+    /// maximum; so is a hidden layer wider than the cap.
+    #[test]
+    fn rollout_and_layer_sizes_are_capped() {
+        for (num_envs, num_steps) in [(usize::MAX, 32), (100_000_000, 32), (1 << 20, 5)] {
+            let bad = PpoConfig {
+                num_envs,
+                num_steps,
+                total_timesteps: usize::MAX,
+                ..Default::default()
+            };
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(
+                e.contains("`num_envs`") && e.contains(&MAX_ROLLOUT_TRANSITIONS.to_string()),
+                "{e}"
+            );
+        }
+        let at_cap = PpoConfig {
+            num_envs: 1 << 20,
+            num_steps: 4,
+            total_timesteps: 1 << 22,
+            ..Default::default()
+        };
+        assert!(at_cap.validate().is_ok());
+        let wide = PpoConfig {
+            hidden_sizes: vec![32, 1 << 20],
+            ..Default::default()
+        };
+        let e = wide.validate().unwrap_err().to_string();
+        assert!(e.contains("`hidden_sizes`") && e.contains("4096"), "{e}");
+    }
+
     #[test]
     fn json_errors_name_file_and_field() {
         let dir = std::env::temp_dir().join(format!("rlhf-cfg-{}", std::process::id()));
@@ -280,6 +355,11 @@ mod tests {
         std::fs::write(&p, r#"{"num_envs": 0}"#).unwrap();
         let e = format!("{:#}", PpoConfig::from_file(&p).unwrap_err());
         assert!(e.contains("c.json") && e.contains("`num_envs`"), "{e}");
+        for not_an_object in ["[]", "null", "7"] {
+            std::fs::write(&p, not_an_object).unwrap();
+            let e = format!("{:#}", PpoConfig::from_file(&p).unwrap_err());
+            assert!(e.contains("c.json") && e.contains("JSON object"), "{e}");
+        }
         std::fs::write(&p, r#"{"seed": 7, "ent_coef": 0.0}"#).unwrap();
         let c = PpoConfig::from_file(&p).unwrap();
         assert_eq!(

@@ -20,9 +20,9 @@ mod metrics;
 pub mod plots;
 mod trainer;
 
-pub use config::{Algorithm, PpoConfig};
+pub use config::{Algorithm, PpoConfig, MAX_HIDDEN_SIZE, MAX_ROLLOUT_TRANSITIONS};
 pub use experiment::{
     compare_algorithms, gradient_variance, AdvantageEstimator, GradientStats, LearningCurve,
 };
 pub use metrics::{metrics_to_csv, metrics_to_jsonl, IterationMetrics};
-pub use trainer::{reward_scale, GridworldTrainer, GroundTruthReport};
+pub use trainer::{reward_scale, GridworldTrainer, GroundTruthReport, MAX_UPDATE_KL};

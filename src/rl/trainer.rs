@@ -33,6 +33,11 @@ pub(crate) struct Rollout {
     pub finished: Vec<(f64, f64, usize)>,
 }
 
+/// The largest approximate KL (k3, nats) one update may move the policy
+/// before [`GridworldTrainer`] calls the run diverged. PPO's updates move it
+/// by about 0.01 (the clipped objective keeps ratios near [0.8, 1.2]).
+pub const MAX_UPDATE_KL: f64 = 10.0;
+
 /// Actions whose Q* is within this of the best count as optimal.
 const OPTIMAL_ACTION_TOLERANCE: f64 = 1e-6;
 /// The solved bar: share of reachable states with an optimal greedy action...
@@ -521,7 +526,7 @@ impl GridworldTrainer {
             }
         };
         let secs = started.elapsed().as_secs_f64();
-        self.metrics.push(IterationMetrics {
+        let metrics = IterationMetrics {
             iteration: self.iteration,
             global_step: self.global_step,
             episodic_return: mean(&|e| e.0),
@@ -538,7 +543,68 @@ impl GridworldTrainer {
             grad_norm: gn / count,
             learning_rate: self.optimizer.config.lr,
             steps_per_second: batch as f64 / secs.max(1e-9),
-        });
+        };
+        self.check_divergence(&metrics)?;
+        self.metrics.push(metrics);
+        Ok(())
+    }
+
+    /// The largest |discounted return| any episode can have here: the map's
+    /// reward scale ([`reward_scale`]) times the horizon, the smaller of the
+    /// truncation length and 1/(1 − γ) (Σ γ^t ≤ both); at least 1, the scale
+    /// of an untrained critic's outputs (a map whose rewards are all 0 has G = 0).
+    pub fn return_bound(&self) -> f64 {
+        let max_steps = self
+            .config
+            .max_episode_steps
+            .unwrap_or(self.world.map.params.max_steps) as f64;
+        let gamma = self.gamma();
+        let horizon = if gamma < 1.0 {
+            max_steps.min(1.0 / (1.0 - gamma))
+        } else {
+            max_steps
+        };
+        (reward_scale(&self.world) * horizon).max(1.0)
+    }
+
+    /// The divergence check, once per iteration (the one place training is
+    /// stopped for numbers that are finite but impossible; NaN and Inf are
+    /// stopped by [`optimize`]):
+    ///
+    /// - value loss ½·mean(V − R)² above 2·G² (G = [`Self::return_bound`]):
+    ///   every return lies in [−G, G], so the critic's errors average more
+    ///   than 2G only if it predicts values no episode can reach;
+    /// - approximate KL (k3) of one update above [`MAX_UPDATE_KL`] nats: the
+    ///   update moved the policy away from the actions it just took.
+    ///
+    /// Either is an error naming the metric, its value, the bound and the
+    /// iteration; the iteration's metrics are not recorded.
+    fn check_divergence(&self, m: &IterationMetrics) -> Result<()> {
+        let g = self.return_bound();
+        let value_bound = 2.0 * g * g;
+        if m.value_loss > value_bound {
+            bail!(
+                "training diverged at iteration {}: value loss {:.4e} exceeds its bound {:.4e} \
+                 (2·G² with G = {g:.4}, the largest return this map allows; the critic predicts \
+                 values no episode can reach) — training stopped; lower `learning_rate` \
+                 (now {})",
+                m.iteration,
+                m.value_loss,
+                value_bound,
+                self.config.learning_rate
+            );
+        }
+        if m.approx_kl_k3 > MAX_UPDATE_KL {
+            bail!(
+                "training diverged at iteration {}: approximate KL of one update {:.4e} exceeds \
+                 its bound {MAX_UPDATE_KL} nats (the update made the actions just taken about \
+                 e^{MAX_UPDATE_KL} times less likely) — training stopped; lower `learning_rate` \
+                 (now {})",
+                m.iteration,
+                m.approx_kl_k3,
+                self.config.learning_rate
+            );
+        }
         Ok(())
     }
 
@@ -569,6 +635,23 @@ impl GridworldTrainer {
         let json = serde_json::to_string_pretty(&state)?;
         crate::io::write_atomic(&dir.join("trainer.json"), json.as_bytes())
             .with_context(|| format!("writing {}", dir.join("trainer.json").display()))
+    }
+
+    /// Write a checkpoint to `dir` atomically as a whole folder
+    /// ([`crate::io::write_dir_atomic`], as every trainer does): [`Self::save`]'s
+    /// files, so weights, Adam's moments, the iteration, the RNG and the
+    /// environments. `dir` always holds a complete checkpoint.
+    pub fn save_checkpoint(&self, dir: impl AsRef<Path>) -> Result<()> {
+        crate::io::write_dir_atomic(dir.as_ref(), |tmp| self.save(tmp))
+    }
+
+    /// Continue from the checkpoint folder `dir` (or `DIR.old` after a crash
+    /// mid-swap, [`crate::io::checkpoint_to_resume`]) exactly where it stopped.
+    pub fn resume(dir: impl AsRef<Path>) -> Result<Self> {
+        Self::load(crate::io::checkpoint_to_resume(
+            dir.as_ref(),
+            "trainer.json",
+        )?)
     }
 
     /// Load an agent saved with [`Self::save`].

@@ -103,7 +103,10 @@ fn killed_and_resumed_sft_equals_uninterrupted_to_the_bit() {
     let started = std::time::Instant::now();
     while checkpoint_step(&ckpt).is_none() && checkpoint_step(&d.join("b/checkpoint.old")).is_none()
     {
-        assert!(started.elapsed().as_secs() < 60, "no checkpoint appeared");
+        assert!(
+            started.elapsed().as_secs() < 600,
+            "no checkpoint appeared in 10 minutes"
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     child.kill().unwrap();

@@ -110,12 +110,22 @@ pub fn run(a: PpoArgs) -> Result<()> {
     let rm = RewardModel::load(&a.reward_model, &device)?;
     let ckpt = a.out.join("checkpoint");
     let trainer = if a.resume {
-        let mut t = PpoTrainer::resume(&ckpt, &sft, &rm, data.prompts.train.clone())?;
+        // `checkpoint/`, or `checkpoint.old` when a crash tore the latest write.
+        let from = rlhf_lab::lm::checkpoint_to_resume(&ckpt)?;
+        let mut t = PpoTrainer::resume(&from, &sft, &rm, data.prompts.train.clone())?;
         t.config.iterations = config.iterations;
+        let torn = if from != ckpt {
+            format!(
+                " ({} is missing or incomplete, left by an interrupted checkpoint write)",
+                ckpt.display()
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "resumed at iteration {} from {}",
+            "resumed at iteration {} from {}{torn}",
             t.iteration,
-            ckpt.display()
+            from.display()
         );
         t
     } else {

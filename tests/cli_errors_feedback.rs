@@ -2,35 +2,10 @@
 //! error that names the file and line, or the flag and its allowed range; never
 //! a panic, never silent acceptance.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-fn rlhf_lab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rlhf-lab"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run rlhf-lab")
-}
-
-/// The command failed (non-zero exit, no panic) and stderr contains every one of `needles`.
-fn assert_error(out: &Output, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure, stderr: {err}");
-    assert!(!err.contains("panicked at"), "panicked: {err}");
-    for n in needles {
-        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
-    }
-}
-
-/// A fresh scratch folder for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("rlhf-cli-errors-fb-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+mod common;
+use common::{assert_clear_error, rlhf_lab, scratch};
 
 /// The first `n` lines of the committed preference test split.
 fn test_lines(n: usize) -> Vec<String> {
@@ -64,7 +39,7 @@ fn comparison_of_a_system_with_itself_names_file_and_line() {
     let file = dir.join("self.jsonl");
     write_lines(&file, &lines);
     let out = rlhf_lab(&["feedback", "rank", file.to_str().unwrap()]);
-    assert_error(
+    assert_clear_error(
         &out,
         &[
             "self.jsonl:3:",
@@ -124,7 +99,7 @@ fn unknown_system_against_the_systems_catalogue_names_file_line_and_id() {
     lines[4] = with_field(&lines[4], "system_a", "gpt-9");
     write_lines(&file, &lines);
     let out = rlhf_lab(&["feedback", "rank", file.to_str().unwrap(), "--systems", all]);
-    assert_error(
+    assert_clear_error(
         &out,
         &[
             "s.jsonl:5:",
@@ -142,7 +117,7 @@ fn rank_without_systems_names_the_line() {
     let file = dir.join("n.jsonl");
     write_lines(&file, &lines);
     let out = rlhf_lab(&["feedback", "rank", file.to_str().unwrap()]);
-    assert_error(&out, &["n.jsonl:2:", "`system_a` and `system_b`"]);
+    assert_clear_error(&out, &["n.jsonl:2:", "`system_a` and `system_b`"]);
 }
 
 /// Pairs for the judge are checked against the preference dataset (the
@@ -167,7 +142,7 @@ fn made_up_answer_or_system_against_the_dataset_names_file_line_and_id() {
     };
     let mut lines = test_lines(4);
     lines[3] = with_field(&lines[3], "system_b", "gpt-9");
-    assert_error(
+    assert_clear_error(
         &run(&lines, "system.jsonl"),
         &[
             "system.jsonl:4:",
@@ -177,7 +152,7 @@ fn made_up_answer_or_system_against_the_dataset_names_file_line_and_id() {
     );
     let mut lines = test_lines(4);
     lines[1] = with_field(&lines[1], "response_a", "A made-up answer.");
-    assert_error(
+    assert_clear_error(
         &run(&lines, "answer.jsonl"),
         &[
             "answer.jsonl:2:",
@@ -186,13 +161,13 @@ fn made_up_answer_or_system_against_the_dataset_names_file_line_and_id() {
     );
     let mut lines = test_lines(2);
     lines[0] = with_field(&lines[0], "prompt_id", "zzz999");
-    assert_error(
+    assert_clear_error(
         &run(&lines, "prompt.jsonl"),
         &["prompt.jsonl:1:", "field `prompt_id` is `zzz999`"],
     );
     // The untouched lines pass the checks and fail only later, at the missing model.
     let fine = run(&test_lines(4), "fine.jsonl");
-    assert_error(&fine, &["does-not-exist"]);
+    assert_clear_error(&fine, &["does-not-exist"]);
     assert!(!String::from_utf8_lossy(&fine.stderr).contains("fine.jsonl:"));
 }
 
@@ -200,7 +175,7 @@ fn made_up_answer_or_system_against_the_dataset_names_file_line_and_id() {
 fn length_bias_must_be_finite() {
     for bad in ["NaN", "inf", "-inf"] {
         let out = rlhf_lab(&["feedback", "simulate", "--length-bias", bad]);
-        assert_error(&out, &["--length-bias", "must be a finite number"]);
+        assert_clear_error(&out, &["--length-bias", "must be a finite number"]);
     }
 }
 
@@ -213,7 +188,7 @@ fn rounds_must_be_at_least_one() {
         "--rounds",
         "0",
     ]);
-    assert_error(&out, &["--rounds", "must be at least 1"]);
+    assert_clear_error(&out, &["--rounds", "must be at least 1"]);
 }
 
 #[test]
@@ -225,10 +200,10 @@ fn counts_must_be_at_least_one() {
         "--per-pair",
     ] {
         let out = rlhf_lab(&["feedback", "simulate", flag, "0"]);
-        assert_error(&out, &[flag, "must be at least 1"]);
+        assert_clear_error(&out, &[flag, "must be at least 1"]);
     }
     let out = rlhf_lab(&["feedback", "simulate", "--prompts=-3"]);
-    assert_error(&out, &["--prompts"]);
+    assert_clear_error(&out, &["--prompts"]);
     let out = rlhf_lab(&[
         "feedback",
         "judge",
@@ -239,17 +214,17 @@ fn counts_must_be_at_least_one() {
         "--out",
         "/dev/null",
     ]);
-    assert_error(&out, &["--limit", "must be at least 1"]);
+    assert_clear_error(&out, &["--limit", "must be at least 1"]);
 }
 
 #[test]
 fn troll_share_must_be_a_share() {
     for bad in ["1.5", "-0.1", "NaN"] {
         let out = rlhf_lab(&["feedback", "simulate", "--troll-share", bad]);
-        assert_error(&out, &["--troll-share"]);
+        assert_clear_error(&out, &["--troll-share"]);
     }
     let out = rlhf_lab(&["feedback", "simulate", "--troll-share", "1.5"]);
-    assert_error(&out, &["must be a share from 0 to 1"]);
+    assert_clear_error(&out, &["must be a share from 0 to 1"]);
 }
 
 #[test]
@@ -264,7 +239,7 @@ fn per_pair_above_the_crowd_is_an_error_not_a_silent_cap() {
         "--out",
         "/dev/null",
     ]);
-    assert_error(
+    assert_clear_error(
         &out,
         &[
             "--per-pair is 5",
@@ -293,7 +268,7 @@ fn config_that_is_not_an_object_names_the_file() {
             vec!["ppo", "--config", p],
         ] {
             let out = rlhf_lab(&cmd);
-            assert_error(&out, &[name, "must be a JSON object", kind]);
+            assert_clear_error(&out, &[name, "must be a JSON object", kind]);
         }
     }
 }

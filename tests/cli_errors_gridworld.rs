@@ -3,30 +3,18 @@
 //! non-zero exit and no panic; `gridworld train` survives a SIGKILL and
 //! `--resume` ends byte-identical to an uninterrupted run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-fn rlhf_lab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rlhf-lab"))
-        .args(args)
-        .output()
-        .expect("run rlhf-lab")
-}
+mod common;
+use common::{assert_clear_error, rlhf_lab, scratch};
 
-/// A fresh scratch folder for one test.
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rlhf-cli-err-gw-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// The command failed with exit code 1, without a panic; returns its stderr.
+/// The command failed with exit code 1 (an error, not clap's usage exit 2),
+/// without a panic; returns its stderr.
 fn failed(out: &Output) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let err = assert_clear_error(out, &[]);
     assert_eq!(out.status.code(), Some(1), "expected exit 1; stderr: {err}");
-    assert!(!err.contains("panicked at"), "{err}");
     err
 }
 

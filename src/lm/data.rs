@@ -200,7 +200,11 @@ impl BatchSource for TokenStream {
     type Batch = LmBatch;
 
     fn train_batch(&self, step: usize, device: &Device) -> Result<LmBatch> {
-        let mut rng = Rng::new(self.seed ^ (step as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
+        let mut rng = Rng::new(gridworld::stream_seed(
+            self.seed,
+            step as u64,
+            0xD1B5_4A32_D192_ED03,
+        ));
         let max_start = self.train.len() - self.seq_len - 1;
         let starts: Vec<usize> = (0..self.batch_size)
             .map(|_| rng.below(max_start + 1))

@@ -227,7 +227,11 @@ impl BatchSource for SftDataset {
     type Batch = LmBatch;
 
     fn train_batch(&self, step: usize, device: &Device) -> Result<LmBatch> {
-        let mut rng = Rng::new(self.seed ^ (step as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407));
+        let mut rng = Rng::new(gridworld::stream_seed(
+            self.seed,
+            step as u64,
+            0xA24B_AED4_963E_E407,
+        ));
         let rows: Vec<_> = (0..self.batch_size)
             .map(|_| self.train[rng.below(self.train.len())].clone())
             .collect();

@@ -114,7 +114,7 @@ pub fn epoch_batch(n: usize, batch_size: usize, step: usize, seed: u64, salt: u6
     let per_epoch = n.div_ceil(batch_size.max(1)).max(1);
     let (epoch, k) = (step / per_epoch, step % per_epoch);
     let mut order: Vec<usize> = (0..n).collect();
-    gridworld::Rng::new(seed ^ (epoch as u64 + 1).wrapping_mul(salt)).shuffle(&mut order);
+    gridworld::Rng::new(gridworld::stream_seed(seed, epoch as u64, salt)).shuffle(&mut order);
     order[(k * batch_size).min(n)..((k + 1) * batch_size).min(n)].to_vec()
 }
 
@@ -391,7 +391,7 @@ impl<O: Objective> Trainer<O> {
         // Dropout's masks: a function of the seed and the update, so a resumed
         // run draws the same ones.
         let step_seed =
-            self.config.seed ^ (self.step as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+            gridworld::stream_seed(self.config.seed, self.step as u64, 0xD1B5_4A32_D192_ED03);
         self.objective.set_training(true, step_seed);
         let out = self.objective.loss(batch);
         self.objective.set_training(false, step_seed);

@@ -91,7 +91,7 @@ pub fn best_of_n_curves(
     for k in 0..config.max_n.max(1) {
         for (c, chunk) in prompts.chunks(32).enumerate() {
             let seed =
-                config.seed ^ ((k * 1009 + c) as u64 + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+                gridworld::stream_seed(config.seed, (k * 1009 + c) as u64, 0xD6E8_FEB8_6659_FD93);
             let sampled =
                 sample_answers(sft, chunk, config.temperature, config.max_new_tokens, seed)?;
             let (ended, turns) = (sampled.ended, sampled.turns);

@@ -891,7 +891,7 @@ fn train_online(
     let mut trainer = Trainer::new(objective, train)?;
     let mut rounds = Vec::with_capacity(online.rounds);
     for round in 0..online.rounds {
-        let seed = config.seed ^ (round as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407);
+        let seed = gridworld::stream_seed(config.seed, round as u64, 0xA24B_AED4_963E_E407);
         let mut pairs = label_own_answers(
             &trainer.objective.policy,
             reward,

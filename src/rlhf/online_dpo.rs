@@ -148,8 +148,11 @@ pub fn label_own_answers(
     let mut answers: Vec<Vec<(String, f64, f64)>> = vec![Vec::with_capacity(k); prompts.len()];
     for sample in 0..k {
         for (chunk_index, chunk) in prompts.chunks(32).enumerate() {
-            let dice = seed
-                ^ ((sample * 7919 + chunk_index) as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let dice = gridworld::stream_seed(
+                seed,
+                (sample * 7919 + chunk_index) as u64,
+                0x9E37_79B9_7F4A_7C15,
+            );
             let s = sample_answers(policy, chunk, temperature, max_new_tokens, dice)?;
             let gold: Vec<f64> = chunk
                 .iter()

@@ -732,7 +732,8 @@ pub fn evaluate_policy(
     let mut turns = Vec::new();
     for round in 0..samples {
         for (k, chunk) in prompts.chunks(32).enumerate() {
-            let seed = seed ^ ((round * 7919 + k) as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D);
+            let seed =
+                gridworld::stream_seed(seed, (round * 7919 + k) as u64, 0x2545_F491_4F6C_DD1D);
             turns.extend(answer_and_score(
                 models,
                 chunk,
@@ -842,8 +843,12 @@ impl PpoTrainer {
         let per_pass = (n / m).max(1);
         let (pass, k) = (it / per_pass, it % per_pass);
         let mut order: Vec<usize> = (0..n).collect();
-        Rng::new(self.config.seed ^ (pass as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9))
-            .shuffle(&mut order);
+        Rng::new(gridworld::stream_seed(
+            self.config.seed,
+            pass as u64,
+            0xBF58_476D_1CE4_E5B9,
+        ))
+        .shuffle(&mut order);
         order[k * m..(k + 1) * m]
             .iter()
             .flat_map(|&i| {
@@ -911,7 +916,7 @@ impl PpoTrainer {
         if self.held_out.is_empty() && self.evaluates() {
             self.measure_held_out()?;
         }
-        let seed = c.seed ^ (it as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let seed = gridworld::stream_seed(c.seed, it as u64, 0x9E37_79B9_7F4A_7C15);
         let (ro, seconds_generation, seconds_scoring) =
             self.rollout(self.prompt_batch(it), seed)?;
 

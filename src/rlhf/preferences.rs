@@ -227,7 +227,7 @@ pub fn sample_responses(
             temperature: t,
             top_k: None,
             top_p: None,
-            seed: config.seed ^ (k as u64 + 1).wrapping_mul(0x9E37_79B9),
+            seed: gridworld::stream_seed(config.seed, k as u64, 0x9E37_79B9),
             ..SamplingConfig::default()
         };
         let source = if t == 0.0 {

@@ -142,8 +142,11 @@ impl BatchSource for ProbeData {
         let d = &self.data;
         let n = d.train_len();
         let bs = d.config.batch_size.min(n);
-        let mut rng =
-            Rng::new(d.config.seed ^ (step as u64 + 1).wrapping_mul(0x94D0_49BB_1331_11EB));
+        let mut rng = Rng::new(gridworld::stream_seed(
+            d.config.seed,
+            step as u64,
+            0x94D0_49BB_1331_11EB,
+        ));
         let idx: Vec<usize> = (0..bs).map(|_| rng.below(n)).collect();
         if d.train_pairs.is_empty() {
             let rows: Vec<u32> = idx.iter().map(|&i| self.scored_rows[i]).collect();

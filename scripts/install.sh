@@ -20,8 +20,9 @@ for arg in "$@"; do
   esac
 done
 EVCXR_VERSION=0.22.0
-log() { printf '\033[1m[install]\033[0m %s\n' "$*"; }
 t0=$(date +%s)
+# Each line says how long the install has run so far.
+log() { printf '\033[1m[install %4d s]\033[0m %s\n' $(($(date +%s) - t0)) "$*"; }
 
 # 1. The Rust kernel.
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -30,7 +31,9 @@ if command -v evcxr_jupyter >/dev/null && cargo install --list | grep -q "^evcxr
   log "evcxr_jupyter $EVCXR_VERSION already installed"
 else
   log "installing evcxr_jupyter $EVCXR_VERSION (about 13 minutes on 2 cores, once per machine)"
+  ti=$(date +%s)
   cargo install --locked evcxr_jupyter --version "$EVCXR_VERSION"
+  log "evcxr_jupyter installed in $(($(date +%s) - ti)) s"
 fi
 EVCXR_BIN="$(command -v evcxr_jupyter)"
 
@@ -45,8 +48,10 @@ REQ=scripts/requirements-test.txt
 STAMP=".venv/.installed-$(basename "$REQ")-$(sha256sum "$REQ" | cut -c1-16)"
 if [ ! -f "$STAMP" ]; then
   log "installing Python packages from $REQ"
+  tp=$(date +%s)
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$REQ"
   touch "$STAMP"
+  log "Python packages installed in $(($(date +%s) - tp)) s"
 else
   log "Python packages from $REQ already installed"
 fi

@@ -50,6 +50,15 @@ def execute(nb, cwd, kernel_log=None):
 
 
 def _execute(nb, cwd):
+    started = time.time()
+    marks = {}  # "ready": the kernel answered and the first cell starts; "first": its reply
+
+    def on_cell_start(cell, cell_index):
+        marks.setdefault("ready", time.time() - started)
+
+    def on_cell_executed(cell, cell_index, execute_reply):
+        marks.setdefault("first", time.time() - started)
+
     client = NotebookClient(
         nb,
         timeout=TIMEOUT,
@@ -57,8 +66,15 @@ def _execute(nb, cwd):
         startup_timeout=TIMEOUT,
         kernel_name=KERNEL,
         resources={"metadata": {"path": str(cwd)}},
+        on_cell_start=on_cell_start,
+        on_cell_executed=on_cell_executed,
     )
-    client.execute()
+    try:
+        client.execute()
+    finally:
+        # What a learner waits for after opening a notebook: the kernel's start-up
+        # (evcxr compiling what changed) and the first cell's reply.
+        nb.metadata["rlhf_lab_timing_s"] = {k: round(v, 1) for k, v in marks.items()}
     return nb
 
 
@@ -141,11 +157,14 @@ def main():
         ap.error("give notebooks to run")
     OUT.mkdir(parents=True, exist_ok=True)
     passed, failed = 0, 0
+    times = []
     for path in map(Path, args.notebooks):
         name = path.stem
         t0 = time.time()
         nb = nbformat.read(path, as_version=4)
-        kernel_dir = KERNELS / name
+        # One crate folder for every notebook: the kernels run one after another,
+        # and each reuses the rlhf-lab build the one before left (scripts/kernel.sh).
+        kernel_dir = KERNELS / "notebooks"
         os.environ["RLHF_LAB_KERNELS"] = str(KERNELS)
         os.environ["RLHF_LAB_KERNEL_DIR"] = str(kernel_dir)
         try:
@@ -161,6 +180,7 @@ def main():
         nbformat.write(nb, OUT / f"{name}.ipynb")
         figures = export_figures(nb, name)
         dt = time.time() - t0
+        times.append((path.name, dt, nb.metadata.get("rlhf_lab_timing_s", {}), "FAIL" if problems else "ok"))
         if problems:
             failed += 1
             print(f"FAIL {path} ({dt:.0f} s)")
@@ -170,7 +190,13 @@ def main():
             passed += 1
             print(f"ok   {path} ({dt:.0f} s, {figures} figures -> {OUT / name})")
         sys.stdout.flush()
-    print(f"notebooks: {passed} passed, {failed} failed")
+    print("\n  total   kernel ready   first reply   notebook")
+    for name, dt, marks, verdict in times:
+        cols = "".join(f"{marks[k]:10.1f} s  " if k in marks else "          -   " for k in ("ready", "first"))
+        print(f"{dt:5.0f} s  {cols} {verdict:4} {name}")
+    print("(kernel ready: from the kernel's start until it runs the first cell, evcxr's compile of what")
+    print(" changed included; first reply: until that cell's reply)")
+    print(f"notebooks: {passed} passed, {failed} failed in {sum(t[1] for t in times):.0f} s")
     return 1 if failed else 0
 
 

@@ -31,6 +31,28 @@ pub enum LmCommand {
     /// Continue a prompt with a checkpoint folder, a Hugging Face folder, a GGUF
     /// file or a hub id (org/name).
     Sample(SampleArgs),
+    /// Training and generation tokens/s of a fresh tiny model on this machine
+    /// (the measurement `cargo bench --bench lm_speed` and the notebook kernel
+    /// benchmark use).
+    Speed(SpeedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SpeedArgs {
+    /// Timed training updates (after one untimed warm-up update).
+    #[arg(long, default_value_t = 20, value_parser = super::value_parsers::at_least_one)]
+    steps: usize,
+    /// Model size: width 128·scale, 4·scale layers.
+    #[arg(long, default_value_t = 1, value_parser = super::value_parsers::at_least_one)]
+    scale: usize,
+    /// New tokens per generation measurement.
+    #[arg(long, default_value_t = 128, value_parser = super::value_parsers::at_least_one)]
+    new_tokens: usize,
+    /// Print the report as one line of JSON.
+    #[arg(long)]
+    json: bool,
+    #[arg(long)]
+    cuda: bool,
 }
 
 #[derive(Debug, Args)]
@@ -129,6 +151,7 @@ pub fn run(cmd: LmCommand) -> Result<()> {
         }
         LmCommand::Pretrain(a) => pretrain_cmd(a),
         LmCommand::Sample(a) => sample_cmd(a),
+        LmCommand::Speed(a) => speed_cmd(a),
     }
 }
 
@@ -153,6 +176,22 @@ pub fn resume_lm(
     }
     println!("{}", t.resume_note(ckpt));
     Ok((lm, t))
+}
+
+fn speed_cmd(a: SpeedArgs) -> Result<()> {
+    let config = rlhf_lab::lm::speed::SpeedConfig {
+        steps: a.steps,
+        scale: a.scale,
+        new_tokens: a.new_tokens,
+        ..Default::default()
+    };
+    let report = rlhf_lab::lm::speed::measure_speed(&config, &device(a.cuda)?)?;
+    if a.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{report}");
+    }
+    Ok(())
 }
 
 fn pretrain_cmd(a: PretrainArgs) -> Result<()> {

@@ -11,6 +11,7 @@
 //! | [`weights`] | initialisation, safetensors, GGUF dequantization |
 //! | [`lora`] | low-rank adapters, on/off/merge, PEFT's file format |
 //! | [`memory`] | memory, precision and speed per setup, measured |
+//! | [`speed`] | training and generation tokens/s of the tiny model, measured |
 //! | [`quantize`] | per-channel int8 weights for a frozen base |
 //! | [`pretrained`] | [`LanguageModel`]: load / save / clone |
 //! | [`hub`] | the Hugging Face hub cache and downloads |
@@ -33,6 +34,7 @@ pub mod pretrained;
 pub mod quantize;
 pub mod sample;
 pub mod sft;
+pub mod speed;
 pub mod tokenizer;
 pub mod train;
 pub mod weights;

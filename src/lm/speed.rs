@@ -1,0 +1,235 @@
+//! How fast the tiny language model trains and generates on this machine.
+//!
+//! One measurement shared by every place that reports speed, so their numbers
+//! are comparable: `cargo bench --bench lm_speed`, `rlhf-lab lm speed`, and a
+//! notebook kernel (`scripts/bench_kernel.py` runs [`measure_speed`] inside
+//! one and compares it with the release CLI).
+//!
+//! Training: tokens/s = (tokens counted by the loss over `steps` updates) /
+//! seconds, each update a forward, a backward and an AdamW step on a
+//! `batch_size × seq_len` batch of the pre-training corpus, after one
+//! untimed warm-up update. Generation: new tokens/s of greedy decoding at
+//! batch 1 from a fixed prompt, with and without the KV cache.
+
+use super::pretrain;
+use super::{BatchSource, NextTokenLoss, SamplingConfig, TrainConfig, Trainer};
+use anyhow::Result;
+use candle_core::Device;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Instant;
+
+/// What to measure. The defaults are the pre-training shape of rung 3.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SpeedConfig {
+    /// Model size: width 128·scale, 4·scale layers (1 = the CPU-sized tiny model).
+    pub scale: usize,
+    /// Windows per training batch.
+    pub batch_size: usize,
+    /// Tokens per window.
+    pub seq_len: usize,
+    /// Timed training updates (after one untimed warm-up update).
+    pub steps: usize,
+    /// New tokens generated per generation measurement.
+    pub new_tokens: usize,
+    /// The prompt generation continues.
+    pub prompt: String,
+}
+
+impl Default for SpeedConfig {
+    fn default() -> Self {
+        Self {
+            scale: 1,
+            batch_size: 16,
+            seq_len: 64,
+            steps: 20,
+            new_tokens: 128,
+            prompt: "Mia has a".to_string(),
+        }
+    }
+}
+
+/// Training throughput.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainingSpeed {
+    /// Loss-counted tokens per second over the timed updates.
+    pub tokens_per_second: f64,
+    /// Milliseconds per update (forward + backward + AdamW).
+    pub ms_per_step: f64,
+    /// Timed updates.
+    pub steps: usize,
+}
+
+/// Generation throughput at batch 1.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GenerationSpeed {
+    /// New tokens per second.
+    pub tokens_per_second: f64,
+    /// New tokens generated.
+    pub new_tokens: usize,
+    /// Whether keys and values were cached between steps.
+    pub kv_cache: bool,
+}
+
+/// One speed measurement of the tiny model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SpeedReport {
+    /// The model's parameter count.
+    pub parameters: usize,
+    /// Decoder layers.
+    pub layers: usize,
+    /// Hidden width.
+    pub width: usize,
+    /// Training batch shape, windows × tokens.
+    pub batch_size: usize,
+    /// Tokens per training window.
+    pub seq_len: usize,
+    /// Threads candle's CPU kernels use.
+    pub threads: usize,
+    /// Training throughput.
+    pub training: TrainingSpeed,
+    /// Generation with the KV cache.
+    pub generation_cached: GenerationSpeed,
+    /// Generation recomputing the whole prefix each step.
+    pub generation_uncached: GenerationSpeed,
+}
+
+impl SpeedReport {
+    /// The report as one line of JSON (what `rlhf-lab lm speed --json` prints).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a speed report always serialises")
+    }
+}
+
+impl fmt::Display for SpeedReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "model: {} parameters ({} layers, width {}), batch {} × {} tokens, {} threads",
+            self.parameters, self.layers, self.width, self.batch_size, self.seq_len, self.threads
+        )?;
+        writeln!(
+            f,
+            "training: {:.0} tokens/s ({:.1} ms/step over {} steps)",
+            self.training.tokens_per_second, self.training.ms_per_step, self.training.steps
+        )?;
+        for g in [&self.generation_cached, &self.generation_uncached] {
+            writeln!(
+                f,
+                "generation, KV cache {}: {:.0} tokens/s ({} tokens, batch 1)",
+                if g.kv_cache { "on " } else { "off" },
+                g.tokens_per_second,
+                g.new_tokens
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Measure training and generation speed of a fresh model of `config.scale`
+/// on the committed corpus (`datasets/corpus`).
+pub fn measure_speed(config: &SpeedConfig, device: &Device) -> Result<SpeedReport> {
+    anyhow::ensure!(
+        config.scale >= 1
+            && config.batch_size >= 1
+            && config.seq_len >= 1
+            && config.steps >= 1
+            && config.new_tokens >= 1,
+        "speed config: scale, batch_size, seq_len, steps and new_tokens must each be at least 1 (got {config:?})"
+    );
+    let setup = pretrain::setup(
+        &pretrain::corpus_dir(),
+        config.scale,
+        config.batch_size,
+        config.seq_len,
+        0,
+        device,
+    )?;
+    let lm = setup.model;
+    let mut trainer = Trainer::new(NextTokenLoss::new(&lm), TrainConfig::default())?;
+    trainer.train_step(&setup.data.train_batch(0, device)?)?; // warm-up, untimed
+    let start = Instant::now();
+    let mut tokens = 0.0;
+    for step in 1..=config.steps {
+        let batch = setup.data.train_batch(step, device)?;
+        tokens += batch.counted_tokens()?;
+        trainer.train_step(&batch)?;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let training = TrainingSpeed {
+        tokens_per_second: tokens / seconds,
+        ms_per_step: 1e3 * seconds / config.steps as f64,
+        steps: config.steps,
+    };
+    let generation = |kv_cache: bool| -> Result<GenerationSpeed> {
+        let sampling = SamplingConfig {
+            use_kv_cache: kv_cache,
+            stop_tokens: vec![u32::MAX], // never stop early: always `new_tokens`
+            ..SamplingConfig::greedy(config.new_tokens)
+        };
+        let start = Instant::now();
+        let generated = lm.generate(&config.prompt, &sampling)?;
+        Ok(GenerationSpeed {
+            tokens_per_second: generated.new_tokens as f64 / start.elapsed().as_secs_f64(),
+            new_tokens: generated.new_tokens,
+            kv_cache,
+        })
+    };
+    Ok(SpeedReport {
+        parameters: lm.num_parameters(),
+        layers: lm.config.num_hidden_layers,
+        width: lm.config.hidden_size,
+        batch_size: config.batch_size,
+        seq_len: config.seq_len,
+        threads: candle_core::utils::get_num_threads(),
+        training,
+        generation_cached: generation(true)?,
+        generation_uncached: generation(false)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_measurement_counts_every_token_it_times() -> Result<()> {
+        let config = SpeedConfig {
+            batch_size: 2,
+            seq_len: 8,
+            steps: 2,
+            new_tokens: 5,
+            ..SpeedConfig::default()
+        };
+        let report = measure_speed(&config, &Device::Cpu)?;
+        assert_eq!(report.training.steps, 2);
+        assert!(
+            report.training.tokens_per_second.is_finite()
+                && report.training.tokens_per_second > 0.0
+        );
+        assert_eq!(report.generation_cached.new_tokens, 5);
+        assert_eq!(report.generation_uncached.new_tokens, 5);
+        assert!(report.generation_cached.kv_cache && !report.generation_uncached.kv_cache);
+        let back: SpeedReport = serde_json::from_str(&report.to_json())?;
+        assert_eq!(back.parameters, report.parameters);
+        let text = report.to_string();
+        assert!(
+            text.contains("training:") && text.contains("KV cache off"),
+            "{text}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn zero_steps_is_an_error_naming_the_fields() {
+        let config = SpeedConfig {
+            steps: 0,
+            ..SpeedConfig::default()
+        };
+        let err = measure_speed(&config, &Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("steps"), "{err}");
+    }
+}

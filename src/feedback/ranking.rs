@@ -88,15 +88,25 @@ pub fn elo_history(
     out
 }
 
+/// Ranking quality at one amount of data: mean Kendall τ against the truth.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TauAtSize {
+    /// Number of matches simulated.
+    pub matches: usize,
+    /// Mean τ of online Elo.
+    pub elo: f64,
+    /// Mean τ of Bradley–Terry.
+    pub bradley_terry: f64,
+}
+
 /// How ranking quality grows with data: for each number of matches, the mean Kendall
 /// τ against the truth of Elo and of Bradley–Terry over `seeds` simulated arenas.
-/// Returns `(matches, τ Elo, τ BT)`.
 pub fn tau_vs_matches(
     true_ratings: &[f64],
     sizes: &[usize],
     seeds: u64,
     cfg: EloConfig,
-) -> Vec<(usize, f64, f64)> {
+) -> Vec<TauAtSize> {
     sizes
         .iter()
         .map(|&n| {
@@ -109,7 +119,11 @@ pub fn tau_vs_matches(
                     true_ratings,
                 );
             }
-            (n, te / seeds as f64, tb / seeds as f64)
+            TauAtSize {
+                matches: n,
+                elo: te / seeds as f64,
+                bradley_terry: tb / seeds as f64,
+            }
         })
         .collect()
 }

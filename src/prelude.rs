@@ -2,8 +2,8 @@
 
 pub use crate::feedback::aggregate::{
     checklist_scores, mean_by_system, normalize_rewards, ratings_tau_vs_gold, robust_bradley_terry,
-    system_matches, tau_vs_gold, thumbs_up_rates, wilson_interval, z_scored_ratings, FlawWeights,
-    SystemScore, ThumbsUpRate,
+    system_matches, tau_vs_gold, thumbs_up_rates, wilson_interval, z_scored_ratings,
+    AnnotatorWeight, FlawWeights, SystemScore, ThumbsUpRate,
 };
 pub use crate::feedback::agreement::{
     agreement_with_consensus, cohen_kappa, fleiss_kappa, pairwise_agreement, ConsensusAgreement,
@@ -17,7 +17,7 @@ pub use crate::feedback::candidates::{
 pub use crate::feedback::gold::{features, gold_score, gold_score_turn, Taste};
 pub use crate::feedback::ranking::{
     bootstrap, bradley_terry, elo, elo_history, kendall_tau, simulate_matches, spearman_rho,
-    tau_vs_matches, BtOptions, EloConfig, Interval, Match, TauAtSize,
+    tau_vs_matches, BtOptions, EloConfig, EloSnapshot, Interval, Match, TauAtSize,
 };
 pub use crate::feedback::records::{to_preference_pairs, Comparison, Feedback, Winner};
 pub use crate::feedback::simulate::{

@@ -42,7 +42,8 @@ fn robust_variant_resists_trolls() {
             d_elo += (tau_elo - tau_clean).abs();
             d_robust += (tau_robust - tau_clean).abs();
             if behaviour != Behaviour::Random {
-                for (who, _, w) in &robust.annotators {
+                for a in &robust.annotators {
+                    let (who, w) = (&a.annotator, &a.weight);
                     if who.ends_with("-troll") {
                         assert!(*w < 0.5, "{behaviour:?}: {who} kept weight {w}");
                     }

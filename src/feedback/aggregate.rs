@@ -238,13 +238,26 @@ pub fn item_matches(
     (names, matches)
 }
 
+/// One annotator as the robust fit judged it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnnotatorWeight {
+    /// The annotator.
+    pub annotator: String,
+    /// Share of its decisive votes that agree with the fitted model.
+    pub agreement: f64,
+    /// The weight its votes got in the last fit, (2·agreement − 1)² (0 below ½).
+    pub weight: f64,
+}
+
 /// Result of [`robust_bradley_terry`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RobustFit {
+    /// Item names, sorted.
     pub names: Vec<String>,
+    /// Bradley–Terry rating of each item (Elo scale), in the order of `names`.
     pub ratings: Vec<f64>,
-    /// `(annotator, agreement with the fitted model, weight)`.
-    pub annotators: Vec<(String, f64, f64)>,
+    /// Every annotator with its agreement and weight, by name.
+    pub annotators: Vec<AnnotatorWeight>,
 }
 
 /// Bradley–Terry that finds and down-weights bad-faith annotators.
@@ -293,7 +306,11 @@ pub fn robust_bradley_terry_items(
             let (same, n) = tally.get(who).copied().unwrap_or((0.0, 0.0));
             let agreement = if n > 0.0 { same / n } else { 0.5 };
             *w = (2.0 * agreement - 1.0).max(0.0).powi(2);
-            report.push((who.to_string(), agreement, *w));
+            report.push(AnnotatorWeight {
+                annotator: who.to_string(),
+                agreement,
+                weight: *w,
+            });
         }
         let weighted: Vec<Match> = comparisons
             .iter()
@@ -305,7 +322,7 @@ pub fn robust_bradley_terry_items(
             .collect();
         ratings = bradley_terry(names.len(), &weighted, BtOptions::default());
     }
-    report.sort_by(|a, b| a.0.cmp(&b.0));
+    report.sort_by(|a, b| a.annotator.cmp(&b.annotator));
     RobustFit {
         names,
         ratings,

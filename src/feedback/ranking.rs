@@ -69,20 +69,35 @@ pub fn elo(n_items: usize, matches: &[Match], cfg: EloConfig) -> Vec<f64> {
     r
 }
 
-/// Elo ratings after every `every` matches (for plotting how ratings evolve).
-/// Returns `(matches seen, ratings)` snapshots, the last after all matches.
+/// Elo ratings part-way through a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EloSnapshot {
+    /// Matches played so far.
+    pub matches: usize,
+    /// Every item's rating after them.
+    pub ratings: Vec<f64>,
+}
+
+/// Elo ratings after every `every` matches (for plotting how ratings evolve):
+/// snapshots from the start (0 matches) to the last, after all matches.
 pub fn elo_history(
     n_items: usize,
     matches: &[Match],
     cfg: EloConfig,
     every: usize,
-) -> Vec<(usize, Vec<f64>)> {
+) -> Vec<EloSnapshot> {
     let mut r = vec![cfg.initial; n_items];
-    let mut out = vec![(0, r.clone())];
+    let mut out = vec![EloSnapshot {
+        matches: 0,
+        ratings: r.clone(),
+    }];
     for (t, m) in matches.iter().enumerate() {
         elo_update(&mut r, m, cfg);
         if (t + 1) % every.max(1) == 0 || t + 1 == matches.len() {
-            out.push((t + 1, r.clone()));
+            out.push(EloSnapshot {
+                matches: t + 1,
+                ratings: r.clone(),
+            });
         }
     }
     out

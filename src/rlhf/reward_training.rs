@@ -298,7 +298,7 @@ pub fn annotator_weights(comparisons: &[Comparison], rounds: usize) -> HashMap<S
     });
     fit.annotators
         .into_iter()
-        .map(|(name, _, weight)| (name, weight))
+        .map(|a| (a.annotator, a.weight))
         .collect()
 }
 

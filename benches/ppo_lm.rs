@@ -40,7 +40,7 @@ fn bench_ppo(sft: &LanguageModel, rm: &RewardModel, config: RlhfPpoConfig) -> an
         config,
     )?;
     let started = Instant::now();
-    trainer.train(|r| {
+    trainer.train_with(|r| {
         println!(
             "iteration {:>2}: {:.2} s generating ({:.0} tokens/s), {:.2} s scoring, {:.2} s updating",
             r.iteration,

@@ -1,7 +1,7 @@
 //! Gridworld figures for notebooks and the CLI: value tables as heatmaps,
 //! maps with policies, and sweeps of a map parameter.
 
-use crate::plot::{Figure, Heatmap};
+use crate::plot::{Figure, Heatmap, LineChart};
 use gridworld::solve::{value_iteration, Solution, SolveOptions};
 use gridworld::{Action, GridView, GridWorld, Map};
 
@@ -136,14 +136,47 @@ pub fn with_param(map: &Map, key: &str, value: f64) -> anyhow::Result<Map> {
     Ok(m)
 }
 
+/// How likely an episode under a policy is to end in one terminal cell.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TerminalOutcome {
+    /// Row of the terminal cell.
+    pub row: usize,
+    /// Column of the terminal cell.
+    pub col: usize,
+    /// The reward for entering it.
+    pub reward: f64,
+    /// Probability that an episode from the start ends here.
+    pub probability: f64,
+}
+
 /// One row of a parameter sweep: the solved world and where its optimal policy ends.
 #[derive(Debug, Clone)]
 pub struct SweepPoint {
+    /// The swept parameter's value.
     pub value: f64,
+    /// The world with that value.
     pub world: GridWorld,
+    /// Its exact solution.
     pub solution: Solution,
-    /// Probability of ending in each terminal cell `(row, col, reward, probability)`.
-    pub outcomes: Vec<(usize, usize, f64, f64)>,
+    /// Where the optimal policy ends: one entry per terminal cell, in state order.
+    pub outcomes: Vec<TerminalOutcome>,
+}
+
+/// Where the optimal policy ends against the swept parameter: one line per
+/// terminal cell of `points` (from [`sweep`]), its probability at each value.
+pub fn outcome_chart(title: &str, x_label: &str, points: &[SweepPoint]) -> anyhow::Result<Figure> {
+    let xs: Vec<f64> = points.iter().map(|p| p.value).collect();
+    let mut chart = LineChart::new(title)
+        .x_label(x_label)
+        .y_label("probability the episode ends here");
+    let Some(first) = points.first() else {
+        anyhow::bail!("outcome_chart: no sweep points");
+    };
+    for (k, o) in first.outcomes.iter().enumerate() {
+        let ys: Vec<f64> = points.iter().map(|p| p.outcomes[k].probability).collect();
+        chart = chart.series(format!("{:+} at ({},{})", o.reward, o.row, o.col), &xs, &ys);
+    }
+    chart.draw()
 }
 
 /// Solve `map` once per value of parameter `key`.
@@ -158,8 +191,13 @@ pub fn sweep(map: &Map, key: &str, values: &[f64]) -> anyhow::Result<Vec<SweepPo
             let outcomes = (0..world.n_states())
                 .filter(|&s| world.is_terminal(s))
                 .map(|s| {
-                    let (r, c) = world.cell_of(s);
-                    (r, c, world.map.entry_reward(r, c), absorbed[s])
+                    let (row, col) = world.cell_of(s);
+                    TerminalOutcome {
+                        row,
+                        col,
+                        reward: world.map.entry_reward(row, col),
+                        probability: absorbed[s],
+                    }
                 })
                 .collect();
             Ok(SweepPoint {
@@ -170,4 +208,35 @@ pub fn sweep(map: &Map, key: &str, values: &[f64]) -> anyhow::Result<Vec<SweepPo
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On `dragon` the sweep finds each terminal cell with its reward, the
+    /// probabilities of ending somewhere sum to at most 1, and the chart has one
+    /// line per terminal cell, labelled by its reward and cell.
+    #[test]
+    fn outcome_chart_draws_one_line_per_terminal() {
+        let world = GridWorld::load("dragon").unwrap();
+        let points = sweep(&world.map, "gamma", &[0.5, 0.9]).unwrap();
+        let terminals = (0..world.n_states())
+            .filter(|&s| world.is_terminal(s))
+            .count();
+        for p in &points {
+            assert_eq!(p.outcomes.len(), terminals);
+            let total: f64 = p.outcomes.iter().map(|o| o.probability).sum();
+            assert!(total <= 1.0 + 1e-9, "{total}");
+            for o in &p.outcomes {
+                assert_eq!(o.reward, p.world.map.entry_reward(o.row, o.col));
+            }
+        }
+        let figure = outcome_chart("ends", "gamma", &points).unwrap();
+        for o in &points[0].outcomes {
+            let label = format!("{:+} at ({},{})", o.reward, o.row, o.col);
+            assert!(figure.svg().contains(&label), "no line `{label}`");
+        }
+        assert!(outcome_chart("ends", "gamma", &[]).is_err());
+    }
 }

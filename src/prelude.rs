@@ -1,11 +1,12 @@
 //! Everything a notebook needs in scope: `use rlhf_lab::prelude::*;`.
 
 pub use crate::feedback::aggregate::{
-    checklist_scores, mean_by_system, normalize_rewards, robust_bradley_terry, system_matches,
-    thumbs_up_rates, wilson_interval, z_scored_ratings, FlawWeights,
+    checklist_scores, mean_by_system, normalize_rewards, ratings_tau_vs_gold, robust_bradley_terry,
+    system_matches, tau_vs_gold, thumbs_up_rates, wilson_interval, z_scored_ratings,
+    AnnotatorWeight, FlawWeights, SystemScore, ThumbsUpRate,
 };
 pub use crate::feedback::agreement::{
-    agreement_with_consensus, cohen_kappa, fleiss_kappa, pairwise_agreement,
+    agreement_with_consensus, cohen_kappa, fleiss_kappa, pairwise_agreement, ConsensusAgreement,
 };
 pub use crate::feedback::annotators::{
     honest_crowd, narrow_group, with_trolls, Annotator, Behaviour,
@@ -16,14 +17,15 @@ pub use crate::feedback::candidates::{
 pub use crate::feedback::gold::{features, gold_score, gold_score_turn, Taste};
 pub use crate::feedback::ranking::{
     bootstrap, bradley_terry, elo, elo_history, kendall_tau, simulate_matches, spearman_rho,
-    tau_vs_matches, BtOptions, EloConfig, Interval, Match,
+    tau_vs_matches, BtOptions, EloConfig, EloSnapshot, Interval, Match, TauAtSize,
 };
 pub use crate::feedback::records::{to_preference_pairs, Comparison, Feedback, Winner};
 pub use crate::feedback::simulate::{
-    gold_system_scores, simulate_absolute, simulate_arena, simulate_comparisons,
+    arena_truth, gold_system_scores, simulate_absolute, simulate_arena, simulate_comparisons,
 };
 pub use crate::gridworld_plots::{
-    policy_view, solution_view, sweep, value_grid, with_param, SweepPoint, ValueTable,
+    outcome_chart, policy_view, solution_view, sweep, value_grid, with_param, SweepPoint,
+    TerminalOutcome, ValueTable,
 };
 pub use crate::lm::plots::{
     attention_map, behaviour_figure, format_bytes, loss_curve, loss_mask_view, memory_table,

@@ -1,20 +1,14 @@
 //! Human feedback end to end: simulated crowds, rankings against the gold standard.
 
-use rlhf_lab::feedback::aggregate::{robust_bradley_terry, system_matches};
+use rlhf_lab::feedback::aggregate::{ratings_tau_vs_gold, robust_bradley_terry, system_matches};
 use rlhf_lab::feedback::annotators::{honest_crowd, Behaviour};
 use rlhf_lab::feedback::candidates::{candidates, prompts};
 use rlhf_lab::feedback::ranking::{bradley_terry, elo, kendall_tau, BtOptions, EloConfig};
 use rlhf_lab::feedback::records::{read_feedback, write_feedback, Feedback};
-use rlhf_lab::feedback::simulate::{gold_system_scores, simulate_arena, simulate_comparisons};
+use rlhf_lab::feedback::simulate::{
+    arena_truth, gold_system_scores, simulate_arena, simulate_comparisons,
+};
 use rlhf_lab::world::World;
-
-fn tau_vs_gold(names: &[String], ratings: &[f64], gold: &[(String, f64)]) -> f64 {
-    let g: Vec<f64> = names
-        .iter()
-        .map(|n| gold.iter().find(|(s, _)| s == n).unwrap().1)
-        .collect();
-    kendall_tau(ratings, &g)
-}
 
 /// With 20% bad-faith annotators, the robust Bradley–Terry's τ against the true
 /// ranking stays closer to the no-troll τ than plain Elo's does. 30 items of known
@@ -22,12 +16,7 @@ fn tau_vs_gold(names: &[String], ratings: &[f64], gold: &[(String, f64)]) -> f64
 #[test]
 fn robust_variant_resists_trolls() {
     let truth: Vec<f64> = (0..30).map(|i| 700.0 + 20.0 * i as f64).collect();
-    let names: Vec<String> = (0..30).map(|i| format!("item{i:02}")).collect();
-    let truth_by_name = |ns: &[String]| -> Vec<f64> {
-        ns.iter()
-            .map(|n| truth[names.iter().position(|x| x == n).unwrap()])
-            .collect()
-    };
+    let truth_by_name = |ns: &[String]| -> Vec<f64> { arena_truth(ns, &truth).unwrap() };
     for behaviour in [
         Behaviour::Flip,
         Behaviour::Push("item00".into()),
@@ -53,7 +42,8 @@ fn robust_variant_resists_trolls() {
             d_elo += (tau_elo - tau_clean).abs();
             d_robust += (tau_robust - tau_clean).abs();
             if behaviour != Behaviour::Random {
-                for (who, _, w) in &robust.annotators {
+                for a in &robust.annotators {
+                    let (who, w) = (&a.annotator, &a.weight);
                     if who.ends_with("-troll") {
                         assert!(*w < 0.5, "{behaviour:?}: {who} kept weight {w}");
                     }
@@ -77,11 +67,12 @@ fn honest_crowd_ranks_styles_like_the_gold_standard() {
     let gold = gold_system_scores(&ps, &cands);
     let comps = simulate_comparisons(&ps, &cands, &honest_crowd(20, 3), 3, 3, 4);
     let (names, m) = system_matches(&comps);
-    let tau = tau_vs_gold(
+    let tau = ratings_tau_vs_gold(
         &names,
         &bradley_terry(names.len(), &m, BtOptions::default()),
         &gold,
-    );
+    )
+    .unwrap();
     assert!(tau >= 0.9, "tau {tau}");
 }
 

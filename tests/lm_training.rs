@@ -96,7 +96,7 @@ fn resume_equals_uninterrupted_and_nan_keeps_last_good_checkpoint() {
         checkpoint_dir: Some(ckpt.clone()),
         ..Default::default()
     };
-    t.train_until(&data, &opts, 6, |_, _| {}).unwrap();
+    t.train_until(&data, &opts, 6).unwrap();
     let (lm2, mut t2) = resume_language_model(&ckpt, &Device::Cpu).unwrap();
     assert_eq!(t2.step, 6);
     t2.train(&data, &RunOptions::default()).unwrap();

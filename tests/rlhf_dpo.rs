@@ -350,7 +350,6 @@ fn online_dpo_pairs_the_policys_own_best_and_worst_answers() {
         &config,
         &rlhf_lab::lm::pretrain::corpus_dir(),
         &Default::default(),
-        |_, _| {},
     )
     .unwrap();
     let rounds = &run.summary.online_rounds;

@@ -210,7 +210,7 @@ fn without_the_kl_penalty_the_policy_drifts_further() {
             ..RlhfPpoConfig::default()
         };
         let mut t = PpoTrainer::new(models(), training_prompts(&data), config).unwrap();
-        t.train(|_| {}).unwrap();
+        t.train().unwrap();
         let last = &t.history[t.history.len() - 2..];
         let kl = last.iter().map(|r| r.kl).sum::<f64>() / 2.0;
         eprintln!(
@@ -261,7 +261,7 @@ fn a_short_run_raises_the_gold_score_on_held_out_prompts() {
     let mut t = PpoTrainer::new(models(), facts(&data.prompts.train), config)
         .unwrap()
         .evaluate_on(held_out);
-    t.train(|_| {}).unwrap();
+    t.train().unwrap();
     let (before, after) = (t.held_out[0].evaluation, t.held_out[1].evaluation);
     assert_eq!((before.answers, t.held_out[1].iteration), (164, 20));
     assert!(

@@ -9,11 +9,11 @@ use candle_core::DType;
 use clap::Args;
 use rlhf_lab::lm::pretrained::resolve_model_path;
 use rlhf_lab::lm::{LanguageModel, RunOptions, TrainRecord};
-use rlhf_lab::rlhf::dpo::{train_dpo, DpoConfig, DpoData, DpoRecord, PairWeighting};
+use rlhf_lab::rlhf::dpo::{train_dpo_with, DpoConfig, DpoData, DpoRecord, PairWeighting};
 use rlhf_lab::rlhf::losses::DpoLossKind;
 use rlhf_lab::rlhf::online_dpo::{OnlineDpoConfig, OnlineJudge};
 use rlhf_lab::rlhf::plots::{dpo_curves, DpoCurve};
-use rlhf_lab::rlhf::ppo::{answer_and_score, RlhfModels};
+use rlhf_lab::rlhf::ppo::{answer_and_score, ScoringModels};
 use rlhf_lab::rlhf::{preferences, RewardModel};
 use std::path::PathBuf;
 
@@ -177,7 +177,7 @@ pub fn run(a: DpoArgs) -> Result<()> {
         }
     };
     let bar = Progress::new("dpo", steps);
-    let run = train_dpo(
+    let run = train_dpo_with(
         &sft,
         &rm,
         &data,
@@ -193,15 +193,14 @@ pub fn run(a: DpoArgs) -> Result<()> {
     let record = DpoRecord::of_run(&run);
     record.write(&a.out)?;
     // Answers of the trained policy to the first held-out prompts, to read.
-    let models = RlhfModels {
-        policy: run.policy().clone(),
-        reference: sft.clone(),
-        reward: rm.clone(),
-        value: rm.clone(),
+    let models = ScoringModels {
+        policy: run.policy(),
+        reference: &sft,
+        reward: &rm,
     };
     let shown = &data.prompts.test[..data.prompts.test.len().min(12)];
     let samples = answer_and_score(
-        &models,
+        models,
         shown,
         config.temperature,
         config.max_new_tokens,

@@ -11,7 +11,7 @@ use rlhf_lab::lm::pretrained::resolve_model_path;
 use rlhf_lab::lm::LanguageModel;
 use rlhf_lab::rlhf::best_of_n::{best_of_n_curve, BestOfNConfig};
 use rlhf_lab::rlhf::plots::{ppo_curves, PpoCurve};
-use rlhf_lab::rlhf::ppo::{evaluate_policy, PpoTrainer, RlhfModels, RlhfPpoConfig};
+use rlhf_lab::rlhf::ppo::{evaluate_policy, EvalSettings, PpoTrainer, RlhfModels, RlhfPpoConfig};
 use rlhf_lab::rlhf::ppo_run::{BeforeAfter, PpoRun, PpoSummary};
 use rlhf_lab::rlhf::preferences;
 use rlhf_lab::rlhf::RewardModel;
@@ -138,17 +138,13 @@ pub fn run(a: PpoArgs) -> Result<()> {
     // Held-out measurements every `eval_every` iterations (the curves of `held_out.jsonl`).
     let mut trainer = trainer.evaluate_on(data.prompts.test.clone());
     let c = trainer.config.clone();
-    let eval = |models: &RlhfModels| {
-        evaluate_policy(
-            models,
-            &data.prompts.test,
-            a.eval_samples,
-            c.temperature,
-            c.max_new_tokens,
-            c.missing_eos_penalty,
-            c.seed ^ 0xE7A1,
-        )
+    let settings = EvalSettings {
+        samples_per_prompt: a.eval_samples,
+        seed: c.seed ^ 0xE7A1,
+        ..c.eval_settings()
     };
+    let eval =
+        |models: &RlhfModels| evaluate_policy(models.scoring(), &data.prompts.test, &settings);
     let before = eval(&RlhfModels::new(&sft, &rm)?)?;
     println!(
         "before: gold {:.3}, proxy {:.3}, KL {:.3} on {} held-out answers",

@@ -12,8 +12,8 @@ use rlhf_lab::lm::{checkpoint_to_resume, LanguageModel, RunOptions, Trainer};
 use rlhf_lab::rlhf::losses::PairwiseOptions;
 use rlhf_lab::rlhf::preferences::{self, PreferenceConfig};
 use rlhf_lab::rlhf::reward_training::{
-    evaluate_reward_model, length_baseline, normalize_on_answers, train_reward_model, RewardData,
-    RewardObjective, RewardObjectiveKind, RewardTrainConfig,
+    evaluate_reward_model, length_baseline, normalize_on_answers, train_reward_model_with,
+    RewardData, RewardObjective, RewardObjectiveKind, RewardTrainConfig,
 };
 use rlhf_lab::rlhf::RewardModel;
 use std::path::{Path, PathBuf};
@@ -239,7 +239,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             config.train.steps
         };
         let bar = Progress::new("rm", steps);
-        let run = train_reward_model(&base, &data, &labels, &config, &options, |r, _| {
+        let run = train_reward_model_with(&base, &data, &labels, &config, &options, |r, _| {
             progress(&bar, r)
         })?;
         bar.finish();

@@ -2,8 +2,9 @@
 //! Wilson intervals, weighted flaw scores, per-annotator z-scored ratings, a robust
 //! Bradley–Terry that down-weights bad-faith annotators, and normalisation.
 
-use super::ranking::{bradley_terry, elo_expected, BtOptions, Match};
+use super::ranking::{bradley_terry, elo_expected, kendall_tau, BtOptions, Match};
 use super::records::{Checklist, Comparison, Flaw, Rating, Thumbs, Winner};
+use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 // Every map that is iterated is a BTreeMap, so that sums and ties run in the
 // same order on every run (a HashMap's order changes between runs).
@@ -23,8 +24,45 @@ pub fn wilson_interval(successes: usize, n: usize, z: f64) -> (f64, f64, f64) {
     (p, centre - half, centre + half)
 }
 
-/// Thumbs-up rate per system with a 95% Wilson interval: `(system, rate, lo, hi, n)`.
-pub fn thumbs_up_rates(votes: &[Thumbs]) -> Vec<(String, f64, f64, f64, usize)> {
+/// One system's thumbs-up rate with its 95% Wilson interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThumbsUpRate {
+    /// The system the votes were about.
+    pub system: String,
+    /// Share of thumbs up.
+    pub rate: f64,
+    /// Lower end of the 95% Wilson interval.
+    pub lo: f64,
+    /// Upper end of the 95% Wilson interval.
+    pub hi: f64,
+    /// Number of votes.
+    pub votes: usize,
+}
+
+impl ThumbsUpRate {
+    /// The rate as a per-system score (for [`tau_vs_gold`]).
+    pub fn score(&self) -> SystemScore {
+        SystemScore {
+            system: self.system.clone(),
+            score: self.rate,
+            n: self.votes,
+        }
+    }
+}
+
+/// A per-system score: a mean over `n` judgements (checklists, ratings, gold scores).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemScore {
+    /// The system scored.
+    pub system: String,
+    /// Its mean score.
+    pub score: f64,
+    /// How many judgements the mean is over.
+    pub n: usize,
+}
+
+/// Thumbs-up rate per system with a 95% Wilson interval, highest rate first.
+pub fn thumbs_up_rates(votes: &[Thumbs]) -> Vec<ThumbsUpRate> {
     let mut t: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for v in votes {
         let e = t.entry(v.system.clone()).or_default();
@@ -34,11 +72,17 @@ pub fn thumbs_up_rates(votes: &[Thumbs]) -> Vec<(String, f64, f64, f64, usize)> 
     let mut out: Vec<_> = t
         .into_iter()
         .map(|(s, (k, n))| {
-            let (p, lo, hi) = wilson_interval(k, n, 1.96);
-            (s, p, lo, hi, n)
+            let (rate, lo, hi) = wilson_interval(k, n, 1.96);
+            ThumbsUpRate {
+                system: s,
+                rate,
+                lo,
+                hi,
+                votes: n,
+            }
         })
         .collect();
-    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out.sort_by(|a, b| b.rate.total_cmp(&a.rate));
     out
 }
 
@@ -74,7 +118,7 @@ impl FlawWeights {
 }
 
 /// Mean checklist quality per system, best first.
-pub fn checklist_scores(lists: &[Checklist], weights: &FlawWeights) -> Vec<(String, f64, usize)> {
+pub fn checklist_scores(lists: &[Checklist], weights: &FlawWeights) -> Vec<SystemScore> {
     let mut t: BTreeMap<String, (f64, usize)> = BTreeMap::new();
     for c in lists {
         let e = t.entry(c.system.clone()).or_default();
@@ -83,10 +127,40 @@ pub fn checklist_scores(lists: &[Checklist], weights: &FlawWeights) -> Vec<(Stri
     }
     let mut out: Vec<_> = t
         .into_iter()
-        .map(|(s, (q, n))| (s, q / n as f64, n))
+        .map(|(system, (q, n))| SystemScore {
+            system,
+            score: q / n as f64,
+            n,
+        })
         .collect();
-    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
     out
+}
+
+/// Kendall τ of ratings (one per system in `names`, e.g. Elo or Bradley–Terry
+/// over the names of [`system_matches`]) against the gold standard's scores of
+/// the same systems (`gold`, from [`super::simulate::gold_system_scores`]).
+/// An error names a system that `gold` lacks.
+pub fn ratings_tau_vs_gold(names: &[String], ratings: &[f64], gold: &[SystemScore]) -> Result<f64> {
+    let g = names
+        .iter()
+        .map(|name| {
+            gold.iter()
+                .find(|x| &x.system == name)
+                .map(|x| x.score)
+                .ok_or_else(|| anyhow!("no gold score for system `{name}`"))
+        })
+        .collect::<Result<Vec<f64>>>()?;
+    Ok(kendall_tau(ratings, &g))
+}
+
+/// Kendall τ of per-system scores (checklists, mean ratings, thumbs-up rates
+/// via [`ThumbsUpRate::score`]) against the gold standard's: how well a way of
+/// aggregating feedback ranks the systems.
+pub fn tau_vs_gold(scores: &[SystemScore], gold: &[SystemScore]) -> Result<f64> {
+    let names: Vec<String> = scores.iter().map(|s| s.system.clone()).collect();
+    let values: Vec<f64> = scores.iter().map(|s| s.score).collect();
+    ratings_tau_vs_gold(&names, &values, gold)
 }
 
 /// Each rating z-scored within its annotator: (score − annotator mean) / annotator sd,
@@ -114,7 +188,7 @@ pub fn z_scored_ratings(ratings: &[Rating]) -> Vec<f64> {
 }
 
 /// Mean of `values` per system (e.g. raw or z-scored ratings), best first.
-pub fn mean_by_system(systems: &[String], values: &[f64]) -> Vec<(String, f64, usize)> {
+pub fn mean_by_system(systems: &[String], values: &[f64]) -> Vec<SystemScore> {
     let mut t: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
     for (s, v) in systems.iter().zip(values) {
         let e = t.entry(s).or_default();
@@ -123,9 +197,13 @@ pub fn mean_by_system(systems: &[String], values: &[f64]) -> Vec<(String, f64, u
     }
     let mut out: Vec<_> = t
         .into_iter()
-        .map(|(s, (v, n))| (s.to_string(), v / n as f64, n))
+        .map(|(s, (v, n))| SystemScore {
+            system: s.to_string(),
+            score: v / n as f64,
+            n,
+        })
         .collect();
-    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
     out
 }
 
@@ -160,13 +238,26 @@ pub fn item_matches(
     (names, matches)
 }
 
+/// One annotator as the robust fit judged it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnnotatorWeight {
+    /// The annotator.
+    pub annotator: String,
+    /// Share of its decisive votes that agree with the fitted model.
+    pub agreement: f64,
+    /// The weight its votes got in the last fit, (2·agreement − 1)² (0 below ½).
+    pub weight: f64,
+}
+
 /// Result of [`robust_bradley_terry`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RobustFit {
+    /// Item names, sorted.
     pub names: Vec<String>,
+    /// Bradley–Terry rating of each item (Elo scale), in the order of `names`.
     pub ratings: Vec<f64>,
-    /// `(annotator, agreement with the fitted model, weight)`.
-    pub annotators: Vec<(String, f64, f64)>,
+    /// Every annotator with its agreement and weight, by name.
+    pub annotators: Vec<AnnotatorWeight>,
 }
 
 /// Bradley–Terry that finds and down-weights bad-faith annotators.
@@ -215,7 +306,11 @@ pub fn robust_bradley_terry_items(
             let (same, n) = tally.get(who).copied().unwrap_or((0.0, 0.0));
             let agreement = if n > 0.0 { same / n } else { 0.5 };
             *w = (2.0 * agreement - 1.0).max(0.0).powi(2);
-            report.push((who.to_string(), agreement, *w));
+            report.push(AnnotatorWeight {
+                annotator: who.to_string(),
+                agreement,
+                weight: *w,
+            });
         }
         let weighted: Vec<Match> = comparisons
             .iter()
@@ -227,7 +322,7 @@ pub fn robust_bradley_terry_items(
             .collect();
         ratings = bradley_terry(names.len(), &weighted, BtOptions::default());
     }
-    report.sort_by(|a, b| a.0.cmp(&b.0));
+    report.sort_by(|a, b| a.annotator.cmp(&b.annotator));
     RobustFit {
         names,
         ratings,
@@ -290,5 +385,42 @@ mod tests {
         let w = FlawWeights::default();
         assert_eq!(w.quality(&[]), 1.0);
         assert!((w.quality(&[Flaw::Harmful]) - (1.0 - 4.0 / 10.5)).abs() < 1e-12);
+    }
+
+    fn score(system: &str, score: f64) -> SystemScore {
+        SystemScore {
+            system: system.into(),
+            score,
+            n: 1,
+        }
+    }
+
+    /// The same order as gold gives τ = 1, the reverse −1, whatever order the
+    /// rows come in; a system gold lacks is an error that names it.
+    #[test]
+    fn tau_against_gold_matches_systems_by_name() {
+        let gold = vec![score("a", 3.0), score("b", 2.0), score("c", 1.0)];
+        let same = vec![score("c", 0.1), score("a", 0.9), score("b", 0.5)];
+        assert!((tau_vs_gold(&same, &gold).unwrap() - 1.0).abs() < 1e-12);
+        let names: Vec<String> = ["b", "c", "a"].iter().map(|s| s.to_string()).collect();
+        let reversed = ratings_tau_vs_gold(&names, &[2.0, 3.0, 1.0], &gold).unwrap();
+        assert!((reversed + 1.0).abs() < 1e-12);
+        let err = tau_vs_gold(&[score("zz", 1.0), score("a", 2.0)], &gold).unwrap_err();
+        assert!(err.to_string().contains("`zz`"), "{err}");
+        let rate = ThumbsUpRate {
+            system: "a".into(),
+            rate: 0.75,
+            lo: 0.5,
+            hi: 0.9,
+            votes: 8,
+        };
+        assert_eq!(
+            rate.score(),
+            SystemScore {
+                system: "a".into(),
+                score: 0.75,
+                n: 8
+            }
+        );
     }
 }

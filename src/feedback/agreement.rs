@@ -2,6 +2,7 @@
 //! annotator's agreement with the consensus.
 
 use super::records::{Comparison, Winner};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 /// The same question asked of several annotators: prompt and the two responses.
@@ -140,9 +141,20 @@ pub fn fleiss_kappa(comparisons: &[Comparison]) -> f64 {
     fleiss_kappa_counts(&counts)
 }
 
-/// For each annotator: the share of its labels equal to the majority label of the
+/// How often one annotator sides with the majority of the others.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsensusAgreement {
+    /// The annotator.
+    pub annotator: String,
+    /// Share of its labels equal to the other annotators' majority label.
+    pub agreement: f64,
+    /// Items counted (those where the others had a strict majority).
+    pub items: usize,
+}
+
+/// For each annotator, by name: the share of its labels equal to the majority label of the
 /// *other* annotators of the same item (items with no strict majority skipped).
-pub fn agreement_with_consensus(comparisons: &[Comparison]) -> Vec<(String, f64, usize)> {
+pub fn agreement_with_consensus(comparisons: &[Comparison]) -> Vec<ConsensusAgreement> {
     let mut tally: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for labels in by_item(comparisons).values() {
         for (i, (who, mine)) in labels.iter().enumerate() {
@@ -161,11 +173,15 @@ pub fn agreement_with_consensus(comparisons: &[Comparison]) -> Vec<(String, f64,
             }
         }
     }
-    let mut out: Vec<(String, f64, usize)> = tally
+    let mut out: Vec<ConsensusAgreement> = tally
         .into_iter()
-        .map(|(k, (same, n))| (k, same as f64 / n.max(1) as f64, n))
+        .map(|(annotator, (same, n))| ConsensusAgreement {
+            annotator,
+            agreement: same as f64 / n.max(1) as f64,
+            items: n,
+        })
         .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.sort_by(|a, b| a.annotator.cmp(&b.annotator));
     out
 }
 
@@ -231,14 +247,11 @@ mod tests {
         // u: item 1 agrees (others A,A), item 2 no majority, item 3 disagrees (B,B) → 1/2.
         // v: item 1 agrees, item 2 no majority (A,B), item 3 no majority (A,B) → 1/1.
         // w: item 1 agrees, item 2 disagrees (A,A), item 3 no majority (A,B) → 1/2.
-        assert_eq!(
-            cons,
-            vec![
-                ("u".into(), 0.5, 2),
-                ("v".into(), 1.0, 1),
-                ("w".into(), 0.5, 2)
-            ]
-        );
+        let rows: Vec<(&str, f64, usize)> = cons
+            .iter()
+            .map(|c| (c.annotator.as_str(), c.agreement, c.items))
+            .collect();
+        assert_eq!(rows, vec![("u", 0.5, 2), ("v", 1.0, 1), ("w", 0.5, 2)]);
     }
 
     /// Two raters, 50 items: yes/yes 20, yes/no 5, no/yes 10, no/no 15 →

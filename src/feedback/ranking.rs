@@ -69,34 +69,59 @@ pub fn elo(n_items: usize, matches: &[Match], cfg: EloConfig) -> Vec<f64> {
     r
 }
 
-/// Elo ratings after every `every` matches (for plotting how ratings evolve).
-/// Returns `(matches seen, ratings)` snapshots, the last after all matches.
+/// Elo ratings part-way through a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EloSnapshot {
+    /// Matches played so far.
+    pub matches: usize,
+    /// Every item's rating after them.
+    pub ratings: Vec<f64>,
+}
+
+/// Elo ratings after every `every` matches (for plotting how ratings evolve):
+/// snapshots from the start (0 matches) to the last, after all matches.
 pub fn elo_history(
     n_items: usize,
     matches: &[Match],
     cfg: EloConfig,
     every: usize,
-) -> Vec<(usize, Vec<f64>)> {
+) -> Vec<EloSnapshot> {
     let mut r = vec![cfg.initial; n_items];
-    let mut out = vec![(0, r.clone())];
+    let mut out = vec![EloSnapshot {
+        matches: 0,
+        ratings: r.clone(),
+    }];
     for (t, m) in matches.iter().enumerate() {
         elo_update(&mut r, m, cfg);
         if (t + 1) % every.max(1) == 0 || t + 1 == matches.len() {
-            out.push((t + 1, r.clone()));
+            out.push(EloSnapshot {
+                matches: t + 1,
+                ratings: r.clone(),
+            });
         }
     }
     out
 }
 
+/// Ranking quality at one amount of data: mean Kendall τ against the truth.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TauAtSize {
+    /// Number of matches simulated.
+    pub matches: usize,
+    /// Mean τ of online Elo.
+    pub elo: f64,
+    /// Mean τ of Bradley–Terry.
+    pub bradley_terry: f64,
+}
+
 /// How ranking quality grows with data: for each number of matches, the mean Kendall
 /// τ against the truth of Elo and of Bradley–Terry over `seeds` simulated arenas.
-/// Returns `(matches, τ Elo, τ BT)`.
 pub fn tau_vs_matches(
     true_ratings: &[f64],
     sizes: &[usize],
     seeds: u64,
     cfg: EloConfig,
-) -> Vec<(usize, f64, f64)> {
+) -> Vec<TauAtSize> {
     sizes
         .iter()
         .map(|&n| {
@@ -109,7 +134,11 @@ pub fn tau_vs_matches(
                     true_ratings,
                 );
             }
-            (n, te / seeds as f64, tb / seeds as f64)
+            TauAtSize {
+                matches: n,
+                elo: te / seeds as f64,
+                bradley_terry: tb / seeds as f64,
+            }
         })
         .collect()
 }

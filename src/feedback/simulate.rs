@@ -1,5 +1,6 @@
 //! Simulated labelling sessions: a crowd of annotators judging candidate responses.
 
+use super::aggregate::SystemScore;
 use super::annotators::Annotator;
 use super::candidates::{Candidate, Prompt};
 use super::gold::gold_score;
@@ -163,7 +164,7 @@ pub fn simulate_absolute(
 
 /// Mean gold-standard score of each system's responses: the truth a ranking is
 /// measured against. Sorted by name, like [`super::aggregate::system_matches`].
-pub fn gold_system_scores(prompts: &[Prompt], candidates: &[Candidate]) -> Vec<(String, f64)> {
+pub fn gold_system_scores(prompts: &[Prompt], candidates: &[Candidate]) -> Vec<SystemScore> {
     let by_id: HashMap<&str, &Prompt> = prompts.iter().map(|p| (p.id.as_str(), p)).collect();
     let mut t: HashMap<&str, (f64, usize)> = HashMap::new();
     for c in candidates {
@@ -173,11 +174,15 @@ pub fn gold_system_scores(prompts: &[Prompt], candidates: &[Candidate]) -> Vec<(
             e.1 += 1;
         }
     }
-    let mut out: Vec<(String, f64)> = t
+    let mut out: Vec<SystemScore> = t
         .into_iter()
-        .map(|(s, (v, n))| (s.to_string(), v / n as f64))
+        .map(|(s, (v, n))| SystemScore {
+            system: s.to_string(),
+            score: v / n as f64,
+            n,
+        })
         .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.sort_by(|a, b| a.system.cmp(&b.system));
     out
 }
 
@@ -196,7 +201,6 @@ pub fn simulate_arena(
     use super::records::Winner;
     let mut rng = Rng::new(seed);
     let n = true_ratings.len();
-    let name = |i: usize| format!("item{i:02}");
     (0..n_matches)
         .map(|t| {
             let (a, b) = rng.distinct_pair(n);
@@ -212,17 +216,17 @@ pub fn simulate_arena(
                 Behaviour::Honest => honest,
                 Behaviour::Flip => !honest,
                 Behaviour::Random => rng.below(2) == 0,
-                Behaviour::Push(ref target) if *target == name(a) => true,
-                Behaviour::Push(ref target) if *target == name(b) => false,
+                Behaviour::Push(ref target) if *target == arena_item(a) => true,
+                Behaviour::Push(ref target) if *target == arena_item(b) => false,
                 Behaviour::Push(_) => honest,
             };
             Comparison {
                 prompt_id: format!("m{t}"),
                 prompt: "arena".into(),
-                response_a: name(a),
-                response_b: name(b),
-                system_a: name(a),
-                system_b: name(b),
+                response_a: arena_item(a),
+                response_b: arena_item(b),
+                system_a: arena_item(a),
+                system_b: arena_item(b),
                 winner: if a_wins { Winner::A } else { Winner::B },
                 annotator: if k < trolls {
                     format!("annotator{k:02}-troll")
@@ -233,4 +237,48 @@ pub fn simulate_arena(
             }
         })
         .collect()
+}
+
+/// The name [`simulate_arena`] gives item `i`: `item00`, `item01`, ….
+fn arena_item(i: usize) -> String {
+    format!("item{i:02}")
+}
+
+/// The true strengths (`true_ratings`, as given to [`simulate_arena`]) of the
+/// arena items `names`, in that order: the truth a ranking of an arena is
+/// measured against. An error names an item that is not `itemNN` of the arena.
+pub fn arena_truth(names: &[String], true_ratings: &[f64]) -> anyhow::Result<Vec<f64>> {
+    names
+        .iter()
+        .map(|name| {
+            name.strip_prefix("item")
+                .and_then(|i| i.parse::<usize>().ok())
+                .and_then(|i| true_ratings.get(i).copied())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "`{name}` is not an item of an arena of {}",
+                        true_ratings.len()
+                    )
+                })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Items come back with their own strengths in the order asked; a name
+    /// outside the arena is an error.
+    #[test]
+    fn arena_truth_reads_item_names() {
+        let truth = [700.0, 720.0, 740.0];
+        let names: Vec<String> = [2, 0, 1].into_iter().map(arena_item).collect();
+        assert_eq!(
+            arena_truth(&names, &truth).unwrap(),
+            vec![740.0, 700.0, 720.0]
+        );
+        assert!(arena_truth(&["item03".to_string()], &truth).is_err());
+        assert!(arena_truth(&["expert".to_string()], &truth).is_err());
+    }
 }

@@ -423,7 +423,7 @@ impl<O: Objective> Trainer<O> {
         data: &dyn BatchSource<Batch = O::Batch>,
         options: &RunOptions,
     ) -> Result<()> {
-        self.train_until(data, options, self.config.steps, |_, _| {})
+        self.train_until(data, options, self.config.steps)
     }
 
     /// [`Self::train`], calling `on_record` with every record and the samples
@@ -434,12 +434,22 @@ impl<O: Objective> Trainer<O> {
         options: &RunOptions,
         on_record: impl FnMut(&TrainRecord, &[SampleRecord]),
     ) -> Result<()> {
-        self.train_until(data, options, self.config.steps, on_record)
+        self.train_until_with(data, options, self.config.steps, on_record)
     }
 
-    /// [`Self::train_with`], but stop after update `until` (≤ `config.steps`);
+    /// [`Self::train`], but stop after update `until` (≤ `config.steps`);
     /// the schedule still spans `config.steps`. Calling it again continues.
     pub fn train_until(
+        &mut self,
+        data: &dyn BatchSource<Batch = O::Batch>,
+        options: &RunOptions,
+        until: usize,
+    ) -> Result<()> {
+        self.train_until_with(data, options, until, |_, _| {})
+    }
+
+    /// [`Self::train_until`], calling `on_record` as [`Self::train_with`] does.
+    pub fn train_until_with(
         &mut self,
         data: &dyn BatchSource<Batch = O::Batch>,
         options: &RunOptions,

@@ -17,6 +17,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// An episode that began at the start cell and ended during a rollout.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct FinishedEpisode {
+    /// Sum of its rewards.
+    pub total_reward: f64,
+    /// Its discounted return Σ γ^t r_t.
+    pub discounted_return: f64,
+    /// Its number of steps.
+    pub length: usize,
+}
+
 /// One rollout of N environments × T steps, time-major.
 #[derive(Debug, Clone)]
 pub(crate) struct Rollout {
@@ -28,9 +39,8 @@ pub(crate) struct Rollout {
     pub next_values: Vec<f32>,
     pub terminated: Vec<f32>,
     pub episode_end: Vec<f32>,
-    /// `(return, discounted return, length)` of every episode that began at the
-    /// start cell and ended in this rollout.
-    pub finished: Vec<(f64, f64, usize)>,
+    /// Every episode that began at the start cell and ended in this rollout.
+    pub finished: Vec<FinishedEpisode>,
 }
 
 /// The largest approximate KL (k3, nats) one update may move the policy
@@ -327,7 +337,11 @@ impl GridworldTrainer {
                 *k *= gamma;
                 if let Some(ep) = st.finished[i] {
                     if ep.start == start {
-                        r.finished.push((ep.total_reward, *g, ep.length));
+                        r.finished.push(FinishedEpisode {
+                            total_reward: ep.total_reward,
+                            discounted_return: *g,
+                            length: ep.length,
+                        });
                     }
                     disc[i] = (0.0, 1.0);
                 }
@@ -518,7 +532,7 @@ impl GridworldTrainer {
         let (k1, k3) = ppo::approx_kl(&new_logp, &b_logp, None)?;
         let clip_fraction = ppo::clip_fraction(&new_logp, &b_logp, cfg.clip_coef, None)?;
         let fin = &rollout.finished;
-        let mean = |f: &dyn Fn(&(f64, f64, usize)) -> f64| {
+        let mean = |f: &dyn Fn(&FinishedEpisode) -> f64| {
             if fin.is_empty() {
                 f64::NAN
             } else {
@@ -529,9 +543,9 @@ impl GridworldTrainer {
         let metrics = IterationMetrics {
             iteration: self.iteration,
             global_step: self.global_step,
-            episodic_return: mean(&|e| e.0),
-            discounted_return: mean(&|e| e.1),
-            episodic_length: mean(&|e| e.2 as f64),
+            episodic_return: mean(&|e| e.total_reward),
+            discounted_return: mean(&|e| e.discounted_return),
+            episodic_length: mean(&|e| e.length as f64),
             episodes: fin.len(),
             policy_loss: pl / count,
             value_loss: vl / count,

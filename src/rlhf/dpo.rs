@@ -32,7 +32,7 @@
 use super::answer_batch::AnswerBatch;
 use super::losses::{preference_optimization_loss, DpoLossKind};
 use super::online_dpo::{label_own_answers, OnlineDpoConfig, OnlineRound, RoundSource};
-use super::ppo::{evaluate_policy, query_ids, PolicyEvaluation, RlhfModels};
+use super::ppo::{evaluate_policy, query_ids, EvalSettings, PolicyEvaluation, ScoringModels};
 use super::ppo_run::BeforeAfter;
 use super::preferences::PreferenceData;
 use super::reward_model::RewardModel;
@@ -560,23 +560,19 @@ impl HeldOutAnswers {
         samples_per_prompt: usize,
         seed: u64,
     ) -> Result<PolicyEvaluation> {
-        // The evaluation reads the policy, the reference and the reward model;
-        // RlhfModels' value model is never used there.
-        let models = RlhfModels {
-            policy: policy.clone(),
-            reference: self.reference.clone(),
-            reward: self.reward.clone(),
-            value: self.reward.clone(),
+        let models = ScoringModels {
+            policy,
+            reference: &self.reference,
+            reward: &self.reward,
         };
-        evaluate_policy(
-            &models,
-            &self.prompts,
+        let settings = EvalSettings {
             samples_per_prompt,
-            self.temperature,
-            self.max_new_tokens,
-            self.missing_eos_penalty,
+            temperature: self.temperature,
+            max_new_tokens: self.max_new_tokens,
+            missing_eos_penalty: self.missing_eos_penalty,
             seed,
-        )
+        };
+        evaluate_policy(models, &self.prompts, &settings)
     }
 }
 
@@ -783,8 +779,31 @@ impl DpoRun {
 /// answers to `data`'s test prompts before, every `eval_every` updates and
 /// after. `corpus` is the pre-training corpus folder whose held-out text
 /// measures the alignment tax.
-#[allow(clippy::too_many_arguments)]
 pub fn train_dpo(
+    sft: &LanguageModel,
+    reward: &RewardModel,
+    data: &PreferenceData,
+    source: &DpoData,
+    config: &DpoConfig,
+    corpus: &Path,
+    options: &RunOptions,
+) -> Result<DpoRun> {
+    train_dpo_with(
+        sft,
+        reward,
+        data,
+        source,
+        config,
+        corpus,
+        options,
+        |_, _| {},
+    )
+}
+
+/// [`train_dpo`], calling `on_record` with every training record and the
+/// samples of evaluation steps (for a progress bar).
+#[allow(clippy::too_many_arguments)]
+pub fn train_dpo_with(
     sft: &LanguageModel,
     reward: &RewardModel,
     data: &PreferenceData,
@@ -819,7 +838,7 @@ pub fn train_dpo(
                 bail!("no training comparisons for offline DPO");
             }
             let mut trainer = Trainer::new(objective, train)?;
-            trainer.train_until(source, options, trainer.config.steps, on_record)?;
+            trainer.train_until_with(source, options, trainer.config.steps, on_record)?;
             (trainer, Vec::new())
         }
         Some(online) => train_online(
@@ -910,7 +929,7 @@ fn train_online(
             data: &round_data,
             first_step: trainer.step,
         };
-        trainer.train_until(
+        trainer.train_until_with(
             &source,
             options,
             (round + 1) * steps_per_round,

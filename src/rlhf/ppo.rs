@@ -191,6 +191,19 @@ impl Default for RlhfPpoConfig {
 }
 
 impl RlhfPpoConfig {
+    /// The settings of the held-out measurements ([`PpoTrainer::measure_held_out`]):
+    /// `eval_samples_per_prompt` answers at the training temperature and length,
+    /// the same dice every time.
+    pub fn eval_settings(&self) -> EvalSettings {
+        EvalSettings {
+            samples_per_prompt: self.eval_samples_per_prompt,
+            temperature: self.temperature,
+            max_new_tokens: self.max_new_tokens,
+            missing_eos_penalty: self.missing_eos_penalty,
+            seed: self.seed ^ 0x4E1D,
+        }
+    }
+
     /// Check every field; the error names it and says why.
     pub fn validate(&self) -> Result<()> {
         if let Some(lora) = &self.lora {
@@ -621,6 +634,31 @@ impl RlhfModels {
         }
     }
 
+    /// The three models a measurement of the policy reads (not the value model).
+    pub fn scoring(&self) -> ScoringModels<'_> {
+        ScoringModels {
+            policy: &self.policy,
+            reference: &self.reference,
+            reward: &self.reward,
+        }
+    }
+}
+
+/// The models that measure a policy's answers: the policy that answers, the
+/// reference its KL is measured against, and the reward model that gives the
+/// proxy score (the gold standard needs no model). [`RlhfModels::scoring`]
+/// borrows them from a PPO run; DPO builds them from its policy alone.
+#[derive(Clone, Copy)]
+pub struct ScoringModels<'a> {
+    /// The policy whose answers are measured.
+    pub policy: &'a LanguageModel,
+    /// The reference model: the KL is KL(policy ‖ reference).
+    pub reference: &'a LanguageModel,
+    /// The reward model: the proxy score.
+    pub reward: &'a RewardModel,
+}
+
+impl ScoringModels<'_> {
     /// The scores PPO optimises (from `source`, missing-end penalty included)
     /// and the gold scores of answer turns.
     fn score(
@@ -656,6 +694,21 @@ impl RlhfModels {
     }
 }
 
+/// How [`evaluate_policy`] samples and scores a policy's answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalSettings {
+    /// Answers sampled per prompt.
+    pub samples_per_prompt: usize,
+    /// Sampling temperature.
+    pub temperature: f64,
+    /// Longest answer, in tokens.
+    pub max_new_tokens: usize,
+    /// Subtracted from the reward model's score of an answer that never ended.
+    pub missing_eos_penalty: f64,
+    /// Seed of the sampling dice (the same seed: the same dice).
+    pub seed: u64,
+}
+
 /// One answer of a policy, scored: the reward model's and the gold
 /// standard's verdicts and its KL from the reference.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -676,14 +729,14 @@ pub struct ScoredTurn {
 /// One answer of `models.policy` to each prompt (one batch, the KV cache),
 /// scored by the reward model and the gold standard, with its KL.
 pub fn answer_and_score(
-    models: &RlhfModels,
+    models: ScoringModels<'_>,
     prompts: &[Prompt],
     temperature: f64,
     max_new_tokens: usize,
     missing_eos_penalty: f64,
     seed: u64,
 ) -> Result<Vec<ScoredTurn>> {
-    let s = sample_answers(&models.policy, prompts, temperature, max_new_tokens, seed)?;
+    let s = sample_answers(models.policy, prompts, temperature, max_new_tokens, seed)?;
     let (proxy, gold) = models.score(
         prompts,
         &s.turns,
@@ -699,8 +752,8 @@ pub fn answer_and_score(
         models.policy.tokenizer.pad_id(),
         models.policy.device(),
     )?;
-    let lp = batch.log_probs(&models.policy, temperature)?;
-    let lr = batch.log_probs(&models.reference, temperature)?;
+    let lp = batch.log_probs(models.policy, temperature)?;
+    let lr = batch.log_probs(models.reference, temperature)?;
     let kl: Vec<f32> = kl_per_token(&lp, &lr, &batch.mask, KlEstimator::K1)?
         .sum(1)?
         .to_vec1()?;
@@ -717,29 +770,28 @@ pub fn answer_and_score(
         .collect())
 }
 
-/// Sample `samples` answers per prompt from `models.policy` and measure them
-/// ([`answer_and_score`] in batches of 32): mean proxy and gold scores, KL to
-/// the reference, length and share ended.
+/// Sample `settings.samples_per_prompt` answers per prompt from
+/// `models.policy` and measure them ([`answer_and_score`] in batches of 32):
+/// mean proxy and gold scores, KL to the reference, length and share ended.
 pub fn evaluate_policy(
-    models: &RlhfModels,
+    models: ScoringModels<'_>,
     prompts: &[Prompt],
-    samples: usize,
-    temperature: f64,
-    max_new_tokens: usize,
-    missing_eos_penalty: f64,
-    seed: u64,
+    settings: &EvalSettings,
 ) -> Result<PolicyEvaluation> {
     let mut turns = Vec::new();
-    for round in 0..samples {
+    for round in 0..settings.samples_per_prompt {
         for (k, chunk) in prompts.chunks(32).enumerate() {
-            let seed =
-                gridworld::stream_seed(seed, (round * 7919 + k) as u64, 0x2545_F491_4F6C_DD1D);
+            let seed = gridworld::stream_seed(
+                settings.seed,
+                (round * 7919 + k) as u64,
+                0x2545_F491_4F6C_DD1D,
+            );
             turns.extend(answer_and_score(
                 models,
                 chunk,
-                temperature,
-                max_new_tokens,
-                missing_eos_penalty,
+                settings.temperature,
+                settings.max_new_tokens,
+                settings.missing_eos_penalty,
                 seed,
             )?);
         }
@@ -876,7 +928,9 @@ impl PpoTrainer {
         let logp = batch.log_probs(&m.policy, c.temperature)?;
         let ref_logp = batch.log_probs(&m.reference, c.temperature)?;
         let values = batch.values(&m.value)?;
-        let (scores, gold) = m.score(&prompts, &turns, &ended, c.missing_eos_penalty, c.reward)?;
+        let (scores, gold) =
+            m.scoring()
+                .score(&prompts, &turns, &ended, c.missing_eos_penalty, c.reward)?;
         let scoring = t1.elapsed().as_secs_f64();
         Ok((
             Rollout {
@@ -1103,13 +1157,9 @@ impl PpoTrainer {
         let c = &self.config;
         let t = Instant::now();
         let evaluation = evaluate_policy(
-            &self.models,
+            self.models.scoring(),
             &self.eval_prompts,
-            c.eval_samples_per_prompt,
-            c.temperature,
-            c.max_new_tokens,
-            c.missing_eos_penalty,
-            c.seed ^ 0x4E1D,
+            &c.eval_settings(),
         )?;
         let record = HeldOutRecord {
             iteration: self.iteration,
@@ -1153,8 +1203,13 @@ impl PpoTrainer {
         })
     }
 
-    /// Run iterations until `config.iterations`, calling `on_record` after each.
-    pub fn train(&mut self, mut on_record: impl FnMut(&PpoRecord)) -> Result<()> {
+    /// Run iterations until `config.iterations`.
+    pub fn train(&mut self) -> Result<()> {
+        self.train_with(|_| {})
+    }
+
+    /// [`Self::train`], calling `on_record` with every iteration's record.
+    pub fn train_with(&mut self, mut on_record: impl FnMut(&PpoRecord)) -> Result<()> {
         while self.iteration < self.config.iterations {
             let r = self.step()?;
             on_record(&r);

@@ -298,7 +298,7 @@ pub fn annotator_weights(comparisons: &[Comparison], rounds: usize) -> HashMap<S
     });
     fit.annotators
         .into_iter()
-        .map(|(name, _, weight)| (name, weight))
+        .map(|a| (a.annotator, a.weight))
         .collect()
 }
 
@@ -748,6 +748,18 @@ pub fn train_reward_model(
     labels: &super::preferences::Splits<Vec<Comparison>>,
     config: &RewardTrainConfig,
     options: &crate::lm::RunOptions,
+) -> Result<RewardRun> {
+    train_reward_model_with(base, data, labels, config, options, |_, _| {})
+}
+
+/// [`train_reward_model`], calling `on_record` with every training record and
+/// the samples of evaluation steps (for a progress bar).
+pub fn train_reward_model_with(
+    base: &crate::lm::LanguageModel,
+    data: &PreferenceData,
+    labels: &super::preferences::Splits<Vec<Comparison>>,
+    config: &RewardTrainConfig,
+    options: &crate::lm::RunOptions,
     on_record: impl FnMut(&crate::lm::TrainRecord, &[crate::lm::SampleRecord]),
 ) -> Result<RewardRun> {
     let rm = RewardModel::from_language_model(base, config.head_seed)?;
@@ -775,7 +787,7 @@ pub fn train_reward_model(
     );
     let mut trainer = crate::lm::Trainer::new(objective, train)?;
     let started = std::time::Instant::now();
-    trainer.train_until(&source, options, trainer.config.steps, on_record)?;
+    trainer.train_until_with(&source, options, trainer.config.steps, on_record)?;
     let seconds = started.elapsed().as_secs_f64();
     normalize_on_answers(&mut trainer.objective.rm, data, &config.normalize_on)?;
     let test = evaluate_reward_model(&trainer.objective.rm, data, &labels.test)?;

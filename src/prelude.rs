@@ -1,12 +1,14 @@
 //! Everything a notebook needs in scope: `use rlhf_lab::prelude::*;`.
 
 pub use crate::feedback::aggregate::{
-    checklist_scores, mean_by_system, normalize_rewards, ratings_tau_vs_gold, robust_bradley_terry,
-    system_matches, tau_vs_gold, thumbs_up_rates, wilson_interval, z_scored_ratings,
-    AnnotatorWeight, FlawWeights, SystemScore, ThumbsUpRate,
+    answer_scores, checklist_scores, mean_by_system, normalize_rewards, ratings_tau_vs_gold,
+    robust_bradley_terry, system_matches, tau_vs_gold, thumbs_up_rates, wilson_interval,
+    z_scored_ratings, Aggregation, AnnotatorWeight, AnswerScore, FlawWeight, FlawWeights,
+    ItemMatches, ProportionInterval, SystemScore, ThumbsUpRate,
 };
 pub use crate::feedback::agreement::{
     agreement_with_consensus, cohen_kappa, fleiss_kappa, pairwise_agreement, ConsensusAgreement,
+    PairAgreement,
 };
 pub use crate::feedback::annotators::{
     honest_crowd, narrow_group, with_trolls, Annotator, Behaviour,
@@ -22,14 +24,17 @@ pub use crate::feedback::ranking::{
 pub use crate::feedback::records::{to_preference_pairs, Comparison, Feedback, Winner};
 pub use crate::feedback::simulate::{
     arena_truth, gold_system_scores, simulate_absolute, simulate_arena, simulate_comparisons,
+    AbsoluteFeedback,
 };
 pub use crate::gridworld_plots::{
-    outcome_chart, policy_view, solution_view, sweep, value_grid, with_param, SweepPoint,
-    TerminalOutcome, ValueTable,
+    outcome_chart, policy_view, solution_view, sweep, terminal_outcomes, value_grid, with_param,
+    SweepPoint, TerminalOutcome, ValueTable,
+};
+pub use crate::lm::memory_arithmetic::{
+    format_bytes, memory_table, training_memory, training_memory_table, weight_memory, ModelSize,
 };
 pub use crate::lm::plots::{
-    attention_map, behaviour_figure, format_bytes, loss_curve, loss_mask_view, memory_table,
-    next_token_bars, token_view, weight_memory,
+    attention_map, behaviour_figure, loss_curve, loss_mask_view, next_token_bars, token_view,
 };
 pub use crate::lm::pretrained::smollm2_gguf;
 pub use crate::lm::sft::{

@@ -29,7 +29,9 @@ fn corpus_and_demonstrations_match_their_generators() {
         same_file(&sft::sft_dir().join(f), &tmp.join("sft").join(f));
     }
     // The committed tokenizer is the one training on train.txt and the demonstrations gives.
-    let (train, _) = pretrain::read_corpus(&pretrain::corpus_dir()).unwrap();
+    let train = pretrain::read_corpus(&pretrain::corpus_dir())
+        .unwrap()
+        .train;
     let retrained = pretrain::train_tokenizer(&train).unwrap();
     let committed = pretrain::corpus_tokenizer(&pretrain::corpus_dir()).unwrap();
     let text = &train[0];

@@ -1,6 +1,8 @@
 //! Human feedback end to end: simulated crowds, rankings against the gold standard.
 
-use rlhf_lab::feedback::aggregate::{ratings_tau_vs_gold, robust_bradley_terry, system_matches};
+use rlhf_lab::feedback::aggregate::{
+    ratings_tau_vs_gold, robust_bradley_terry, system_matches, ItemMatches,
+};
 use rlhf_lab::feedback::annotators::{honest_crowd, Behaviour};
 use rlhf_lab::feedback::candidates::{candidates, prompts};
 use rlhf_lab::feedback::ranking::{bradley_terry, elo, kendall_tau, BtOptions, EloConfig};
@@ -26,12 +28,18 @@ fn robust_variant_resists_trolls() {
         for seed in 0..3 {
             let clean = simulate_arena(&truth, 3000, 20, 0, &Behaviour::Honest, seed);
             let trolled = simulate_arena(&truth, 3000, 20, 4, &behaviour, seed);
-            let (n_c, m_c) = system_matches(&clean);
+            let ItemMatches {
+                names: n_c,
+                matches: m_c,
+            } = system_matches(&clean);
             let tau_clean = kendall_tau(
                 &elo(n_c.len(), &m_c, EloConfig::default()),
                 &truth_by_name(&n_c),
             );
-            let (n_t, m_t) = system_matches(&trolled);
+            let ItemMatches {
+                names: n_t,
+                matches: m_t,
+            } = system_matches(&trolled);
             let tau_elo = kendall_tau(
                 &elo(n_t.len(), &m_t, EloConfig::default()),
                 &truth_by_name(&n_t),
@@ -66,7 +74,7 @@ fn honest_crowd_ranks_styles_like_the_gold_standard() {
     let cands = candidates(&ps, 2);
     let gold = gold_system_scores(&ps, &cands);
     let comps = simulate_comparisons(&ps, &cands, &honest_crowd(20, 3), 3, 3, 4);
-    let (names, m) = system_matches(&comps);
+    let ItemMatches { names, matches: m } = system_matches(&comps);
     let tau = ratings_tau_vs_gold(
         &names,
         &bradley_terry(names.len(), &m, BtOptions::default()),

@@ -14,7 +14,8 @@ use rlhf_lab::lm::{
 fn small_setup(seed: u64) -> (LanguageModel, TokenStream) {
     let dir = pretrain::corpus_dir();
     let tok = pretrain::corpus_tokenizer(&dir).unwrap();
-    let (train, valid) = pretrain::read_corpus(&dir).unwrap();
+    let corpus = pretrain::read_corpus(&dir).unwrap();
+    let (train, valid) = (&corpus.train, &corpus.valid);
     let data = TokenStream::new(&tok, &train[..2000], &valid[..100], 8, 32, seed).unwrap();
     let cfg = LlamaConfig {
         hidden_size: 64,

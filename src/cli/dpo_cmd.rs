@@ -13,7 +13,7 @@ use rlhf_lab::rlhf::dpo::{train_dpo_with, DpoConfig, DpoData, DpoRecord, PairWei
 use rlhf_lab::rlhf::losses::DpoLossKind;
 use rlhf_lab::rlhf::online_dpo::{OnlineDpoConfig, OnlineJudge};
 use rlhf_lab::rlhf::plots::{dpo_curves, DpoCurve};
-use rlhf_lab::rlhf::ppo::{answer_and_score, ScoringModels};
+use rlhf_lab::rlhf::ppo::{answer_and_score, AnswerSettings, ScoringModels};
 use rlhf_lab::rlhf::{preferences, RewardModel};
 use std::path::PathBuf;
 
@@ -199,14 +199,13 @@ pub fn run(a: DpoArgs) -> Result<()> {
         reward: &rm,
     };
     let shown = &data.prompts.test[..data.prompts.test.len().min(12)];
-    let samples = answer_and_score(
-        models,
-        shown,
-        config.temperature,
-        config.max_new_tokens,
-        config.missing_eos_penalty,
-        config.seed ^ 0x5A,
-    )?;
+    let settings = AnswerSettings {
+        temperature: config.temperature,
+        max_new_tokens: config.max_new_tokens,
+        missing_eos_penalty: config.missing_eos_penalty,
+        seed: config.seed ^ 0x5A,
+    };
+    let samples = answer_and_score(models, shown, &settings)?;
     rlhf_lab::io::write_json_atomic(&a.out.join("samples.json"), &samples)?;
     let figure = dpo_curves(&[DpoCurve {
         name: format!("β = {}", config.beta),

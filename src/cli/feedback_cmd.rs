@@ -1,7 +1,7 @@
 use super::value_parsers::{at_least_one, finite, share};
 use anyhow::{Context, Result};
 use clap::{Subcommand, ValueEnum};
-use rlhf_lab::feedback::aggregate::{robust_bradley_terry, system_matches};
+use rlhf_lab::feedback::aggregate::{robust_bradley_terry, system_matches, ItemMatches};
 use rlhf_lab::feedback::annotators::{honest_crowd, narrow_group, with_trolls, Behaviour};
 use rlhf_lab::feedback::candidates::{candidates, prompts};
 use rlhf_lab::feedback::ranking::{bootstrap, bradley_terry, elo, BtOptions, EloConfig};
@@ -133,7 +133,7 @@ pub fn run(cmd: FeedbackCommand) -> Result<()> {
                 check_systems_known(&file.display().to_string(), &numbered, known)?;
             }
             let comps: Vec<Comparison> = numbered.into_iter().map(|(_, c)| c).collect();
-            let (names, matches) = system_matches(&comps);
+            let ItemMatches { names, matches } = system_matches(&comps);
             let n = names.len();
             let (ratings, intervals) = match method {
                 Method::Elo => (

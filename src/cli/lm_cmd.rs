@@ -137,9 +137,11 @@ pub fn run(cmd: LmCommand) -> Result<()> {
             documents,
             tokenizer,
         } => {
-            let (t, v) = pretrain::write_corpus(&out, seed, documents)?;
+            let docs = pretrain::write_corpus(&out, seed, documents)?;
             println!(
-                "wrote {t} training and {v} held-out documents to {}",
+                "wrote {} training and {} held-out documents to {}",
+                docs.train.len(),
+                docs.valid.len(),
                 out.display()
             );
             if tokenizer {

@@ -2,7 +2,7 @@
 //! Wilson intervals, weighted flaw scores, per-annotator z-scored ratings, a robust
 //! Bradley–Terry that down-weights bad-faith annotators, and normalisation.
 
-use super::ranking::{bradley_terry, elo_expected, kendall_tau, BtOptions, Match};
+use super::ranking::{bradley_terry, elo, elo_expected, kendall_tau, BtOptions, EloConfig, Match};
 use super::records::{Checklist, Comparison, Flaw, Rating, Thumbs, Winner};
 use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
@@ -10,18 +10,42 @@ use serde::{Deserialize, Serialize};
 // same order on every run (a HashMap's order changes between runs).
 use std::collections::{BTreeMap, HashMap};
 
-/// Wilson score interval (Wilson 1927) for a proportion: `successes` of `n` at
-/// z = 1.96 (95%). Returns `(estimate, lo, hi)`.
-pub fn wilson_interval(successes: usize, n: usize, z: f64) -> (f64, f64, f64) {
+/// A proportion k/n with a confidence interval around it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ProportionInterval {
+    /// The observed share k/n (NaN when n = 0).
+    pub estimate: f64,
+    /// Lower end of the interval.
+    pub lo: f64,
+    /// Upper end of the interval.
+    pub hi: f64,
+}
+
+/// Wilson score interval (Wilson 1927) for a proportion: `successes` of `n`,
+/// z = 1.96 for 95%:
+///
+/// centre = (p̂ + z²/2n) / (1 + z²/n),
+/// half-width = z·√(p̂(1 − p̂)/n + z²/4n²) / (1 + z²/n).
+///
+/// With no votes the estimate is NaN and the interval the whole of [0, 1].
+pub fn wilson_interval(successes: usize, n: usize, z: f64) -> ProportionInterval {
     if n == 0 {
-        return (f64::NAN, 0.0, 1.0);
+        return ProportionInterval {
+            estimate: f64::NAN,
+            lo: 0.0,
+            hi: 1.0,
+        };
     }
     let (k, n) = (successes as f64, n as f64);
     let p = k / n;
     let denom = 1.0 + z * z / n;
     let centre = (p + z * z / (2.0 * n)) / denom;
     let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
-    (p, centre - half, centre + half)
+    ProportionInterval {
+        estimate: p,
+        lo: centre - half,
+        hi: centre + half,
+    }
 }
 
 /// One system's thumbs-up rate with its 95% Wilson interval.
@@ -72,7 +96,11 @@ pub fn thumbs_up_rates(votes: &[Thumbs]) -> Vec<ThumbsUpRate> {
     let mut out: Vec<_> = t
         .into_iter()
         .map(|(s, (k, n))| {
-            let (rate, lo, hi) = wilson_interval(k, n, 1.96);
+            let ProportionInterval {
+                estimate: rate,
+                lo,
+                hi,
+            } = wilson_interval(k, n, 1.96);
             ThumbsUpRate {
                 system: s,
                 rate,
@@ -86,32 +114,50 @@ pub fn thumbs_up_rates(votes: &[Thumbs]) -> Vec<ThumbsUpRate> {
     out
 }
 
+/// What one flaw costs in a checklist score.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FlawWeight {
+    /// The flaw a labeller can tick.
+    pub flaw: Flaw,
+    /// Its cost (any positive scale: only the ratios matter).
+    pub weight: f64,
+}
+
 /// How much each flaw costs in a checklist score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FlawWeights(pub Vec<(Flaw, f64)>);
+pub struct FlawWeights {
+    /// One entry per flaw; a flaw not listed costs nothing.
+    pub weights: Vec<FlawWeight>,
+}
 
 impl Default for FlawWeights {
     /// Harm costs most, then incorrectness, unhelpfulness, rudeness and length.
     fn default() -> Self {
-        Self(vec![
+        let weights = [
             (Flaw::Harmful, 4.0),
             (Flaw::Incorrect, 3.0),
             (Flaw::Unhelpful, 2.0),
             (Flaw::Rude, 1.0),
             (Flaw::TooLong, 0.5),
-        ])
+        ];
+        Self {
+            weights: weights
+                .into_iter()
+                .map(|(flaw, weight)| FlawWeight { flaw, weight })
+                .collect(),
+        }
     }
 }
 
 impl FlawWeights {
     /// Quality in [0, 1]: 1 − (Σ weights of ticked flaws) / (Σ all weights).
     pub fn quality(&self, flaws: &[Flaw]) -> f64 {
-        let total: f64 = self.0.iter().map(|(_, w)| w).sum();
+        let total: f64 = self.weights.iter().map(|w| w.weight).sum();
         let lost: f64 = self
-            .0
+            .weights
             .iter()
-            .filter(|(f, _)| flaws.contains(f))
-            .map(|(_, w)| w)
+            .filter(|w| flaws.contains(&w.flaw))
+            .map(|w| w.weight)
             .sum();
         1.0 - lost / total
     }
@@ -207,17 +253,27 @@ pub fn mean_by_system(systems: &[String], values: &[f64]) -> Vec<SystemScore> {
     out
 }
 
-/// Comparisons between systems as matches: item names (sorted) and matches.
-pub fn system_matches(comparisons: &[Comparison]) -> (Vec<String>, Vec<Match>) {
+/// Comparisons as the input of a rating method ([`bradley_terry`], Elo): the
+/// items compared and one match per comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemMatches {
+    /// The items' names, sorted; a match's `a` and `b` index this list.
+    pub names: Vec<String>,
+    /// One match per comparison, in the comparisons' order.
+    pub matches: Vec<Match>,
+}
+
+/// Comparisons between systems as matches.
+pub fn system_matches(comparisons: &[Comparison]) -> ItemMatches {
     item_matches(comparisons, |c| (c.system_a.clone(), c.system_b.clone()))
 }
 
 /// Comparisons as matches between the items `items(c)` names for A and B
-/// (systems, or single answers): item names (sorted) and matches.
+/// (systems, or single answers).
 pub fn item_matches(
     comparisons: &[Comparison],
     items: impl Fn(&Comparison) -> (String, String),
-) -> (Vec<String>, Vec<Match>) {
+) -> ItemMatches {
     let pairs: Vec<(String, String)> = comparisons.iter().map(&items).collect();
     let mut names: Vec<String> = pairs
         .iter()
@@ -235,7 +291,7 @@ pub fn item_matches(
         .zip(&pairs)
         .map(|(c, (a, b))| Match::new(index[a.as_str()], index[b.as_str()], c.winner.score_a()))
         .collect();
-    (names, matches)
+    ItemMatches { names, matches }
 }
 
 /// One annotator as the robust fit judged it.
@@ -279,7 +335,10 @@ pub fn robust_bradley_terry_items(
     rounds: usize,
     items: impl Fn(&Comparison) -> (String, String),
 ) -> RobustFit {
-    let (names, base) = item_matches(comparisons, items);
+    let ItemMatches {
+        names,
+        matches: base,
+    } = item_matches(comparisons, items);
     let mut weights: BTreeMap<&str, f64> = comparisons
         .iter()
         .map(|c| (c.annotator.as_str(), 1.0))
@@ -330,6 +389,87 @@ pub fn robust_bradley_terry_items(
     }
 }
 
+/// How [`answer_scores`] aggregates one prompt's comparisons into scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    /// Bradley–Terry maximum likelihood (order-free).
+    BradleyTerry,
+    /// Online Elo (K = 16), in the order the comparisons were made.
+    Elo,
+}
+
+/// One answer's score from the comparisons it took part in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerScore {
+    /// The prompt it answers.
+    pub prompt_id: String,
+    /// The answer's text.
+    pub response: String,
+    /// The system that wrote it, from the first comparison it appears in
+    /// (empty when the comparisons do not say).
+    pub system: String,
+    /// Its rating among the prompt's answers, normalised to mean 0 and
+    /// standard deviation 1 within the prompt.
+    pub score: f64,
+}
+
+/// Per-answer scores from comparisons (the seeds' recipe): within each
+/// prompt, the answers are players and the comparisons matches; their
+/// Bradley–Terry (or Elo) ratings are normalised to mean 0 and std 1 within
+/// the prompt ([`normalize_rewards`]), so a score says "better or worse than
+/// the other answers to this prompt". Prompts in first-seen order, answers
+/// sorted by text within a prompt.
+pub fn answer_scores(comparisons: &[Comparison], aggregation: Aggregation) -> Vec<AnswerScore> {
+    let mut order: Vec<&str> = Vec::new();
+    let mut by_prompt: HashMap<&str, Vec<Comparison>> = HashMap::new();
+    for c in comparisons {
+        if !by_prompt.contains_key(c.prompt_id.as_str()) {
+            order.push(&c.prompt_id);
+        }
+        by_prompt.entry(&c.prompt_id).or_default().push(c.clone());
+    }
+    let mut rows: Vec<AnswerScore> = Vec::new();
+    for id in order {
+        let comps = &by_prompt[id];
+        let ItemMatches { names, matches } =
+            item_matches(comps, |c| (c.response_a.clone(), c.response_b.clone()));
+        let ratings = match aggregation {
+            Aggregation::BradleyTerry => bradley_terry(names.len(), &matches, BtOptions::default()),
+            Aggregation::Elo => elo(names.len(), &matches, EloConfig::default()),
+        };
+        for (response, rating) in names.into_iter().zip(ratings) {
+            let system = comps
+                .iter()
+                .find_map(|c| {
+                    if c.response_a == response {
+                        Some(c.system_a.clone())
+                    } else if c.response_b == response {
+                        Some(c.system_b.clone())
+                    } else {
+                        None
+                    }
+                })
+                .unwrap_or_default();
+            rows.push(AnswerScore {
+                prompt_id: id.to_string(),
+                response,
+                system,
+                score: rating,
+            });
+        }
+    }
+    let groups: Vec<String> = rows.iter().map(|r| r.prompt_id.clone()).collect();
+    let ratings: Vec<f64> = rows.iter().map(|r| r.score).collect();
+    for (row, z) in rows
+        .iter_mut()
+        .zip(normalize_rewards(&ratings, Some(&groups)))
+    {
+        row.score = z;
+    }
+    rows
+}
+
 /// Centre to mean 0 and scale to unit variance, within each group when `groups` is
 /// given (e.g. per prompt: rewards then say "better than the other answers to this
 /// prompt"), else globally. Groups of one value map to 0.
@@ -364,10 +504,59 @@ pub fn normalize_rewards(values: &[f64], groups: Option<&[String]>) -> Vec<f64> 
 mod tests {
     use super::*;
 
+    fn comparison(prompt: &str, a: &str, b: &str, winner: Winner) -> Comparison {
+        Comparison {
+            prompt_id: prompt.into(),
+            prompt: prompt.into(),
+            response_a: a.into(),
+            response_b: b.into(),
+            system_a: format!("sys-{a}"),
+            system_b: format!("sys-{b}"),
+            winner,
+            annotator: "u".into(),
+            time: 0,
+        }
+    }
+
+    /// Within a prompt, an answer that wins every comparison scores highest
+    /// and one that loses every comparison lowest; scores have mean 0 and
+    /// standard deviation 1 per prompt, whatever the other prompts hold.
+    #[test]
+    fn answer_scores_rank_answers_within_their_prompt() {
+        let mut comps = Vec::new();
+        for _ in 0..3 {
+            comps.push(comparison("p1", "x", "y", Winner::A));
+            comps.push(comparison("p1", "y", "z", Winner::A));
+            comps.push(comparison("p1", "x", "z", Winner::A));
+            comps.push(comparison("p2", "u", "v", Winner::B));
+        }
+        for aggregation in [Aggregation::BradleyTerry, Aggregation::Elo] {
+            let scores = answer_scores(&comps, aggregation);
+            let of = |r: &str| scores.iter().find(|s| s.response == r).unwrap();
+            assert!(of("x").score > of("y").score && of("y").score > of("z").score);
+            assert!(of("v").score > of("u").score);
+            assert_eq!(of("z").system, "sys-z");
+            for p in ["p1", "p2"] {
+                let v: Vec<f64> = scores
+                    .iter()
+                    .filter(|s| s.prompt_id == p)
+                    .map(|s| s.score)
+                    .collect();
+                let mean = v.iter().sum::<f64>() / v.len() as f64;
+                let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64;
+                assert!(mean.abs() < 1e-9 && (var - 1.0).abs() < 1e-9, "{p}: {v:?}");
+            }
+        }
+    }
+
     #[test]
     fn wilson_and_normalisation_by_hand() {
         // 8 of 10 at z = 1.96: the textbook interval [0.4902, 0.9433].
-        let (p, lo, hi) = wilson_interval(8, 10, 1.96);
+        let ProportionInterval {
+            estimate: p,
+            lo,
+            hi,
+        } = wilson_interval(8, 10, 1.96);
         assert!(
             (p - 0.8).abs() < 1e-12 && (lo - 0.4902).abs() < 1e-3 && (hi - 0.9433).abs() < 1e-3
         );

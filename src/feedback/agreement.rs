@@ -34,9 +34,17 @@ fn by_item(comparisons: &[Comparison]) -> BTreeMap<(String, String, String), Vec
     m
 }
 
-/// Share of items labelled by both `a` and `b` on which they gave the same label,
-/// with the number of shared items.
-pub fn pairwise_agreement(comparisons: &[Comparison], a: &str, b: &str) -> (f64, usize) {
+/// How often two annotators agree on the items both labelled.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PairAgreement {
+    /// Share of the shared items given the same label (0 when none are shared).
+    pub rate: f64,
+    /// Items labelled by both annotators.
+    pub shared_items: usize,
+}
+
+/// Share of items labelled by both `a` and `b` on which they gave the same label.
+pub fn pairwise_agreement(comparisons: &[Comparison], a: &str, b: &str) -> PairAgreement {
     let (mut same, mut n) = (0, 0);
     for labels in by_item(comparisons).values() {
         let la = labels.iter().find(|(x, _)| x == a).map(|l| l.1);
@@ -46,7 +54,10 @@ pub fn pairwise_agreement(comparisons: &[Comparison], a: &str, b: &str) -> (f64,
             same += (x == y) as usize;
         }
     }
-    (same as f64 / n.max(1) as f64, n)
+    PairAgreement {
+        rate: same as f64 / n.max(1) as f64,
+        shared_items: n,
+    }
 }
 
 /// Cohen's κ (1960) for two annotators over their shared items:
@@ -240,7 +251,10 @@ mod tests {
             vote("3", "v", B),
             vote("3", "w", B),
         ];
-        let (p, n) = pairwise_agreement(&c, "u", "v");
+        let PairAgreement {
+            rate: p,
+            shared_items: n,
+        } = pairwise_agreement(&c, "u", "v");
         assert_eq!(n, 3);
         assert!((p - 2.0 / 3.0).abs() < 1e-12);
         let cons = agreement_with_consensus(&c);

@@ -8,7 +8,7 @@
 
 use super::candidates::Prompt;
 use super::gold::{
-    features, fluency, split_turn, word_count, Taste, FLUENCY_WEIGHT, UNFINISHED_PENALTY,
+    features, fluency, split_turn, word_count, Taste, TurnText, FLUENCY_WEIGHT, UNFINISHED_PENALTY,
 };
 use super::records::{Flaw, Winner};
 use gridworld::Rng;
@@ -81,7 +81,7 @@ impl Annotator {
     /// [`super::gold::gold_score_turn`]): an answer that never ended is
     /// penalised as the gold standard penalises it.
     pub fn utility_turn(&self, prompt: &Prompt, turn: &str) -> f64 {
-        let (text, ended) = split_turn(turn);
+        let TurnText { text, ended } = split_turn(turn);
         self.utility(prompt, text) - if ended { 0.0 } else { UNFINISHED_PENALTY }
     }
 

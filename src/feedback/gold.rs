@@ -308,9 +308,9 @@ fn language() -> &'static Language {
     LANGUAGE.get_or_init(|| {
         let world = crate::world::World::generate(0);
         let mut texts: Vec<String> = Vec::new();
-        let (train, valid) = crate::world::corpus::generate(&world, 2024, 14_000);
-        texts.extend(train);
-        texts.extend(valid);
+        let corpus = crate::world::corpus::generate(&world, 2024, 14_000);
+        texts.extend(corpus.train);
+        texts.extend(corpus.valid);
         for split in crate::world::demonstrations::generate(&world, 7, 400) {
             texts.extend(
                 split
@@ -383,19 +383,31 @@ pub fn gold_score(prompt: &Prompt, text: &str) -> f64 {
     Taste::GOLD.score(&features(prompt, text)) + FLUENCY_WEIGHT * fluency(text)
 }
 
+/// A model's chat turn taken apart by [`split_turn`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TurnText<'a> {
+    /// The answer's text, without the end-of-turn marker.
+    pub text: &'a str,
+    /// Whether the turn ended with [`END_OF_TURN`] (the model ended it itself).
+    pub ended: bool,
+}
+
 /// A chat turn's text without its end-of-turn marker, and whether it had one
 /// (whether the model ended the turn itself).
-pub fn split_turn(turn: &str) -> (&str, bool) {
+pub fn split_turn(turn: &str) -> TurnText<'_> {
     match turn.strip_suffix(END_OF_TURN) {
-        Some(text) => (text, true),
-        None => (turn, false),
+        Some(text) => TurnText { text, ended: true },
+        None => TurnText {
+            text: turn,
+            ended: false,
+        },
     }
 }
 
 /// The gold score of a chat turn written by a model: [`gold_score`] of its
 /// text, minus [`UNFINISHED_PENALTY`] if it does not end with [`END_OF_TURN`].
 pub fn gold_score_turn(prompt: &Prompt, turn: &str) -> f64 {
-    let (text, ended) = split_turn(turn);
+    let TurnText { text, ended } = split_turn(turn);
     gold_score(prompt, text) - if ended { 0.0 } else { UNFINISHED_PENALTY }
 }
 
@@ -519,7 +531,13 @@ mod tests {
             gold_score_turn(&p, "Mia has a yellow hamster."),
             5.0 - UNFINISHED_PENALTY
         );
-        assert_eq!(split_turn(&ended), ("Mia has a yellow hamster.", true));
+        assert_eq!(
+            split_turn(&ended),
+            TurnText {
+                text: "Mia has a yellow hamster.",
+                ended: true
+            }
+        );
         assert_eq!(
             world_values("Max took his parrot to the lake and played with Leo."),
             vec!["max", "parrot", "the lake", "leo"]

@@ -7,6 +7,7 @@
 //!   people really want".
 //! - [`annotators`] and [`simulate`]: a crowd with noise, subjectivity, a narrow
 //!   group's bias, rating habits and bad faith.
+//! - [`listwise`]: a labeller ranking several answers at once, and the pairs it implies.
 //! - [`agreement`]: pairwise agreement, Cohen's and Fleiss' κ, agreement with consensus.
 //! - [`ranking`]: online Elo, Bradley–Terry, bootstrap intervals, Kendall τ, Spearman ρ.
 //! - [`aggregate`]: Wilson intervals, checklist scores, z-scored ratings, robust BT,
@@ -17,6 +18,7 @@ pub mod agreement;
 pub mod annotators;
 pub mod candidates;
 pub mod gold;
+pub mod listwise;
 pub mod ranking;
 pub mod records;
 pub mod simulate;

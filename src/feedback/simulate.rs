@@ -6,6 +6,7 @@ use super::candidates::{Candidate, Prompt};
 use super::gold::gold_score;
 use super::records::{Checklist, Comparison, Rating, Thumbs};
 use gridworld::Rng;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// Candidates grouped by prompt id.
@@ -119,13 +120,24 @@ pub fn simulate_turn_comparisons(
     out
 }
 
+/// Judgements of single answers (not pairs), one of each kind per answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AbsoluteFeedback {
+    /// A thumbs up or down per answer.
+    pub thumbs: Vec<Thumbs>,
+    /// A 1–10 rating per answer.
+    pub ratings: Vec<Rating>,
+    /// The flaws ticked on each answer's checklist.
+    pub checklists: Vec<Checklist>,
+}
+
 /// Every candidate judged once by a random annotator: thumbs, rating and checklist.
 pub fn simulate_absolute(
     prompts: &[Prompt],
     candidates: &[Candidate],
     crowd: &[Annotator],
     seed: u64,
-) -> (Vec<Thumbs>, Vec<Rating>, Vec<Checklist>) {
+) -> AbsoluteFeedback {
     let mut rng = Rng::new(seed);
     let by_id: HashMap<&str, &Prompt> = prompts.iter().map(|p| (p.id.as_str(), p)).collect();
     let (mut thumbs, mut ratings, mut lists) = (Vec::new(), Vec::new(), Vec::new());
@@ -159,7 +171,11 @@ pub fn simulate_absolute(
             annotator: ann.name.clone(),
         });
     }
-    (thumbs, ratings, lists)
+    AbsoluteFeedback {
+        thumbs,
+        ratings,
+        checklists: lists,
+    }
 }
 
 /// Mean gold-standard score of each system's responses: the truth a ranking is

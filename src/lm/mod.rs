@@ -11,6 +11,7 @@
 //! | [`weights`] | initialisation, safetensors, GGUF dequantization |
 //! | [`lora`] | low-rank adapters, on/off/merge, PEFT's file format |
 //! | [`memory`] | memory, precision and speed per setup, measured |
+//! | [`memory_arithmetic`] | parameters × bytes: weights per format, training with AdamW |
 //! | [`speed`] | training and generation tokens/s of the tiny model, measured |
 //! | [`quantize`] | per-channel int8 weights for a frozen base |
 //! | [`pretrained`] | [`LanguageModel`]: load / save / clone |
@@ -26,6 +27,7 @@ pub mod data;
 pub mod hub;
 pub mod lora;
 pub mod memory;
+pub mod memory_arithmetic;
 pub mod model;
 pub mod ops;
 pub mod plots;

@@ -1,5 +1,5 @@
 //! Pictures of a language model for the notebooks: coloured tokens, the
-//! next-token distribution, attention maps, training curves, memory per precision.
+//! next-token distribution, attention maps, training curves.
 
 use super::pretrained::LanguageModel;
 use super::sample::{next_token_distribution, SamplingConfig};
@@ -273,54 +273,6 @@ pub fn compare_loss_curves(runs: &[(&str, &[TrainRecord])], title: &str) -> Resu
     chart.draw()
 }
 
-/// Bytes per weight of common precisions.
-pub const PRECISIONS: &[(&str, f64)] = &[
-    ("f32", 4.0),
-    ("bf16 / f16", 2.0),
-    ("int8", 1.0),
-    ("4-bit", 0.5),
-];
-
-/// Memory of `parameters` weights in each precision: (precision, bytes).
-/// Weights only — training needs more (gradients, Adam's two moments, activations).
-pub fn weight_memory(parameters: usize) -> Vec<(String, f64)> {
-    PRECISIONS
-        .iter()
-        .map(|(name, b)| (name.to_string(), parameters as f64 * b))
-        .collect()
-}
-
-/// Human-readable bytes.
-pub fn format_bytes(bytes: f64) -> String {
-    let units = ["B", "KB", "MB", "GB", "TB"];
-    let mut v = bytes;
-    let mut u = 0;
-    while v >= 1000.0 && u + 1 < units.len() {
-        v /= 1000.0;
-        u += 1;
-    }
-    format!("{v:.1} {}", units[u])
-}
-
-/// A Markdown table of weight memory per precision for named models.
-pub fn memory_table(models: &[(&str, usize)]) -> String {
-    let mut s = String::from("| model | parameters |");
-    for (p, _) in PRECISIONS {
-        s.push_str(&format!(" {p} |"));
-    }
-    s.push_str("\n|---|---|");
-    s.push_str(&"---|".repeat(PRECISIONS.len()));
-    s.push('\n');
-    for (name, n) in models {
-        s.push_str(&format!("| {name} | {n} |"));
-        for (_, bytes) in weight_memory(*n) {
-            s.push_str(&format!(" {} |", format_bytes(bytes)));
-        }
-        s.push('\n');
-    }
-    s
-}
-
 /// LoRA drawn to scale for one projection: the frozen W (d_out × d_in) beside
 /// the trained B (d_out × r) times A (r × d_in), each labelled with its
 /// parameter count (r drawn at least 3 pixels wide to stay visible).
@@ -576,16 +528,5 @@ mod tests {
         assert_eq!(visible("a b\n\u{15}"), "a·b⏎\\x15");
         let fig = token_boxes("t", &[(1, "x\u{1}<".into())], None, 200);
         assert!(Figure::from_svg_document(fig.svg().to_string()).is_ok());
-    }
-
-    #[test]
-    fn memory_is_parameters_times_bytes() {
-        let m = weight_memory(134_515_008);
-        assert_eq!(m[0].1, 538_060_032.0);
-        assert_eq!(m[3].1, 67_257_504.0);
-        assert_eq!(format_bytes(538_060_032.0), "538.1 MB");
-        assert!(
-            memory_table(&[("x", 10)]).contains("| x | 10 | 40.0 B | 20.0 B | 10.0 B | 5.0 B |")
-        );
     }
 }

@@ -5,7 +5,8 @@ use super::config::LlamaConfig;
 use super::data::TokenStream;
 use super::pretrained::LanguageModel;
 use super::tokenizer::TextTokenizer;
-use crate::world::{corpus, World};
+use crate::world::corpus::{self, Documents};
+use crate::world::World;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 use std::path::{Path, PathBuf};
@@ -23,18 +24,19 @@ pub fn corpus_dir() -> PathBuf {
 }
 
 /// Generate the corpus of `seed` and write `train.txt` and `valid.txt` into `dir`
-/// (atomically). Returns the (train, valid) document counts.
-pub fn write_corpus(dir: &Path, seed: u64, documents: usize) -> Result<(usize, usize)> {
-    let (train, valid) = corpus::generate(&World::generate(0), seed, documents);
+/// (atomically). Returns the documents written.
+pub fn write_corpus(dir: &Path, seed: u64, documents: usize) -> Result<Documents> {
+    let docs = corpus::generate(&World::generate(0), seed, documents);
+    let Documents { train, valid } = &docs;
     crate::io::write_atomic(&dir.join("train.txt"), corpus::to_text(&train).as_bytes())
         .with_context(|| format!("writing {}", dir.join("train.txt").display()))?;
     crate::io::write_atomic(&dir.join("valid.txt"), corpus::to_text(&valid).as_bytes())
         .with_context(|| format!("writing {}", dir.join("valid.txt").display()))?;
-    Ok((train.len(), valid.len()))
+    Ok(docs)
 }
 
 /// Read `train.txt` and `valid.txt` from `dir` as documents.
-pub fn read_corpus(dir: &Path) -> Result<(Vec<String>, Vec<String>)> {
+pub fn read_corpus(dir: &Path) -> Result<Documents> {
     let read = |name: &str| -> Result<Vec<String>> {
         let p = dir.join(name);
         let text =
@@ -45,7 +47,10 @@ pub fn read_corpus(dir: &Path) -> Result<(Vec<String>, Vec<String>)> {
         }
         Ok(docs)
     };
-    Ok((read("train.txt")?, read("valid.txt")?))
+    Ok(Documents {
+        train: read("train.txt")?,
+        valid: read("valid.txt")?,
+    })
 }
 
 /// The corpus tokenizer: `dir/tokenizer.json` if present, else trained by
@@ -55,8 +60,7 @@ pub fn corpus_tokenizer(dir: &Path) -> Result<TextTokenizer> {
     if path.exists() {
         return TextTokenizer::from_file(&path);
     }
-    let (train, _) = read_corpus(dir)?;
-    let tok = train_tokenizer(&train)?;
+    let tok = train_tokenizer(&read_corpus(dir)?.train)?;
     tok.save(dir)?;
     Ok(tok)
 }
@@ -105,7 +109,7 @@ pub fn setup(
     device: &Device,
 ) -> Result<PretrainSetup> {
     let tokenizer = corpus_tokenizer(dir)?;
-    let (train, valid) = read_corpus(dir)?;
+    let Documents { train, valid } = read_corpus(dir)?;
     let data = TokenStream::new(&tokenizer, &train, &valid, batch_size, seq_len, seed)?;
     let mut config = LlamaConfig::scaled(tokenizer.vocab_size(), scale);
     config.max_position_embeddings = config.max_position_embeddings.max(seq_len);
@@ -131,7 +135,7 @@ pub fn held_out_loss(
     seq_len: usize,
 ) -> Result<crate::lm::train::Metrics> {
     use crate::lm::train::Objective;
-    let (_, valid) = read_corpus(dir)?;
+    let valid = read_corpus(dir)?.valid;
     let mut tokens = Vec::new();
     for d in &valid {
         tokens.extend(lm.tokenizer.encode(d)?);

@@ -423,7 +423,7 @@ impl LanguageModelJudge {
     }
 
     fn clip(&self, answer: &str) -> String {
-        let text = split_turn(answer).0.trim();
+        let text = split_turn(answer).text.trim();
         match text.char_indices().nth(self.config.max_answer_chars) {
             Some((cut, _)) => format!("{}…", &text[..cut]),
             None => text.to_string(),

@@ -7,7 +7,7 @@ use super::ppo::{HeldOutRecord, PolicyEvaluation, PpoRecord, PpoTrainer, UpdateA
 use super::ppo_run::PpoRun;
 use super::preferences::PreferenceData;
 use super::reward_analysis::{CalibrationBin, EditEffect, ScoredAnswer};
-use crate::feedback::gold::split_turn;
+use crate::feedback::gold::{split_turn, TurnText};
 use crate::feedback::records::{Comparison, Winner};
 use crate::lm::TrainRecord;
 use crate::plot::{BarChart, Figure, Heatmap, LineChart, ScatterPlot};
@@ -17,7 +17,7 @@ use anyhow::Result;
 /// model never ended is marked "[cut off]"), and the verdict.
 pub fn comparison_text(c: &Comparison) -> String {
     let show = |t: &str| {
-        let (text, ended) = split_turn(t);
+        let TurnText { text, ended } = split_turn(t);
         let text = text.replace('\n', " / ");
         if ended {
             text
@@ -145,7 +145,7 @@ pub fn objectives_heatmap(
 pub fn sources_table(data: &PreferenceData) -> String {
     let mut rows: Vec<(String, f64, f64, usize, usize)> = Vec::new();
     for r in &data.responses {
-        let (text, ended) = split_turn(&r.text);
+        let TurnText { text, ended } = split_turn(&r.text);
         let words = crate::feedback::gold::word_count(text) as f64;
         match rows.iter_mut().find(|x| x.0 == r.source) {
             Some(x) => {

@@ -726,16 +726,32 @@ pub struct ScoredTurn {
     pub kl: f64,
 }
 
+/// How [`answer_and_score`] samples one answer per prompt and scores it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AnswerSettings {
+    /// Sampling temperature.
+    pub temperature: f64,
+    /// Longest answer, in tokens.
+    pub max_new_tokens: usize,
+    /// Subtracted from the reward model's score of an answer that never ended.
+    pub missing_eos_penalty: f64,
+    /// Seed of the sampling dice (the same seed: the same answers).
+    pub seed: u64,
+}
+
 /// One answer of `models.policy` to each prompt (one batch, the KV cache),
 /// scored by the reward model and the gold standard, with its KL.
 pub fn answer_and_score(
     models: ScoringModels<'_>,
     prompts: &[Prompt],
-    temperature: f64,
-    max_new_tokens: usize,
-    missing_eos_penalty: f64,
-    seed: u64,
+    settings: &AnswerSettings,
 ) -> Result<Vec<ScoredTurn>> {
+    let AnswerSettings {
+        temperature,
+        max_new_tokens,
+        missing_eos_penalty,
+        seed,
+    } = *settings;
     let s = sample_answers(models.policy, prompts, temperature, max_new_tokens, seed)?;
     let (proxy, gold) = models.score(
         prompts,
@@ -786,14 +802,13 @@ pub fn evaluate_policy(
                 (round * 7919 + k) as u64,
                 0x2545_F491_4F6C_DD1D,
             );
-            turns.extend(answer_and_score(
-                models,
-                chunk,
-                settings.temperature,
-                settings.max_new_tokens,
-                settings.missing_eos_penalty,
+            let answer = AnswerSettings {
+                temperature: settings.temperature,
+                max_new_tokens: settings.max_new_tokens,
+                missing_eos_penalty: settings.missing_eos_penalty,
                 seed,
-            )?);
+            };
+            turns.extend(answer_and_score(models, chunk, &answer)?);
         }
     }
     let n = turns.len();

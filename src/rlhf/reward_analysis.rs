@@ -7,7 +7,7 @@ use super::preferences::{PreferenceData, Response};
 use super::reward_model::RewardModel;
 use super::reward_training::{baseline, PairMetrics};
 use crate::feedback::candidates::Prompt;
-use crate::feedback::gold::{gold_score_turn, split_turn, word_count, END_OF_TURN};
+use crate::feedback::gold::{gold_score_turn, split_turn, word_count, TurnText, END_OF_TURN};
 use crate::feedback::records::Comparison;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -47,7 +47,7 @@ pub fn score_answers(
             text: r.text.clone(),
             reward,
             gold: r.gold,
-            words: word_count(split_turn(&r.text).0),
+            words: word_count(split_turn(&r.text).text),
         })
         .collect())
 }
@@ -154,7 +154,7 @@ impl Edit {
 
     /// The edited chat turn.
     pub fn apply(&self, turn: &str) -> String {
-        let (text, ended) = split_turn(turn);
+        let TurnText { text, ended } = split_turn(turn);
         let end = if ended { END_OF_TURN } else { "" };
         match self {
             Edit::Polite => format!("{text} Happy to help!{end}"),

@@ -17,10 +17,11 @@
 use super::losses::{pairwise_accuracy, pairwise_loss, regression_loss, PairwiseOptions};
 use super::preferences::PreferenceData;
 use super::reward_model::{RewardModel, SequenceBatch};
-use crate::feedback::aggregate::{item_matches, normalize_rewards, robust_bradley_terry_items};
+use crate::feedback::aggregate::robust_bradley_terry_items;
+pub use crate::feedback::aggregate::{answer_scores, Aggregation, AnswerScore};
 use crate::feedback::candidates::Prompt;
 use crate::feedback::gold::{gold_score_turn, split_turn, word_count};
-use crate::feedback::ranking::{bradley_terry, elo, spearman_rho, BtOptions, EloConfig};
+use crate::feedback::ranking::spearman_rho;
 use crate::feedback::records::Comparison;
 use crate::lm::train::{epoch_batch, BatchSource, LossOutput, Metrics, Objective};
 use anyhow::{bail, Result};
@@ -51,16 +52,6 @@ impl std::str::FromStr for RewardObjectiveKind {
             other => bail!("unknown reward objective `{other}` (bt, elo or robust)"),
         }
     }
-}
-
-/// How the `elo` objective aggregates comparisons into per-answer scores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Aggregation {
-    /// Bradley–Terry maximum likelihood (order-free).
-    BradleyTerry,
-    /// Online Elo (K = 16), in the order the comparisons were made.
-    Elo,
 }
 
 /// How to build the training examples. Every field is documented.
@@ -249,44 +240,6 @@ pub fn pair_examples(
     Ok(out)
 }
 
-/// Per-answer scores from comparisons (the seeds' recipe): within each prompt,
-/// the answers are players and the comparisons matches; their Bradley–Terry
-/// (or Elo) ratings are normalised to mean 0 and std 1 within the prompt.
-/// Returns `(prompt id, answer text, score)`, prompts in first-seen order.
-pub fn aggregated_scores(
-    comparisons: &[Comparison],
-    aggregation: Aggregation,
-) -> Vec<(String, String, f64)> {
-    let mut order: Vec<&str> = Vec::new();
-    let mut by_prompt: HashMap<&str, Vec<Comparison>> = HashMap::new();
-    for c in comparisons {
-        if !by_prompt.contains_key(c.prompt_id.as_str()) {
-            order.push(&c.prompt_id);
-        }
-        by_prompt.entry(&c.prompt_id).or_default().push(c.clone());
-    }
-    let mut rows: Vec<(String, String, f64)> = Vec::new();
-    for id in order {
-        let comps = &by_prompt[id];
-        let (names, matches) =
-            item_matches(comps, |c| (c.response_a.clone(), c.response_b.clone()));
-        let ratings = match aggregation {
-            Aggregation::BradleyTerry => bradley_terry(names.len(), &matches, BtOptions::default()),
-            Aggregation::Elo => elo(names.len(), &matches, EloConfig::default()),
-        };
-        for (name, r) in names.into_iter().zip(ratings) {
-            rows.push((id.to_string(), name, r));
-        }
-    }
-    let groups: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
-    let values: Vec<f64> = rows.iter().map(|r| r.2).collect();
-    let z = normalize_rewards(&values, Some(&groups));
-    rows.into_iter()
-        .zip(z)
-        .map(|((p, t, _), s)| (p, t, s))
-        .collect()
-}
-
 /// Each annotator's reliability weight from rung 5's robust Bradley–Terry,
 /// fitted over single answers (items: prompt and text).
 pub fn annotator_weights(comparisons: &[Comparison], rounds: usize) -> HashMap<String, f64> {
@@ -340,16 +293,16 @@ impl RewardData {
             })?,
         };
         let train_scored = match config.objective {
-            RewardObjectiveKind::Elo => aggregated_scores(train, config.aggregation)
+            RewardObjectiveKind::Elo => answer_scores(train, config.aggregation)
                 .into_iter()
-                .map(|(pid, text, target)| {
-                    let p = data
-                        .prompt(&pid)
-                        .ok_or_else(|| anyhow::anyhow!("comparison of unknown prompt `{pid}`"))?;
+                .map(|a| {
+                    let p = data.prompt(&a.prompt_id).ok_or_else(|| {
+                        anyhow::anyhow!("comparison of unknown prompt `{}`", a.prompt_id)
+                    })?;
                     Ok(ScoredExample {
-                        ids: rm.encode(&p.text, &text)?,
-                        target,
-                        key: answer_key(&pid, &text),
+                        ids: rm.encode(&p.text, &a.response)?,
+                        target: a.score,
+                        key: answer_key(&a.prompt_id, &a.response),
                     })
                 })
                 .collect::<Result<Vec<_>>>()?,
@@ -642,7 +595,9 @@ pub fn baseline(
 /// words, so the longer answer is predicted to win (equal lengths count as
 /// wrong).
 pub fn length_baseline(data: &PreferenceData, comparisons: &[Comparison]) -> Result<PairMetrics> {
-    baseline(data, comparisons, |_, t| word_count(split_turn(t).0) as f64)
+    baseline(data, comparisons, |_, t| {
+        word_count(split_turn(t).text) as f64
+    })
 }
 
 /// Everything [`train_reward_model`] needs besides the data.

@@ -349,9 +349,18 @@ pub fn document(world: &World, rng: &mut Rng) -> String {
     }
 }
 
+/// A corpus's documents, split into training and held-out documents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Documents {
+    /// Documents the model learns from.
+    pub train: Vec<String>,
+    /// Held-out documents, for the validation loss.
+    pub valid: Vec<String>,
+}
+
 /// The corpus: `n_documents` documents from `seed`, of which every 20th goes
-/// to the held-out split. Returns (train, validation) documents.
-pub fn generate(world: &World, seed: u64, n_documents: usize) -> (Vec<String>, Vec<String>) {
+/// to the held-out split.
+pub fn generate(world: &World, seed: u64, n_documents: usize) -> Documents {
     let mut rng = Rng::new(seed);
     let mut train = Vec::new();
     let mut valid = Vec::new();
@@ -363,7 +372,7 @@ pub fn generate(world: &World, seed: u64, n_documents: usize) -> (Vec<String>, V
             train.push(doc);
         }
     }
-    (train, valid)
+    Documents { train, valid }
 }
 
 /// Documents joined as they are stored on disk: each followed by a line
@@ -402,8 +411,11 @@ mod tests {
     #[test]
     fn deterministic_and_consistent_with_the_world() {
         let world = World::generate(0);
-        let (a, va) = generate(&world, 1, 400);
-        let (b, _) = generate(&world, 1, 400);
+        let Documents {
+            train: a,
+            valid: va,
+        } = generate(&world, 1, 400);
+        let Documents { train: b, .. } = generate(&world, 1, 400);
         assert_eq!(a, b);
         assert_eq!(va.len(), 20);
         assert_eq!(from_text(&to_text(&a)), a);

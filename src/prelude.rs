@@ -17,6 +17,7 @@ pub use crate::feedback::candidates::{
     candidates, prompts, Candidate, Prompt, PromptKind, SYSTEMS,
 };
 pub use crate::feedback::gold::{features, gold_score, gold_score_turn, Taste};
+pub use crate::feedback::listwise::{rank_answers, simulate_rankings, AnswerRanking, RankedAnswer};
 pub use crate::feedback::ranking::{
     bootstrap, bradley_terry, elo, elo_history, kendall_tau, simulate_matches, spearman_rho,
     tau_vs_matches, BtOptions, EloConfig, EloSnapshot, Interval, Match, TauAtSize,
@@ -44,6 +45,7 @@ pub use crate::lm::{
     pretrain, sft, BatchSource, ChatMessage, LanguageModel, LlamaConfig, LmTrainer, NextTokenLoss,
     Objective, RunOptions, SamplingConfig, TextTokenizer, TrainConfig, TrainRecord, Trainer,
 };
+pub use crate::plot::diagrams::{rlhf_phases, value_vs_reward};
 pub use crate::plot::{BarChart, Figure, Heatmap, Histogram, LineChart};
 pub use crate::rl::plots::{
     agent_vs_truth, compare_curves, gradient_variance_chart, learning_curve, metric_curve,

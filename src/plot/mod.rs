@@ -9,8 +9,10 @@
 //! - [`BarChart`]: labelled bars with optional error bars.
 //! - [`Histogram`]: one or more overlaid distributions.
 //! - [`ScatterPlot`]: groups of points and lines, legend beside the plot.
+//! - [`diagrams`]: concept diagrams (the phases of RLHF, value network vs reward model).
 
 mod bar;
+pub mod diagrams;
 mod figure;
 mod heatmap;
 mod histogram;

@@ -27,17 +27,18 @@ pub use crate::gridworld_plots::{
     outcome_chart, policy_view, solution_view, sweep, value_grid, with_param, SweepPoint,
     TerminalOutcome, ValueTable,
 };
+pub use crate::lm::behaviour::{behaviour_table, evaluate_behaviour, KindReport};
 pub use crate::lm::plots::{
     attention_map, behaviour_figure, format_bytes, loss_curve, loss_mask_view, memory_table,
     next_token_bars, token_view, weight_memory,
 };
 pub use crate::lm::pretrained::smollm2_gguf;
-pub use crate::lm::sft::{
-    behaviour_table, evaluate_behaviour, Conversation, KindReport, SftDataset,
-};
+pub use crate::lm::sft::SftDataset;
+pub use crate::lm::sft_data::Conversation;
 pub use crate::lm::{
-    pretrain, sft, BatchSource, ChatMessage, LanguageModel, LlamaConfig, LmTrainer, NextTokenLoss,
-    Objective, RunOptions, SamplingConfig, TextTokenizer, TrainConfig, TrainRecord, Trainer,
+    pretrain, sft, sft_data, BatchSource, ChatMessage, LanguageModel, LlamaConfig, LmTrainer,
+    NextTokenLoss, Objective, RunOptions, SamplingConfig, TextTokenizer, TrainConfig, TrainRecord,
+    Trainer,
 };
 pub use crate::plot::{BarChart, Figure, Heatmap, Histogram, LineChart};
 pub use crate::rl::plots::{

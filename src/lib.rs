@@ -8,10 +8,11 @@
 //! | 1. RL basics on a gridworld | [`gridworld`] (crate), [`gridworld_plots`] | `01_rl_basics` |
 //! | 2. PPO with a policy and a value network | [`ppo`] (shared math), [`nn`], [`optim`], [`rl`] | `02_ppo_gridworld` |
 //! | 3. A transformer language model | [`lm`] | `03_transformers` |
-//! | 4. Supervised fine-tuning | [`lm::sft`], [`world::demonstrations`] | `04_sft` |
+//! | 4. Supervised fine-tuning | [`lm::sft`], [`lm::sft_data`], [`lm::behaviour`], [`world::demonstrations`] | `04_sft` |
 //! | 5. Human feedback: Elo, Bradley–Terry, annotators | [`feedback`], [`world`] | `05_human_feedback` |
 //!
-//! Figures: [`plot`]. Notebooks start with `use rlhf_lab::prelude::*;` (the
+//! Figures: [`plot`]. Files (atomic writes, JSON Lines, checkpoints): [`io`].
+//! Seeds of a run's streams (batches, dropout, sampled rows): [`seeds`]. Notebooks start with `use rlhf_lab::prelude::*;` (the
 //! project's kernel does this for you).
 
 pub mod feedback;
@@ -26,6 +27,7 @@ pub mod ppo;
 pub mod prelude;
 pub mod rl;
 pub mod rlhf;
+pub mod seeds;
 pub mod world;
 
 pub use anyhow;

@@ -34,16 +34,17 @@ pub use crate::gridworld_plots::{
 pub use crate::lm::memory_arithmetic::{
     format_bytes, memory_table, training_memory, training_memory_table, weight_memory, ModelSize,
 };
+pub use crate::lm::behaviour::{behaviour_table, evaluate_behaviour, KindReport};
 pub use crate::lm::plots::{
     attention_map, behaviour_figure, loss_curve, loss_mask_view, next_token_bars, token_view,
 };
 pub use crate::lm::pretrained::smollm2_gguf;
-pub use crate::lm::sft::{
-    behaviour_table, evaluate_behaviour, Conversation, KindReport, SftDataset,
-};
+pub use crate::lm::sft::SftDataset;
+pub use crate::lm::sft_data::Conversation;
 pub use crate::lm::{
-    pretrain, sft, BatchSource, ChatMessage, LanguageModel, LlamaConfig, LmTrainer, NextTokenLoss,
-    Objective, RunOptions, SamplingConfig, TextTokenizer, TrainConfig, TrainRecord, Trainer,
+    pretrain, sft, sft_data, BatchSource, ChatMessage, LanguageModel, LlamaConfig, LmTrainer,
+    NextTokenLoss, Objective, RunOptions, SamplingConfig, TextTokenizer, TrainConfig, TrainRecord,
+    Trainer,
 };
 pub use crate::plot::diagrams::{rlhf_phases, value_vs_reward};
 pub use crate::plot::{BarChart, Figure, Heatmap, Histogram, LineChart};

@@ -4,7 +4,8 @@
 //! exists.
 
 use candle_core::{DType, Device, Tensor};
-use rlhf_lab::lm::sft::{self, SftDataset};
+use rlhf_lab::lm::sft::SftDataset;
+use rlhf_lab::lm::sft_data;
 use rlhf_lab::lm::{LanguageModel, NextTokenLoss, RunOptions, TrainConfig, Trainer};
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -170,7 +171,7 @@ fn tokenizer_larger_than_vocab_is_refused_naming_both_files_and_sizes() {
 /// A small SFT data folder: the first `n` training and 8 validation
 /// conversations of `datasets/sft`, and its whole test split.
 fn small_sft_data(dir: &Path, n: usize) -> PathBuf {
-    let src = sft::sft_dir();
+    let src = sft_data::sft_dir();
     let d = dir.join("data");
     std::fs::create_dir_all(&d).unwrap();
     for (name, lines) in [
@@ -258,7 +259,7 @@ fn tiny_sft_trainer(
     RunOptions,
 ) {
     let lm = LanguageModel::load(&tiny("tiny-pretrained"), &Device::Cpu, DType::F32).unwrap();
-    let (train, valid, _) = sft::read_splits(&small_sft_data(dir, 8)).unwrap();
+    let (train, valid, _) = sft_data::read_splits(&small_sft_data(dir, 8)).unwrap();
     let data = SftDataset::new(&lm.tokenizer, &train, &valid, 4, 64, 0).unwrap();
     let config = TrainConfig {
         steps: 4,

@@ -1,6 +1,6 @@
 //! The committed datasets are exactly what their generators write.
 
-use rlhf_lab::lm::{pretrain, sft};
+use rlhf_lab::lm::{pretrain, sft_data};
 
 fn same_file(a: &std::path::Path, b: &std::path::Path) {
     let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
@@ -24,9 +24,14 @@ fn corpus_and_demonstrations_match_their_generators() {
     for f in ["train.txt", "valid.txt"] {
         same_file(&pretrain::corpus_dir().join(f), &tmp.join("corpus").join(f));
     }
-    sft::write_dataset(&tmp.join("sft"), sft::DATASET_SEED, sft::DATASET_PER_KIND).unwrap();
+    sft_data::write_dataset(
+        &tmp.join("sft"),
+        sft_data::DATASET_SEED,
+        sft_data::DATASET_PER_KIND,
+    )
+    .unwrap();
     for f in ["train.jsonl", "validation.jsonl", "test.jsonl", "README.md"] {
-        same_file(&sft::sft_dir().join(f), &tmp.join("sft").join(f));
+        same_file(&sft_data::sft_dir().join(f), &tmp.join("sft").join(f));
     }
     // The committed tokenizer is the one training on train.txt and the demonstrations gives.
     let train = pretrain::read_corpus(&pretrain::corpus_dir())
@@ -41,7 +46,7 @@ fn corpus_and_demonstrations_match_their_generators() {
     );
     assert_eq!(retrained.vocab_size(), committed.vocab_size());
     // Every line of the splits validates.
-    let (t, v, te) = sft::read_splits(&sft::sft_dir()).unwrap();
+    let (t, v, te) = sft_data::read_splits(&sft_data::sft_dir()).unwrap();
     assert_eq!((t.len(), v.len(), te.len()), (2240, 280, 280));
     std::fs::remove_dir_all(&tmp).ok();
 }

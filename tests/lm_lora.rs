@@ -7,7 +7,8 @@
 use candle_core::{DType, Device, Tensor};
 use rlhf_lab::lm::lora::LoraConfig;
 use rlhf_lab::lm::ops::max_abs_diff;
-use rlhf_lab::lm::sft::{self, SftDataset};
+use rlhf_lab::lm::sft::SftDataset;
+use rlhf_lab::lm::sft_data;
 use rlhf_lab::lm::{LanguageModel, NextTokenLoss, TrainConfig, Trainer};
 use rlhf_lab::rlhf::preferences::tiny_sft_dir;
 use std::path::Path;
@@ -138,7 +139,7 @@ fn only_the_adapters_train() {
         .iter()
         .map(|(_, v)| values(v))
         .collect();
-    let (train, valid, _) = sft::read_splits(&sft::sft_dir()).unwrap();
+    let (train, valid, _) = sft_data::read_splits(&sft_data::sft_dir()).unwrap();
     let data = SftDataset::new(&policy.tokenizer, &train[..64], &valid[..8], 8, 128, 0).unwrap();
     let mut t = Trainer::new(
         NextTokenLoss::new(&policy),
@@ -195,7 +196,7 @@ fn adapter_dropout_acts_only_in_training_and_is_seeded() {
         "eval mode has no dropout"
     );
 
-    let (train, valid, _) = sft::read_splits(&sft::sft_dir()).unwrap();
+    let (train, valid, _) = sft_data::read_splits(&sft_data::sft_dir()).unwrap();
     let run = |dropout: f64| -> Vec<Vec<f32>> {
         let config = LoraConfig {
             lora_dropout: dropout,

@@ -192,15 +192,6 @@ fn logits_match_candle_transformers_llama() {
     }
 }
 
-fn tiny_tokenizer() -> TextTokenizer {
-    let texts = [
-        "Mia has a red cat.",
-        "Leo has a blue dog.",
-        "The dog ran to the park.",
-    ];
-    TextTokenizer::train_bpe(texts.iter().cycle().take(100), 64).unwrap()
-}
-
 #[test]
 fn batched_generation_equals_one_prompt_at_a_time() {
     let cfg = tiny_config();
@@ -255,7 +246,7 @@ fn batched_generation_equals_one_prompt_at_a_time() {
 
 #[test]
 fn checkpoint_and_hub_cache_round_trip() {
-    let tok = tiny_tokenizer();
+    let tok = TextTokenizer::tiny();
     let cfg = LlamaConfig {
         vocab_size: tok.vocab_size(),
         ..tiny_config()

@@ -4,8 +4,10 @@
 //! model improves validation loss and factual exact match.
 
 use candle_core::{DType, Device, Tensor};
+use rlhf_lab::lm::behaviour::{behaviour_table, evaluate_behaviour};
 use rlhf_lab::lm::pretrain;
-use rlhf_lab::lm::sft::{self, SftDataset};
+use rlhf_lab::lm::sft::SftDataset;
+use rlhf_lab::lm::sft_data;
 use rlhf_lab::lm::{
     resume_language_model, LanguageModel, LlamaConfig, NextTokenLoss, RunOptions, TokenStream,
     TrainConfig, Trainer,
@@ -142,16 +144,16 @@ fn resume_equals_uninterrupted_and_nan_keeps_last_good_checkpoint() {
 fn sft_lowers_validation_loss_and_raises_exact_match() {
     let model_dir = pretrain::tiny_pretrained_dir();
     let lm = LanguageModel::load(&model_dir, &Device::Cpu, DType::F32).unwrap();
-    let (train, valid, test) = sft::read_splits(&sft::sft_dir()).unwrap();
+    let (train, valid, test) = sft_data::read_splits(&sft_data::sft_dir()).unwrap();
     let facts: Vec<_> = test
         .iter()
         .filter(|c| c.kind == "fact")
         .take(20)
         .cloned()
         .collect();
-    let valid = sft::take_per_kind(&valid, 8);
+    let valid = sft_data::take_per_kind(&valid, 8);
     let data = SftDataset::new(&lm.tokenizer, &train, &valid, 8, 128, 0).unwrap();
-    let before = sft::evaluate_behaviour(&lm, &facts, 20).unwrap();
+    let before = evaluate_behaviour(&lm, &facts, 20).unwrap();
     let mut t = Trainer::new(
         NextTokenLoss::new(&lm),
         TrainConfig {
@@ -164,12 +166,12 @@ fn sft_lowers_validation_loss_and_raises_exact_match() {
     )
     .unwrap();
     t.train(&data, &RunOptions::default()).unwrap();
-    let after = sft::evaluate_behaviour(&lm, &facts, 20).unwrap();
+    let after = evaluate_behaviour(&lm, &facts, 20).unwrap();
     let (v0, v1) = (
         t.history[0].eval_loss().unwrap(),
         t.history.last().unwrap().eval_loss().unwrap(),
     );
-    eprintln!("{}", sft::behaviour_table(&before, &after));
+    eprintln!("{}", behaviour_table(&before, &after));
     assert!(v1 < 0.5 * v0, "validation loss {v0:.3} → {v1:.3}");
     let (em0, em1) = (
         before[0].exact_match.unwrap(),
@@ -245,11 +247,11 @@ fn recorded_losses_for_a_fixed_seed() {
 
     let lm =
         LanguageModel::load(&pretrain::tiny_pretrained_dir(), &Device::Cpu, DType::F32).unwrap();
-    let (train, valid, _) = sft::read_splits(&sft::sft_dir()).unwrap();
+    let (train, valid, _) = sft_data::read_splits(&sft_data::sft_dir()).unwrap();
     let data = SftDataset::new(
         &lm.tokenizer,
         &train,
-        &sft::take_per_kind(&valid, 4),
+        &sft_data::take_per_kind(&valid, 4),
         8,
         192,
         0,

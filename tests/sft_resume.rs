@@ -18,7 +18,7 @@ fn scratch(name: &str) -> PathBuf {
 /// The first 16 training and 8 validation conversations of `datasets/sft`
 /// and its test split, in `dir/data`.
 fn small_data(dir: &Path) -> PathBuf {
-    let src = rlhf_lab::lm::sft::sft_dir();
+    let src = rlhf_lab::lm::sft_data::sft_dir();
     let d = dir.join("data");
     std::fs::create_dir_all(&d).unwrap();
     for (name, n) in [

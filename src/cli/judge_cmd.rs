@@ -122,12 +122,7 @@ pub fn run(a: JudgeArgs) -> Result<()> {
             p_a: v.p_a(),
         })
         .collect();
-    let mut text = String::new();
-    for l in &lines {
-        text.push_str(&serde_json::to_string(l)?);
-        text.push('\n');
-    }
-    rlhf_lab::io::write_atomic(&beside(&a.out, "verdicts.jsonl"), text.as_bytes())?;
+    rlhf_lab::io::write_jsonl(&beside(&a.out, "verdicts.jsonl"), &lines)?;
     let report = JudgeReport::new(&name, &data, &pairs, &verdicts, seconds)?;
     rlhf_lab::io::write_json_atomic(&beside(&a.out, "report.json"), &report)?;
     println!(

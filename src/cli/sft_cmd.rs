@@ -6,8 +6,10 @@ use super::progress::Progress;
 use anyhow::Result;
 use candle_core::DType;
 use clap::Args;
+use rlhf_lab::lm::behaviour::{behaviour_table, evaluate_behaviour};
 use rlhf_lab::lm::pretrained::resolve_model_path;
-use rlhf_lab::lm::sft::{self, SftDataset};
+use rlhf_lab::lm::sft::SftDataset;
+use rlhf_lab::lm::sft_data;
 use rlhf_lab::lm::{LanguageModel, NextTokenLoss, RunOptions, TrainConfig, Trainer};
 use std::path::PathBuf;
 
@@ -65,14 +67,14 @@ pub struct SftArgs {
 pub struct SftDataArgs {
     #[arg(long, default_value = "datasets/sft")]
     out: PathBuf,
-    #[arg(long, default_value_t = rlhf_lab::lm::sft::DATASET_SEED)]
+    #[arg(long, default_value_t = sft_data::DATASET_SEED)]
     seed: u64,
-    #[arg(long, default_value_t = rlhf_lab::lm::sft::DATASET_PER_KIND)]
+    #[arg(long, default_value_t = sft_data::DATASET_PER_KIND)]
     per_kind: usize,
 }
 
 pub fn data(a: SftDataArgs) -> Result<()> {
-    let c = sft::write_dataset(&a.out, a.seed, a.per_kind)?;
+    let c = sft_data::write_dataset(&a.out, a.seed, a.per_kind)?;
     println!(
         "wrote {} / {} / {} conversations and README.md to {}",
         c[0],
@@ -94,10 +96,10 @@ pub fn run(a: SftArgs) -> Result<()> {
         Some(lora) => base.with_lora(lora, a.seed)?,
         None => base,
     };
-    let (train, valid, test) = sft::read_splits(&a.data)?;
-    let test = sft::take_per_kind(&test, a.eval_examples);
+    let (train, valid, test) = sft_data::read_splits(&a.data)?;
+    let test = sft_data::take_per_kind(&test, a.eval_examples);
     // The behaviour before fine-tuning is the starting model's, on resuming too.
-    let before = sft::evaluate_behaviour(&start, &test, 64)?;
+    let before = evaluate_behaviour(&start, &test, 64)?;
     let (lm, mut trainer) = if a.resume {
         resume_lm(&ckpt, &device, dtype, a.steps, a.seed, a.lr)?
     } else {
@@ -145,8 +147,8 @@ pub fn run(a: SftArgs) -> Result<()> {
         );
     })?;
     bar.finish();
-    let after = sft::evaluate_behaviour(&lm, &test, 64)?;
-    let table = sft::behaviour_table(&before, &after);
+    let after = evaluate_behaviour(&lm, &test, 64)?;
+    let table = behaviour_table(&before, &after);
     println!("{table}");
     lm.save(&a.out.join("model"))?;
     trainer.write_metrics(&a.out)?;

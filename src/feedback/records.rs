@@ -4,7 +4,8 @@
 //! Comparisons export to and import from TRL's preference format
 //! (`{"prompt", "chosen", "rejected"}`).
 
-use anyhow::{bail, Context, Result};
+use crate::io::jsonl::{self, JsonlOptions};
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -189,13 +190,17 @@ pub fn read_feedback(path: impl AsRef<Path>) -> Result<Vec<Feedback>> {
         .collect())
 }
 
+/// How feedback files are read: a line that is not a record is
+/// `FILE:LINE: bad feedback record: …`.
+const FEEDBACK: JsonlOptions = JsonlOptions {
+    record: Some("feedback record"),
+    skip_invalid: false,
+};
+
 /// [`read_feedback`], each record with its line number (from 1) in the file,
 /// so that later checks can name the line too.
 pub fn read_feedback_lines(path: impl AsRef<Path>) -> Result<Vec<(usize, Feedback)>> {
-    let path = path.as_ref();
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    parse_feedback_lines(&text, &path.display().to_string())
+    Ok(jsonl::read_jsonl_with(path.as_ref(), &FEEDBACK, Feedback::validate)?.records)
 }
 
 /// Parse JSONL text; `source` names it in errors.
@@ -208,21 +213,7 @@ pub fn parse_feedback(text: &str, source: &str) -> Result<Vec<Feedback>> {
 
 /// [`parse_feedback`], each record with its line number (from 1).
 pub fn parse_feedback_lines(text: &str, source: &str) -> Result<Vec<(usize, Feedback)>> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let rec: Feedback = match serde_json::from_str(line) {
-            Ok(r) => r,
-            Err(e) => bail!("{source}:{}: bad feedback record: {e}", i + 1),
-        };
-        if let Err(msg) = rec.validate() {
-            bail!("{source}:{}: {msg}", i + 1);
-        }
-        out.push((i + 1, rec));
-    }
-    Ok(out)
+    Ok(jsonl::parse_jsonl_with(text, source, &FEEDBACK, Feedback::validate)?.records)
 }
 
 /// Seconds of labelling per comparison: the span of the session clock (the
@@ -235,14 +226,7 @@ pub fn seconds_per_label(comparisons: &[Comparison]) -> Option<f64> {
 
 /// Write feedback as JSONL, atomically.
 pub fn write_feedback(path: impl AsRef<Path>, records: &[Feedback]) -> Result<()> {
-    let path = path.as_ref();
-    let mut s = String::new();
-    for r in records {
-        s.push_str(&serde_json::to_string(r)?);
-        s.push('\n');
-    }
-    crate::io::write_atomic(path, s.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
+    jsonl::write_jsonl(path.as_ref(), records)
 }
 
 /// Just the comparisons of a list of records.
@@ -333,27 +317,17 @@ pub fn from_preference_pairs(pairs: &[PreferencePair]) -> Vec<Comparison> {
 
 /// Read TRL preference pairs from JSONL; errors name the file and line.
 pub fn read_preference_pairs(path: impl AsRef<Path>) -> Result<Vec<PreferencePair>> {
-    let path = path.as_ref();
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let p: PreferencePair = serde_json::from_str(line).map_err(|e| {
-            anyhow::anyhow!("{}:{}: bad preference pair: {e}", path.display(), i + 1)
-        })?;
+    let options = JsonlOptions {
+        record: Some("preference pair"),
+        skip_invalid: false,
+    };
+    let check = |p: &PreferencePair| {
         if p.chosen.trim().is_empty() || p.rejected.trim().is_empty() {
-            bail!(
-                "{}:{}: `chosen` and `rejected` must not be empty",
-                path.display(),
-                i + 1
-            );
+            return Err("`chosen` and `rejected` must not be empty".to_string());
         }
-        out.push(p);
-    }
-    Ok(out)
+        Ok(())
+    };
+    Ok(jsonl::read_jsonl_with(path.as_ref(), &options, check)?.into_values())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use super::model::Llama;
 use super::pretrained::LanguageModel;
 use super::train::{mean_over_batches, BatchSource, LossOutput, Metrics, Objective};
+use crate::seeds::{seed_for, Stream};
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use gridworld::Rng;
@@ -200,11 +201,7 @@ impl BatchSource for TokenStream {
     type Batch = LmBatch;
 
     fn train_batch(&self, step: usize, device: &Device) -> Result<LmBatch> {
-        let mut rng = Rng::new(gridworld::stream_seed(
-            self.seed,
-            step as u64,
-            0xD1B5_4A32_D192_ED03,
-        ));
+        let mut rng = Rng::new(seed_for(self.seed, Stream::CorpusBatch, step as u64));
         let max_start = self.train.len() - self.seq_len - 1;
         let starts: Vec<usize> = (0..self.batch_size)
             .map(|_| rng.below(max_start + 1))

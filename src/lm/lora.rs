@@ -285,8 +285,12 @@ impl AdapterSwitch {
 
     /// The seed of the next dropout mask of this step.
     fn next_mask_seed(&self) -> u64 {
-        let k = self.0.masks.fetch_add(1, Ordering::SeqCst) + 1;
-        self.0.step_seed.load(Ordering::SeqCst) ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        let k = self.0.masks.fetch_add(1, Ordering::SeqCst);
+        crate::seeds::seed_for(
+            self.0.step_seed.load(Ordering::SeqCst),
+            crate::seeds::Stream::DropoutMask,
+            k,
+        )
     }
 }
 

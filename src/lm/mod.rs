@@ -20,8 +20,11 @@
 //! | [`data`] | next-token batches and the masked loss |
 //! | [`train`] | the one training loop: objectives, AdamW, schedule, checkpoints |
 //! | [`pretrain`] | the corpus, its tokenizer, a fresh model (rung 3) |
-//! | [`sft`] | demonstrations, the assistant-only loss mask, behaviour metrics (rung 4) |
+//! | [`sft`] | supervised fine-tuning: the assistant-only loss mask, batches (rung 4) |
+//! | [`sft_data`] | conversations (TRL's messages format, JSONL), the `datasets/sft` demonstrations and data card |
+//! | [`behaviour`] | a chat model's behaviour per task kind: exact match, refusal with help, ended turns |
 
+pub mod behaviour;
 pub mod config;
 pub mod data;
 pub mod hub;
@@ -36,6 +39,7 @@ pub mod pretrained;
 pub mod quantize;
 pub mod sample;
 pub mod sft;
+pub mod sft_data;
 pub mod speed;
 pub mod tokenizer;
 pub mod train;

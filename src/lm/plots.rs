@@ -1,9 +1,10 @@
 //! Pictures of a language model for the notebooks: coloured tokens, the
 //! next-token distribution, attention maps, training curves.
 
+use super::behaviour::KindReport;
 use super::pretrained::LanguageModel;
 use super::sample::{next_token_distribution, SamplingConfig};
-use super::sft::{Conversation, KindReport};
+use super::sft_data::Conversation;
 use super::tokenizer::TextTokenizer;
 use super::train::TrainRecord;
 use crate::plot::{BarChart, Figure, Heatmap, LineChart};

@@ -74,8 +74,8 @@ pub fn tokenizer_texts(corpus_train: &[String]) -> Vec<String> {
     let world = World::generate(0);
     let [demos, _, _] = crate::world::demonstrations::generate(
         &world,
-        super::sft::DATASET_SEED,
-        super::sft::DATASET_PER_KIND,
+        super::sft_data::DATASET_SEED,
+        super::sft_data::DATASET_PER_KIND,
     );
     let mut texts = corpus_train.to_vec();
     texts.extend(

@@ -10,6 +10,7 @@
 use super::model::Llama;
 use super::pretrained::LanguageModel;
 use super::tokenizer::{pad_batch, PaddingSide};
+use crate::seeds::{seed_for, Stream};
 use anyhow::{bail, Result};
 use candle_core::{IndexOp, Tensor};
 use gridworld::Rng;
@@ -78,7 +79,10 @@ impl SamplingConfig {
     /// prompt sampled in a batch at row i gives the same tokens as alone with
     /// seed `seed_for_row(i)`.
     pub fn seed_for_row(&self, row: usize) -> u64 {
-        self.seed ^ (row as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        match row {
+            0 => self.seed,
+            r => seed_for(self.seed, Stream::SampleRow, r as u64 - 1),
+        }
     }
 }
 

@@ -147,6 +147,20 @@ impl TextTokenizer {
         })
     }
 
+    /// The test fixture: a 300-token BPE tokenizer trained in milliseconds on
+    /// three sentences of the small world ("Mia has a red cat.", …). Unit
+    /// tests, integration tests and doc examples that need *a* tokenizer, not
+    /// the corpus's ([`crate::lm::pretrain`] trains that one), use this.
+    pub fn tiny() -> Self {
+        let texts = [
+            "Mia has a red cat.",
+            "Leo has a blue dog.",
+            "The cat sat in the park 12 times.",
+        ];
+        Self::train_bpe(texts.iter().cycle().take(300), 300)
+            .expect("training on fixed sentences succeeds")
+    }
+
     /// Read `tokenizer.json`, and `tokenizer_config.json` beside it when present
     /// (for the special tokens). Without one, the special tokens are guessed from
     /// the vocabulary (`<|im_end|>` or `<|endoftext|>` or `</s>` ends a sequence).
@@ -517,18 +531,9 @@ fn chatml_jinja(default_system: Option<&str>) -> String {
 mod tests {
     use super::*;
 
-    fn small() -> TextTokenizer {
-        let texts = [
-            "Mia has a red cat.",
-            "Leo has a blue dog.",
-            "The cat sat in the park 12 times.",
-        ];
-        TextTokenizer::train_bpe(texts.iter().cycle().take(300), 300).unwrap()
-    }
-
     #[test]
     fn round_trips_text_specials_and_files() {
-        let tok = small();
+        let tok = TextTokenizer::tiny();
         let text = "Mia has a blue cat! 🐉 Ünïcödé 345";
         let ids = tok.encode(text).unwrap();
         assert_eq!(tok.decode(&ids, false).unwrap(), text);
@@ -556,7 +561,7 @@ mod tests {
 
     #[test]
     fn chat_template_and_padding() {
-        let mut tok = small();
+        let mut tok = TextTokenizer::tiny();
         let msgs = [ChatMessage::user("Hi")];
         assert_eq!(
             tok.apply_chat_template(&msgs, true),

@@ -390,8 +390,11 @@ impl<O: Objective> Trainer<O> {
         self.optimizer.set_lr(lr);
         // Dropout's masks: a function of the seed and the update, so a resumed
         // run draws the same ones.
-        let step_seed =
-            gridworld::stream_seed(self.config.seed, self.step as u64, 0xD1B5_4A32_D192_ED03);
+        let step_seed = crate::seeds::seed_for(
+            self.config.seed,
+            crate::seeds::Stream::TrainStep,
+            self.step as u64,
+        );
         self.objective.set_training(true, step_seed);
         let out = self.objective.loss(batch);
         self.objective.set_training(false, step_seed);

@@ -23,6 +23,7 @@ pub enum Algorithm {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PpoConfig {
+    /// The learning rule: PPO, or REINFORCE with or without a baseline.
     pub algorithm: Algorithm,
     /// Seeds network initialisation, environments, action sampling and minibatches.
     pub seed: u64,
@@ -32,8 +33,10 @@ pub struct PpoConfig {
     pub num_steps: usize,
     /// Training budget in environment steps.
     pub total_timesteps: usize,
-    /// Adam learning rate (Adam's ε is 1e-5, as in CleanRL).
-    pub learning_rate: f64,
+    /// Adam learning rate (Adam's ε is 1e-5, as in CleanRL; CleanRL's and
+    /// older files' name `learning_rate` is read too).
+    #[serde(alias = "learning_rate")]
+    pub lr: f64,
     /// Decay the learning rate linearly to 0 over the budget.
     pub anneal_lr: bool,
     /// Discount; `None` uses the map's γ.
@@ -89,7 +92,7 @@ impl Default for PpoConfig {
             num_envs: 16,
             num_steps: 32,
             total_timesteps: 102_400,
-            learning_rate: 3e-3,
+            lr: 3e-3,
             anneal_lr: true,
             gamma: None,
             gae_lambda: 0.95,
@@ -198,7 +201,7 @@ impl PpoConfig {
             }
             Ok(())
         };
-        positive("learning_rate", self.learning_rate)?;
+        positive("lr", self.lr)?;
         positive("clip_coef", self.clip_coef)?;
         positive("max_grad_norm", self.max_grad_norm)?;
         non_negative("ent_coef", self.ent_coef)?;
@@ -287,14 +290,10 @@ mod tests {
     fn validation_names_the_field() {
         assert!(PpoConfig::default().validate().is_ok());
         let bad = PpoConfig {
-            learning_rate: -0.1,
+            lr: -0.1,
             ..Default::default()
         };
-        assert!(bad
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("`learning_rate`"));
+        assert!(bad.validate().unwrap_err().to_string().contains("`lr`"));
         let bad = PpoConfig {
             num_minibatches: 0,
             ..Default::default()

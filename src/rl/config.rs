@@ -33,10 +33,8 @@ pub struct PpoConfig {
     pub num_steps: usize,
     /// Training budget in environment steps.
     pub total_timesteps: usize,
-    /// Adam learning rate (Adam's ε is 1e-5, as in CleanRL; CleanRL's and
-    /// older files' name `learning_rate` is read too).
-    #[serde(alias = "learning_rate")]
-    pub lr: f64,
+    /// Adam learning rate (Adam's ε is 1e-5, as in CleanRL).
+    pub learning_rate: f64,
     /// Decay the learning rate linearly to 0 over the budget.
     pub anneal_lr: bool,
     /// Discount; `None` uses the map's γ.
@@ -92,7 +90,7 @@ impl Default for PpoConfig {
             num_envs: 16,
             num_steps: 32,
             total_timesteps: 102_400,
-            lr: 3e-3,
+            learning_rate: 3e-3,
             anneal_lr: true,
             gamma: None,
             gae_lambda: 0.95,
@@ -201,7 +199,7 @@ impl PpoConfig {
             }
             Ok(())
         };
-        positive("lr", self.lr)?;
+        positive("learning_rate", self.learning_rate)?;
         positive("clip_coef", self.clip_coef)?;
         positive("max_grad_norm", self.max_grad_norm)?;
         non_negative("ent_coef", self.ent_coef)?;
@@ -290,10 +288,14 @@ mod tests {
     fn validation_names_the_field() {
         assert!(PpoConfig::default().validate().is_ok());
         let bad = PpoConfig {
-            lr: -0.1,
+            learning_rate: -0.1,
             ..Default::default()
         };
-        assert!(bad.validate().unwrap_err().to_string().contains("`lr`"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("`learning_rate`"));
         let bad = PpoConfig {
             num_minibatches: 0,
             ..Default::default()

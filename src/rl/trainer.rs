@@ -141,7 +141,7 @@ impl GridworldTrainer {
         let optimizer = AdamW::new(
             vars,
             AdamConfig {
-                lr: config.lr,
+                lr: config.learning_rate,
                 eps: 1e-5,
                 ..Default::default()
             },
@@ -356,15 +356,15 @@ impl GridworldTrainer {
         Ok(())
     }
 
-    /// The learning rate of this iteration: `lr`, decayed linearly
+    /// The learning rate of this iteration: `learning_rate`, decayed linearly
     /// to 0 over the budget when `anneal_lr` is set.
     fn learning_rate_now(&self) -> f64 {
         let cfg = &self.config;
         if cfg.anneal_lr {
             let frac = 1.0 - (self.iteration - 1) as f64 / cfg.num_iterations().max(1) as f64;
-            cfg.lr * frac.max(0.0)
+            cfg.learning_rate * frac.max(0.0)
         } else {
-            cfg.lr
+            cfg.learning_rate
         }
     }
 
@@ -405,23 +405,23 @@ impl GridworldTrainer {
             bail!(
                 "training diverged at iteration {}: value loss {:.4e} exceeds its bound {:.4e} \
                  (2·G² with G = {g:.4}, the largest return this map allows; the critic predicts \
-                 values no episode can reach) — training stopped; lower `lr` \
+                 values no episode can reach) — training stopped; lower `learning_rate` \
                  (now {})",
                 m.iteration,
                 m.value_loss,
                 value_bound,
-                self.config.lr
+                self.config.learning_rate
             );
         }
         if m.approx_kl_k3 > MAX_UPDATE_KL {
             bail!(
                 "training diverged at iteration {}: approximate KL of one update {:.4e} exceeds \
                  its bound {MAX_UPDATE_KL} nats (the update made the actions just taken about \
-                 e^{MAX_UPDATE_KL} times less likely) — training stopped; lower `lr` \
+                 e^{MAX_UPDATE_KL} times less likely) — training stopped; lower `learning_rate` \
                  (now {})",
                 m.iteration,
                 m.approx_kl_k3,
-                self.config.lr
+                self.config.learning_rate
             );
         }
         Ok(())

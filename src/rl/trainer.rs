@@ -309,8 +309,8 @@ impl GridworldTrainer {
     }
 
     /// One iteration, as CleanRL's `ppo.py` loop: anneal the learning rate,
-    /// 1. collect a rollout, 2. estimate advantages and returns, 3. update on
-    /// minibatches; then measure. [`UpdateRule`] holds how REINFORCE differs.
+    /// collect a rollout, estimate advantages and returns, update on
+    /// minibatches, then measure. [`UpdateRule`] holds how REINFORCE differs.
     fn iterate(&mut self) -> Result<()> {
         let started = Instant::now();
         self.iteration += 1;

@@ -30,7 +30,9 @@ impl Match {
 /// Elo parameters (Elo 1978; Chatbot Arena uses K = 4 over very many matches).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EloConfig {
+    /// K: the largest change of a rating after one match.
     pub k: f64,
+    /// Every player's rating before their first match.
     pub initial: f64,
     /// 400: a 400-point gap means 10:1 odds.
     pub scale: f64,

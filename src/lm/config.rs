@@ -1,7 +1,7 @@
 //! The shape of a Llama-style model, read from and written to Hugging Face's
 //! `config.json` (`LlamaForCausalLM`).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -9,11 +9,13 @@ use std::path::Path;
 /// Hugging Face's `LlamaConfig` so that `config.json` round-trips.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlamaConfig {
+    /// Number of token ids the embedding and the output head cover.
     pub vocab_size: usize,
     /// Model width d.
     pub hidden_size: usize,
     /// Width of the SwiGLU hidden layer.
     pub intermediate_size: usize,
+    /// Number of decoder blocks.
     pub num_hidden_layers: usize,
     /// Query heads h.
     pub num_attention_heads: usize,
@@ -21,13 +23,17 @@ pub struct LlamaConfig {
     pub num_key_value_heads: usize,
     /// Longest sequence the rotary tables cover.
     pub max_position_embeddings: usize,
+    /// ε inside RMSNorm's square root.
     pub rms_norm_eps: f64,
     /// Base θ of the rotary frequencies θ^(−2i/d_head).
     pub rope_theta: f64,
     /// Share the output projection with the token embedding.
     pub tie_word_embeddings: bool,
+    /// Start-of-sequence token, when the tokenizer has one.
     pub bos_token_id: Option<u32>,
+    /// End-of-sequence token (the first, when `config.json` lists several).
     pub eos_token_id: Option<u32>,
+    /// Padding token, when the tokenizer has one.
     pub pad_token_id: Option<u32>,
 }
 
@@ -167,58 +173,17 @@ impl LlamaConfig {
 
     /// Parse Hugging Face `config.json` text. `source` names the file in errors.
     ///
-    /// Reads `rope_theta` at the top level or, as transformers 5 writes it, under
-    /// `rope_parameters.rope_theta`; `num_key_value_heads` defaults to
-    /// `num_attention_heads`; a list of `eos_token_id`s keeps the first.
+    /// The file is read into a serde struct (`HfConfigJson`) that carries
+    /// transformers' defaults; then the shapes are checked ([`Self::validate`]).
     pub fn from_json_str(text: &str, source: &str) -> Result<Self> {
-        let v: serde_json::Value =
-            serde_json::from_str(text).with_context(|| format!("{source}: not valid JSON"))?;
-        let obj = v
-            .as_object()
-            .with_context(|| format!("{source}: expected a JSON object"))?;
-        if let Some(mt) = obj.get("model_type").and_then(|m| m.as_str()) {
-            if !["llama", "mistral", "qwen2"].contains(&mt) && mt != "smollm" {
+        let hf: HfConfigJson =
+            serde_json::from_str(text).map_err(|e| json_error(e, text, source))?;
+        if let Some(mt) = hf.model_type.as_deref() {
+            if !["llama", "mistral", "qwen2", "smollm"].contains(&mt) {
                 bail!("{source}: model_type `{mt}` is not a Llama-style decoder");
             }
         }
-        let usize_field = |name: &str| -> Result<usize> {
-            match obj.get(name) {
-                Some(x) => x.as_u64().map(|x| x as usize).with_context(|| {
-                    format!("{source}: field `{name}` must be a non-negative integer, got {x}")
-                }),
-                None => bail!("{source}: missing field `{name}`"),
-            }
-        };
-        let f64_field = |name: &str| -> Result<Option<f64>> {
-            match obj.get(name) {
-                None | Some(serde_json::Value::Null) => Ok(None),
-                Some(x) => x
-                    .as_f64()
-                    .map(Some)
-                    .with_context(|| format!("{source}: field `{name}` must be a number, got {x}")),
-            }
-        };
-        let token_field = |name: &str| -> Result<Option<u32>> {
-            match obj.get(name) {
-                None | Some(serde_json::Value::Null) => Ok(None),
-                Some(serde_json::Value::Array(a)) => {
-                    Ok(a.first().and_then(|x| x.as_u64()).map(|x| x as u32))
-                }
-                Some(x) => x.as_u64().map(|x| Some(x as u32)).with_context(|| {
-                    format!("{source}: field `{name}` must be a token id, got {x}")
-                }),
-            }
-        };
-        let heads = usize_field("num_attention_heads")?;
-        let rope_theta = match f64_field("rope_theta")? {
-            Some(t) => t,
-            None => obj
-                .get("rope_parameters")
-                .and_then(|p| p.get("rope_theta"))
-                .and_then(|t| t.as_f64())
-                .unwrap_or(10_000.0),
-        };
-        if let Some(rs) = obj.get("rope_scaling").filter(|r| !r.is_null()) {
+        if let Some(rs) = hf.rope_scaling.as_ref().filter(|r| !r.is_null()) {
             let kind = rs
                 .get("rope_type")
                 .or(rs.get("type"))
@@ -227,41 +192,32 @@ impl LlamaConfig {
                 bail!("{source}: field `rope_scaling` ({rs}) is not supported; only plain RoPE is");
             }
         }
+        let rope_theta = hf
+            .rope_theta
+            .or(hf.rope_parameters.and_then(|p| p.rope_theta))
+            .unwrap_or(DEFAULT_ROPE_THETA);
         let cfg = Self {
-            vocab_size: usize_field("vocab_size")?,
-            hidden_size: usize_field("hidden_size")?,
-            intermediate_size: usize_field("intermediate_size")?,
-            num_hidden_layers: usize_field("num_hidden_layers")?,
-            num_attention_heads: heads,
-            num_key_value_heads: if obj.contains_key("num_key_value_heads") {
-                usize_field("num_key_value_heads")?
-            } else {
-                heads
-            },
-            max_position_embeddings: if obj.contains_key("max_position_embeddings") {
-                usize_field("max_position_embeddings")?
-            } else {
-                2048
-            },
-            rms_norm_eps: f64_field("rms_norm_eps")?.unwrap_or(1e-6),
+            vocab_size: hf.vocab_size,
+            hidden_size: hf.hidden_size,
+            intermediate_size: hf.intermediate_size,
+            num_hidden_layers: hf.num_hidden_layers,
+            num_attention_heads: hf.num_attention_heads,
+            num_key_value_heads: hf.num_key_value_heads.unwrap_or(hf.num_attention_heads),
+            max_position_embeddings: hf.max_position_embeddings,
+            rms_norm_eps: hf.rms_norm_eps,
             rope_theta,
-            tie_word_embeddings: obj
-                .get("tie_word_embeddings")
-                .and_then(|t| t.as_bool())
-                .unwrap_or(false),
-            bos_token_id: token_field("bos_token_id")?,
-            eos_token_id: token_field("eos_token_id")?,
-            pad_token_id: token_field("pad_token_id")?,
+            tie_word_embeddings: hf.tie_word_embeddings,
+            bos_token_id: hf.bos_token_id.and_then(TokenIds::first),
+            eos_token_id: hf.eos_token_id.and_then(TokenIds::first),
+            pad_token_id: hf.pad_token_id.and_then(TokenIds::first),
         };
         // Check the fields before `head_dim()` divides by one of them.
         cfg.validate().with_context(|| source.to_string())?;
-        if let Some(hd) = obj.get("head_dim").and_then(|h| h.as_u64()) {
-            if hd as usize != cfg.head_dim() {
-                bail!(
-                    "{source}: field `head_dim` ({hd}) differs from hidden_size / num_attention_heads ({}); not supported",
-                    cfg.head_dim()
-                );
-            }
+        if let Some(hd) = hf.head_dim.filter(|&hd| hd != cfg.head_dim()) {
+            bail!(
+                "{source}: field `head_dim` ({hd}) differs from hidden_size / num_attention_heads ({}); not supported",
+                cfg.head_dim()
+            );
         }
         Ok(cfg)
     }
@@ -296,6 +252,111 @@ impl LlamaConfig {
     }
 }
 
+// transformers' `LlamaConfig` defaults for the fields a `config.json` may leave out.
+fn default_max_position_embeddings() -> usize {
+    2048
+}
+fn default_rms_norm_eps() -> f64 {
+    1e-6
+}
+/// Also used when `rope_parameters` holds no `rope_theta` either.
+const DEFAULT_ROPE_THETA: f64 = 10_000.0;
+
+/// `config.json` as Hugging Face writes it, as candle-transformers' `LlamaConfig`
+/// reads it: the fields rlhf-lab uses, optional ones with transformers' defaults,
+/// anything else ignored. [`LlamaConfig::from_json_str`] turns it into a
+/// [`LlamaConfig`].
+#[derive(Debug, Deserialize)]
+struct HfConfigJson {
+    /// `llama`, `mistral`, `qwen2` or `smollm`; anything else is refused.
+    model_type: Option<String>,
+    vocab_size: usize,
+    hidden_size: usize,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    /// Absent: one key/value head per query head (no grouping).
+    num_key_value_heads: Option<usize>,
+    #[serde(default = "default_max_position_embeddings")]
+    max_position_embeddings: usize,
+    #[serde(default = "default_rms_norm_eps")]
+    rms_norm_eps: f64,
+    /// At the top level (transformers 4) or under `rope_parameters` (transformers 5).
+    rope_theta: Option<f64>,
+    rope_parameters: Option<RopeParameters>,
+    /// Only absent, null or `{"rope_type": "default"}` is supported.
+    rope_scaling: Option<serde_json::Value>,
+    #[serde(default)]
+    tie_word_embeddings: bool,
+    bos_token_id: Option<TokenIds>,
+    eos_token_id: Option<TokenIds>,
+    pad_token_id: Option<TokenIds>,
+    /// When present it must equal hidden_size / num_attention_heads.
+    head_dim: Option<usize>,
+}
+
+/// transformers 5's `rope_parameters` object.
+#[derive(Debug, Deserialize)]
+struct RopeParameters {
+    rope_theta: Option<f64>,
+}
+
+/// A token id, or a list of them (SmolLM2-Instruct lists several `eos_token_id`s).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TokenIds {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl TokenIds {
+    /// The id, or the first of the list.
+    fn first(self) -> Option<u32> {
+        match self {
+            TokenIds::One(id) => Some(id),
+            TokenIds::Many(ids) => ids.first().copied(),
+        }
+    }
+}
+
+/// serde's error with the file name in front. serde names a missing field
+/// itself; for a value of the wrong type it gives only the position, so the
+/// key that value belongs to is named too.
+fn json_error(e: serde_json::Error, text: &str, source: &str) -> anyhow::Error {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Data if !e.to_string().starts_with("missing field") => {
+            match key_before(text, e.line(), e.column()) {
+                Some(key) => anyhow!("{source}: field `{key}`: {e}"),
+                None => anyhow!("{source}: {e}"),
+            }
+        }
+        Category::Data => anyhow!("{source}: {e}"),
+        _ => anyhow!("{source}: not valid JSON: {e}"),
+    }
+}
+
+/// The last `"key":` in `text` before 1-based `line`:`column`, where serde_json
+/// reports a bad value.
+fn key_before(text: &str, line: usize, column: usize) -> Option<&str> {
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    let before = text.get(..(line_start + column).min(text.len()))?;
+    let mut rest = before;
+    while let Some(colon) = rest.rfind(':') {
+        rest = &rest[..colon];
+        if let Some(quoted) = rest.trim_end().strip_suffix('"') {
+            if let Some(open) = quoted.rfind('"') {
+                return Some(&quoted[open + 1..]);
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,6 +380,43 @@ mod tests {
         let mut bad = base.clone();
         bad.num_key_value_heads = 3;
         assert!(format!("{:#}", bad.validate().unwrap_err()).contains("num_key_value_heads"));
+    }
+
+    #[test]
+    fn wrong_types_name_file_and_field_and_defaults_fill_the_rest() {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&LlamaConfig::tiny(100).to_hf_json()).unwrap();
+        v["num_attention_heads"] = serde_json::json!("four");
+        for text in [v.to_string(), serde_json::to_string_pretty(&v).unwrap()] {
+            let err = format!(
+                "{:#}",
+                LlamaConfig::from_json_str(&text, "c.json").unwrap_err()
+            );
+            assert!(
+                err.starts_with("c.json: field `num_attention_heads`: invalid type"),
+                "{err}"
+            );
+        }
+        let err = LlamaConfig::from_json_str("{", "c.json").unwrap_err();
+        assert!(
+            err.to_string().starts_with("c.json: not valid JSON"),
+            "{err}"
+        );
+
+        v["num_attention_heads"] = 4.into();
+        v["eos_token_id"] = serde_json::json!([7, 9]);
+        for field in [
+            "num_key_value_heads",
+            "max_position_embeddings",
+            "rms_norm_eps",
+        ] {
+            v.as_object_mut().unwrap().remove(field);
+        }
+        let c = LlamaConfig::from_json_str(&v.to_string(), "c.json").unwrap();
+        assert_eq!(c.eos_token_id, Some(7));
+        assert_eq!(c.num_key_value_heads, 4);
+        assert_eq!(c.max_position_embeddings, 2048);
+        assert_eq!(c.rms_norm_eps, 1e-6);
     }
 
     #[test]

@@ -241,18 +241,16 @@ impl Attention {
         })
     }
 
-    /// `x` (b, t, d); `bias` the additive mask (b or 1, 1, t, past + t) in f32, or
-    /// `None` for a single new token that may see everything. Returns the output
-    /// and, when asked, the attention probabilities (b, h, t, past + t).
+    /// `x` (b, t, d) at positions `at`, reading and extending this layer's
+    /// `cache` slot when given. Returns the output (b, t, d) and the attention
+    /// probabilities A (b, h, t, past + t).
     fn forward(
         &self,
         x: &Tensor,
         rope: &RotaryEmbedding,
-        positions: &Tensor,
-        bias: Option<&Tensor>,
+        at: &Positions,
         cache: Option<&mut Option<(Tensor, Tensor)>>,
-        keep_probs: bool,
-    ) -> Result<(Tensor, Option<Tensor>)> {
+    ) -> Result<(Tensor, Tensor)> {
         let (b, t, _) = x.dims3()?;
         let heads = |y: Tensor, n: usize| -> Result<Tensor> {
             y.reshape((b, t, n, self.head_dim))?
@@ -262,8 +260,8 @@ impl Attention {
         let q = heads(self.q_proj.forward(x)?, self.num_heads)?;
         let k = heads(self.k_proj.forward(x)?, self.num_kv_heads)?;
         let v = heads(self.v_proj.forward(x)?, self.num_kv_heads)?;
-        let q = rope.apply(&q, positions)?;
-        let mut k = rope.apply(&k, positions)?;
+        let q = rope.apply(&q, &at.ids)?;
+        let mut k = rope.apply(&k, &at.ids)?;
         let mut v = v;
         if let Some(slot) = cache {
             if let Some((pk, pv)) = slot.as_ref() {
@@ -282,7 +280,7 @@ impl Attention {
         let q = q.to_dtype(DType::F32)?;
         let k = k.to_dtype(DType::F32)?;
         let scores = (q.matmul(&k.t()?)? * scale)?;
-        let scores = match bias {
+        let scores = match &at.bias {
             Some(m) => scores.broadcast_add(m)?,
             None => scores,
         };
@@ -292,7 +290,7 @@ impl Attention {
             .transpose(1, 2)?
             .reshape((b, t, self.num_heads * self.head_dim))?;
         let out = self.o_proj.forward(&y)?;
-        Ok((out, keep_probs.then_some(probs)))
+        Ok((out, probs))
     }
 }
 
@@ -359,9 +357,25 @@ impl DecoderLayer {
             mlp: SwiGlu::new(cfg, vb.pp("mlp"))?,
         })
     }
-}
 
-impl DecoderLayer {
+    /// The pre-norm residual block, as nanoGPT's `Block` and candle's llama
+    /// `Block` write it. Returns the new x and this block's attention
+    /// probabilities (b, h, t, past + t).
+    fn forward(
+        &self,
+        x: &Tensor,
+        rope: &RotaryEmbedding,
+        at: &Positions,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+    ) -> Result<(Tensor, Tensor)> {
+        let norm1 = self.input_layernorm.forward(x)?;
+        let (attn, probs) = self.self_attn.forward(&norm1, rope, at, cache)?;
+        let x = (x + attn)?; // x = x + attn(norm1(x))    (b, t, d)
+        let norm2 = self.post_attention_layernorm.forward(&x)?;
+        let x = (&x + self.mlp.forward(&norm2)?)?; // x = x + mlp(norm2(x))    (b, t, d)
+        Ok((x, probs))
+    }
+
     /// The block's seven projections by their names inside the block.
     fn projections(&self) -> [(&'static str, &Linear); 7] {
         let (a, m) = (&self.self_attn, &self.mlp);
@@ -398,8 +412,6 @@ pub struct ForwardOutput {
     /// Final hidden states after the last RMSNorm, (b, t, d): where reward and
     /// value heads sit.
     pub hidden: Tensor,
-    /// Attention probabilities per layer (b, h, t, past + t), when asked for.
-    pub attentions: Option<Vec<Tensor>>,
 }
 
 /// The decoder: token embedding, `num_hidden_layers` blocks, final norm, output head.
@@ -568,35 +580,35 @@ impl Llama {
         self.embed_tokens.embeddings().dtype()
     }
 
-    /// Forward over whole sequences (b, t) of token ids, no padding.
+    /// Forward over whole sequences (b, t) of token ids, no padding: training
+    /// on packed text and the parity tests against transformers.
     pub fn forward(&self, input_ids: &Tensor) -> Result<ForwardOutput> {
-        self.run(input_ids, None, None, false)
+        self.run(input_ids, None, None)
     }
 
-    /// Forward with an attention mask (b, t) of 1 (token) / 0 (padding): padded
-    /// keys are never attended to and positions count real tokens only, so a
-    /// left-padded row gives the same results as the row alone.
+    /// Forward over a padded batch, with an attention mask (b, t) of 1 (token) /
+    /// 0 (padding): padded keys are never attended to and positions count real
+    /// tokens only, so a left-padded row gives the same results as the row alone.
     pub fn forward_masked(
         &self,
         input_ids: &Tensor,
         attention_mask: &Tensor,
     ) -> Result<ForwardOutput> {
-        self.run(input_ids, Some(attention_mask), None, false)
+        self.run(input_ids, Some(attention_mask), None)
     }
 
-    /// Incremental decoding: run only the new tokens, reading and extending
-    /// `cache`. `attention_mask`, when given, covers cached and new positions,
-    /// (b, past + t).
+    /// Incremental decoding, for generation: run only the new tokens, reading
+    /// and extending `cache`. `attention_mask`, when given, covers cached and
+    /// new positions, (b, past + t).
     pub fn forward_cached(
         &self,
         input_ids: &Tensor,
         attention_mask: Option<&Tensor>,
         cache: &mut KvCache,
     ) -> Result<ForwardOutput> {
-        self.run(input_ids, attention_mask, Some(cache), false)
+        self.run(input_ids, attention_mask, Some(cache))
     }
 
-    /// Forward that also returns every layer's attention probabilities.
     /// Next-token logits (b, vocab) at one position per row — `last[i]` of row
     /// i — after the cached positions. The head runs only on those b positions,
     /// not on every token (a judge or a classifier reading one verdict per row).
@@ -609,7 +621,7 @@ impl Llama {
         let Some(lm_head) = &self.lm_head else {
             candle_core::bail!("this model is a trunk without a language-modelling head")
         };
-        let (hidden, _) = self.run_hidden(input_ids, None, Some(cache), false)?;
+        let hidden = self.run_hidden(input_ids, None, Some(cache))?;
         let (b, t, _) = hidden.dims3()?;
         if last.len() != b || last.iter().any(|&i| i >= t) {
             candle_core::bail!("positions {last:?} do not fit a batch of {b} rows of {t} tokens");
@@ -624,8 +636,20 @@ impl Llama {
             .to_dtype(DType::F32)
     }
 
-    pub fn forward_with_attention(&self, input_ids: &Tensor) -> Result<ForwardOutput> {
-        self.run(input_ids, None, None, true)
+    /// Every layer's attention probabilities (b, h, t, t) over whole sequences
+    /// (b, t), for pictures of who attends to whom. A loop of its own, so that
+    /// the other forward passes keep no layer's probabilities.
+    pub fn attention_maps(&self, input_ids: &Tensor) -> Result<Vec<Tensor>> {
+        let (b, t) = input_ids.dims2()?;
+        let at = self.positions(b, t, 0, None)?;
+        let mut x = self.embed_tokens.forward(input_ids)?;
+        let mut maps = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let (next, probs) = layer.forward(&x, &self.rope, &at, None)?;
+            x = next;
+            maps.push(probs);
+        }
+        Ok(maps)
     }
 
     /// log p(x_{i+1} | x_{≤i}) of each next token, (b, t − 1): the per-token
@@ -652,7 +676,7 @@ impl Llama {
         input_ids: &Tensor,
         attention_mask: Option<&Tensor>,
     ) -> Result<Tensor> {
-        Ok(self.run_hidden(input_ids, attention_mask, None, false)?.0)
+        self.run_hidden(input_ids, attention_mask, None)
     }
 
     /// A fresh, empty cache for this model.
@@ -660,38 +684,51 @@ impl Llama {
         KvCache::new(self.layers.len())
     }
 
+    /// Hidden states and the output head: the logits of every position.
     fn run(
         &self,
         input_ids: &Tensor,
         attention_mask: Option<&Tensor>,
         cache: Option<&mut KvCache>,
-        keep_probs: bool,
     ) -> Result<ForwardOutput> {
         let Some(lm_head) = &self.lm_head else {
             candle_core::bail!(
                 "this model is a trunk without a language-modelling head (a reward or value model): use hidden_states"
             )
         };
-        let (hidden, attentions) = self.run_hidden(input_ids, attention_mask, cache, keep_probs)?;
+        let hidden = self.run_hidden(input_ids, attention_mask, cache)?;
         let logits = lm_head.forward(&hidden)?.to_dtype(DType::F32)?;
-        Ok(ForwardOutput {
-            logits,
-            hidden,
-            attentions,
-        })
+        Ok(ForwardOutput { logits, hidden })
     }
 
-    /// Embedding, blocks and final norm: the hidden states (b, t, d) and, when
-    /// asked, every layer's attention probabilities.
+    /// Embedding, blocks and final norm: the hidden states (b, t, d).
     fn run_hidden(
         &self,
         input_ids: &Tensor,
         attention_mask: Option<&Tensor>,
         mut cache: Option<&mut KvCache>,
-        keep_probs: bool,
-    ) -> Result<(Tensor, Option<Vec<Tensor>>)> {
+    ) -> Result<Tensor> {
         let (b, t) = input_ids.dims2()?;
         let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
+        let at = self.positions(b, t, past, attention_mask)?;
+        let mut x = self.embed_tokens.forward(input_ids)?; // (b, t, d)
+        for (i, layer) in self.layers.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            x = layer.forward(&x, &self.rope, &at, slot)?.0; // (b, t, d)
+        }
+        self.norm.forward(&x)
+    }
+
+    /// Where `t` new tokens after `past` cached ones sit, from the attention
+    /// mask (b, past + t) when there is one; checks the mask's shape and that
+    /// no position exceeds `max_position_embeddings`.
+    fn positions(
+        &self,
+        b: usize,
+        t: usize,
+        past: usize,
+        attention_mask: Option<&Tensor>,
+    ) -> Result<Positions> {
         let mask_rows: Option<Vec<Vec<u32>>> = match attention_mask {
             Some(m) => {
                 let m = m.to_dtype(DType::U32)?.to_device(&Device::Cpu)?;
@@ -705,9 +742,9 @@ impl Llama {
             }
             None => None,
         };
-        let (positions, bias) = positions_and_bias(b, t, past, mask_rows.as_deref());
+        let (ids, bias) = positions_and_bias(b, t, past, mask_rows.as_deref());
         let max = self.config.max_position_embeddings;
-        if let Some(&largest) = positions.iter().max() {
+        if let Some(&largest) = ids.iter().max() {
             if largest as usize >= max {
                 candle_core::bail!(
                     "position {largest} is beyond max_position_embeddings ({max}): use a shorter sequence"
@@ -715,34 +752,25 @@ impl Llama {
             }
         }
         let device = self.device();
-        let positions = Tensor::from_vec(positions, (b, t), device)?;
-        let bias = match bias {
-            Some((data, rows)) => Some(Tensor::from_vec(data, (rows, 1, t, past + t), device)?),
-            None => None,
-        };
-        let mut x = self.embed_tokens.forward(input_ids)?;
-        let mut attentions = keep_probs.then(Vec::new);
-        for (i, layer) in self.layers.iter().enumerate() {
-            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            let (a, probs) = layer.self_attn.forward(
-                &layer.input_layernorm.forward(&x)?,
-                &self.rope,
-                &positions,
-                bias.as_ref(),
-                slot,
-                keep_probs,
-            )?;
-            x = (x + a)?;
-            x = (&x
-                + layer
-                    .mlp
-                    .forward(&layer.post_attention_layernorm.forward(&x)?)?)?;
-            if let (Some(all), Some(p)) = (attentions.as_mut(), probs) {
-                all.push(p);
-            }
-        }
-        Ok((self.norm.forward(&x)?, attentions))
+        Ok(Positions {
+            ids: Tensor::from_vec(ids, (b, t), device)?,
+            bias: match bias {
+                Some((data, rows)) => Some(Tensor::from_vec(data, (rows, 1, t, past + t), device)?),
+                None => None,
+            },
+        })
     }
+}
+
+/// Where the new tokens of a forward pass sit: what every block's attention
+/// reads.
+#[derive(Debug)]
+struct Positions {
+    /// Position ids (b, t), u32, for the rotary embedding.
+    ids: Tensor,
+    /// Additive attention bias (b or 1, 1, t, past + t) in f32, or `None` for a
+    /// single new token that may see everything.
+    bias: Option<Tensor>,
 }
 
 /// Position ids (b·t, row-major) and the additive attention bias for `t` new

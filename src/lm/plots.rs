@@ -145,8 +145,7 @@ pub fn next_token_bars(
 pub fn attention_map(lm: &LanguageModel, text: &str, layer: usize, head: usize) -> Result<Figure> {
     let ids = lm.tokenizer.encode(text)?;
     let x = Tensor::new(ids.as_slice(), lm.device())?.unsqueeze(0)?;
-    let out = lm.model.forward_with_attention(&x)?;
-    let att = out.attentions.context("attention was not returned")?;
+    let att = lm.model.attention_maps(&x)?;
     let a = att
         .get(layer)
         .with_context(|| format!("layer {layer} does not exist ({} layers)", att.len()))?;

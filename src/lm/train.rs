@@ -128,15 +128,20 @@ pub struct TrainConfig {
     pub lr: f64,
     /// The cosine schedule ends at `lr · min_lr_ratio`.
     pub min_lr_ratio: f64,
+    /// Updates of linear warmup from 0 to `lr`.
     pub warmup_steps: usize,
     /// Decoupled weight decay on weight matrices and embeddings.
     pub weight_decay: f64,
+    /// AdamW's decay rate of the first moment.
     pub beta1: f64,
+    /// AdamW's decay rate of the second moment.
     pub beta2: f64,
     /// Clip the global gradient norm to this (0 turns clipping off).
     pub grad_clip: f64,
     /// Evaluate (and sample, and checkpoint) every this many updates.
     pub eval_every: usize,
+    /// Seeds each update's dropout masks; a resumed run must use the same
+    /// seed ([`Trainer::check_resume_seed`]).
     pub seed: u64,
 }
 
@@ -158,19 +163,55 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// Check every field; the error names the field, the rule and the value.
     pub fn validate(&self) -> Result<()> {
         let checks = [
-            ("lr", self.lr > 0.0 && self.lr.is_finite()),
-            ("min_lr_ratio", (0.0..=1.0).contains(&self.min_lr_ratio)),
-            ("weight_decay", self.weight_decay >= 0.0),
-            ("beta1", (0.0..1.0).contains(&self.beta1)),
-            ("beta2", (0.0..1.0).contains(&self.beta2)),
-            ("grad_clip", self.grad_clip >= 0.0),
-            ("eval_every", self.eval_every > 0),
+            (
+                "lr",
+                self.lr,
+                "a positive number",
+                self.lr > 0.0 && self.lr.is_finite(),
+            ),
+            (
+                "min_lr_ratio",
+                self.min_lr_ratio,
+                "in [0, 1]",
+                (0.0..=1.0).contains(&self.min_lr_ratio),
+            ),
+            (
+                "weight_decay",
+                self.weight_decay,
+                "zero or positive",
+                self.weight_decay >= 0.0,
+            ),
+            (
+                "beta1",
+                self.beta1,
+                "in [0, 1)",
+                (0.0..1.0).contains(&self.beta1),
+            ),
+            (
+                "beta2",
+                self.beta2,
+                "in [0, 1)",
+                (0.0..1.0).contains(&self.beta2),
+            ),
+            (
+                "grad_clip",
+                self.grad_clip,
+                "zero (no clipping) or positive",
+                self.grad_clip >= 0.0,
+            ),
+            (
+                "eval_every",
+                self.eval_every as f64,
+                "at least 1",
+                self.eval_every > 0,
+            ),
         ];
-        for (name, ok) in checks {
+        for (name, value, rule, ok) in checks {
             if !ok {
-                bail!("training config field `{name}` is out of range");
+                bail!("training config field `{name}` must be {rule}, got {value}");
             }
         }
         Ok(())

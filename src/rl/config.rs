@@ -23,6 +23,7 @@ pub enum Algorithm {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PpoConfig {
+    /// The learning rule: PPO, or REINFORCE with or without a baseline.
     pub algorithm: Algorithm,
     /// Seeds network initialisation, environments, action sampling and minibatches.
     pub seed: u64,

@@ -1,6 +1,7 @@
 //! "Why a value network?" — experiments that compare learning rules.
 
 use super::config::PpoConfig;
+use super::rollout::AdvantageEstimator;
 use super::trainer::{GridworldTrainer, GroundTruthReport};
 use anyhow::Result;
 use gridworld::solve::{value_iteration, SolveOptions};
@@ -88,17 +89,6 @@ pub fn compare_algorithms(
     Ok(curves)
 }
 
-/// How the advantage Â_t in the policy gradient `E[∇ log π(a_t|s_t) Â_t]` is formed.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub enum AdvantageEstimator {
-    /// Â_t = G_t, the Monte-Carlo return (REINFORCE, no critic).
-    MonteCarlo,
-    /// Â_t = G_t − V(s_t) with the learned critic as baseline.
-    MonteCarloBaseline,
-    /// Â_t = GAE(γ, λ) with the learned critic.
-    Gae(f64),
-}
-
 /// Spread of policy-gradient estimates from independent rollouts of one policy.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GradientStats {
@@ -120,13 +110,8 @@ pub fn gradient_variance(
     estimator: AdvantageEstimator,
     samples: usize,
 ) -> Result<GradientStats> {
-    let (use_critic, lambda) = match estimator {
-        AdvantageEstimator::MonteCarlo => (false, 1.0),
-        AdvantageEstimator::MonteCarloBaseline => (true, 1.0),
-        AdvantageEstimator::Gae(l) => (true, l),
-    };
     let grads: Vec<Vec<f64>> = (0..samples.max(2))
-        .map(|_| trainer.policy_gradient_sample(use_critic, lambda))
+        .map(|_| trainer.policy_gradient_sample(estimator))
         .collect::<Result<_>>()?;
     let k = grads.len() as f64;
     let dim = grads[0].len();

@@ -18,11 +18,12 @@ mod config;
 mod experiment;
 mod metrics;
 pub mod plots;
+mod rollout;
 mod trainer;
+mod update;
 
 pub use config::{Algorithm, PpoConfig, MAX_HIDDEN_SIZE, MAX_ROLLOUT_TRANSITIONS};
-pub use experiment::{
-    compare_algorithms, gradient_variance, AdvantageEstimator, GradientStats, LearningCurve,
-};
+pub use experiment::{compare_algorithms, gradient_variance, GradientStats, LearningCurve};
 pub use metrics::{metrics_to_csv, metrics_to_jsonl, IterationMetrics};
+pub use rollout::AdvantageEstimator;
 pub use trainer::{reward_scale, GridworldTrainer, GroundTruthReport, MAX_UPDATE_KL};

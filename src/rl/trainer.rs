@@ -1,7 +1,13 @@
-use super::config::{Algorithm, PpoConfig};
+//! The gridworld agent: its networks, optimiser and environments, the
+//! iteration loop (rollout → advantages → update, from [`super::rollout`] and
+//! [`super::update`]), the comparison with the exact solution, and checkpoints.
+
+use super::config::PpoConfig;
 use super::metrics::IterationMetrics;
+use super::rollout::{Batch, FinishedEpisode};
+use super::update::UpdateRule;
 use crate::nn::{named_vars, Mlp};
-use crate::optim::{optimize, AdamConfig, AdamW};
+use crate::optim::{AdamConfig, AdamW};
 use crate::ppo;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, D};
@@ -17,32 +23,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// An episode that began at the start cell and ended during a rollout.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct FinishedEpisode {
-    /// Sum of its rewards.
-    pub total_reward: f64,
-    /// Its discounted return Σ γ^t r_t.
-    pub discounted_return: f64,
-    /// Its number of steps.
-    pub length: usize,
-}
-
-/// One rollout of N environments × T steps, time-major.
-#[derive(Debug, Clone)]
-pub(crate) struct Rollout {
-    pub states: Vec<usize>,
-    pub actions: Vec<u32>,
-    pub logp: Vec<f32>,
-    pub values: Vec<f32>,
-    pub rewards: Vec<f32>,
-    pub next_values: Vec<f32>,
-    pub terminated: Vec<f32>,
-    pub episode_end: Vec<f32>,
-    /// Every episode that began at the start cell and ended in this rollout.
-    pub finished: Vec<FinishedEpisode>,
-}
-
 /// The largest approximate KL (k3, nats) one update may move the policy
 /// before [`GridworldTrainer`] calls the run diverged. PPO's updates move it
 /// by about 0.01 (the clipped objective keeps ratios near [0.8, 1.2]).
@@ -55,7 +35,7 @@ const SOLVED_AGREEMENT: f64 = 0.95;
 /// ...and the greedy return within this fraction of V*(start).
 const SOLVED_RETURN_TOLERANCE: f64 = 0.02;
 
-/// The solved bar of the issue and the tests.
+/// The bar of [`GroundTruthReport::solved`].
 fn meets_solved_bar(agreement: f64, greedy_return: f64, optimal_return: f64) -> bool {
     agreement >= SOLVED_AGREEMENT
         && (greedy_return - optimal_return).abs() <= SOLVED_RETURN_TOLERANCE * optimal_return.abs()
@@ -107,20 +87,20 @@ struct TrainerState {
 pub struct GridworldTrainer {
     /// Hyper-parameters; may be changed between calls to `train_iterations`.
     pub config: PpoConfig,
-    world: Arc<GridWorld>,
-    envs: VecEnv,
-    device: Device,
+    pub(super) world: Arc<GridWorld>,
+    pub(super) envs: VecEnv,
+    pub(super) device: Device,
     varmap: VarMap,
-    policy: Mlp,
-    value: Mlp,
-    optimizer: AdamW,
-    rng: Rng,
+    pub(super) policy: Mlp,
+    pub(super) value: Mlp,
+    pub(super) optimizer: AdamW,
+    pub(super) rng: Rng,
     /// Encodings of every state, `[n_states, obs_dim]`.
-    all_obs: Tensor,
+    pub(super) all_obs: Tensor,
     iteration: usize,
-    global_step: usize,
+    pub(super) global_step: usize,
     /// Per environment: the running discounted return of its current episode and γ^t.
-    episode_discount: Vec<(f64, f64)>,
+    pub(super) episode_discount: Vec<(f64, f64)>,
     metrics: Vec<IterationMetrics>,
 }
 
@@ -232,7 +212,7 @@ impl GridworldTrainer {
         self.config.ent_coef_at(self.iteration.max(1)) * scale
     }
 
-    fn gamma(&self) -> f64 {
+    pub(super) fn gamma(&self) -> f64 {
         self.config.gamma.unwrap_or(self.world.gamma())
     }
 
@@ -292,96 +272,6 @@ impl GridworldTrainer {
         })
     }
 
-    /// Play `config.num_steps` steps in every environment with the current policy.
-    pub(crate) fn collect_rollout(&mut self) -> Result<Rollout> {
-        let probs: Vec<Vec<f32>> =
-            candle_nn::ops::softmax(&self.policy_logits()?, D::Minus1)?.to_vec2()?;
-        let values: Vec<f32> = self.value.forward(&self.all_obs)?.squeeze(1)?.to_vec1()?;
-        let (n, t_len) = (self.config.num_envs, self.config.num_steps);
-        let gamma = self.gamma();
-        let mut r = Rollout {
-            states: Vec::with_capacity(n * t_len),
-            actions: Vec::with_capacity(n * t_len),
-            logp: Vec::with_capacity(n * t_len),
-            values: Vec::with_capacity(n * t_len),
-            rewards: Vec::with_capacity(n * t_len),
-            next_values: Vec::with_capacity(n * t_len),
-            terminated: Vec::with_capacity(n * t_len),
-            episode_end: Vec::with_capacity(n * t_len),
-            finished: Vec::new(),
-        };
-        let mut disc = std::mem::take(&mut self.episode_discount);
-        disc.resize(n, (0.0, 1.0));
-        let start = self.world.start_state();
-        let mut states = self.envs.states();
-        for _ in 0..t_len {
-            let mut actions = Vec::with_capacity(n);
-            for &s in &states {
-                let w: Vec<f64> = probs[s].iter().map(|&p| p as f64).collect();
-                let a = self.rng.categorical(&w);
-                r.states.push(s);
-                r.actions.push(a as u32);
-                r.logp.push(probs[s][a].max(1e-30).ln());
-                r.values.push(values[s]);
-                actions.push(Action::from_index(a));
-            }
-            let st = self.envs.step(&actions);
-            for i in 0..n {
-                r.rewards.push(st.rewards[i] as f32);
-                r.next_values.push(values[st.final_states[i]]);
-                r.terminated.push(st.terminated[i] as u8 as f32);
-                let end = st.terminated[i] || st.truncated[i];
-                r.episode_end.push(end as u8 as f32);
-                let (g, k) = &mut disc[i];
-                *g += *k * st.rewards[i];
-                *k *= gamma;
-                if let Some(ep) = st.finished[i] {
-                    if ep.start == start {
-                        r.finished.push(FinishedEpisode {
-                            total_reward: ep.total_reward,
-                            discounted_return: *g,
-                            length: ep.length,
-                        });
-                    }
-                    disc[i] = (0.0, 1.0);
-                }
-            }
-            states = st.states;
-        }
-        self.episode_discount = disc;
-        self.global_step += n * t_len;
-        Ok(r)
-    }
-
-    /// Advantages and returns of a rollout for the configured algorithm.
-    pub(crate) fn advantages(
-        &self,
-        r: &Rollout,
-        use_critic: bool,
-        lambda: f64,
-    ) -> Result<(Vec<f32>, Vec<f32>)> {
-        let (n, t_len) = (self.config.num_envs, self.config.num_steps);
-        let d = &self.device;
-        let mk = |v: &[f32]| Tensor::from_slice(v, (t_len, n), d);
-        let zeros = vec![0f32; n * t_len];
-        let (values, next_values) = if use_critic {
-            (mk(&r.values)?, mk(&r.next_values)?)
-        } else {
-            (mk(&zeros)?, mk(&zeros)?)
-        };
-        let (rewards, terminated, episode_end) =
-            (mk(&r.rewards)?, mk(&r.terminated)?, mk(&r.episode_end)?);
-        let inputs = ppo::GaeInputs {
-            rewards: &rewards,
-            values: &values,
-            next_values: &next_values,
-            terminated: &terminated,
-            episode_end: &episode_end,
-        };
-        let (adv, ret) = ppo::gae(&inputs, self.gamma(), lambda)?;
-        Ok((adv.flatten_all()?.to_vec1()?, ret.flatten_all()?.to_vec1()?))
-    }
-
     /// Run `n` iterations (rollout + update each). Returns their metrics.
     pub fn train_iterations(&mut self, n: usize) -> Result<&[IterationMetrics]> {
         self.config.validate()?;
@@ -418,119 +308,22 @@ impl GridworldTrainer {
         Ok(false)
     }
 
+    /// One iteration, as CleanRL's `ppo.py` loop: anneal the learning rate,
+    /// collect a rollout, estimate advantages and returns, update on
+    /// minibatches, then measure. [`UpdateRule`] holds how REINFORCE differs.
     fn iterate(&mut self) -> Result<()> {
         let started = Instant::now();
-        let cfg = self.config.clone();
         self.iteration += 1;
-        if cfg.anneal_lr {
-            let frac = 1.0 - (self.iteration - 1) as f64 / cfg.num_iterations().max(1) as f64;
-            self.optimizer.set_lr(cfg.learning_rate * frac.max(0.0));
-        } else {
-            self.optimizer.set_lr(cfg.learning_rate);
-        }
-        let rollout = self.collect_rollout()?;
-        let (use_critic, lambda) = match cfg.algorithm {
-            Algorithm::Ppo => (true, cfg.gae_lambda),
-            Algorithm::Reinforce => (false, 1.0),
-            Algorithm::ReinforceBaseline => (true, 1.0),
-        };
-        let (adv, ret) = self.advantages(&rollout, use_critic, lambda)?;
-        let d = self.device.clone();
-        let batch = cfg.batch_size();
-        let b_states = Tensor::from_vec(
-            rollout.states.iter().map(|&s| s as u32).collect::<Vec<_>>(),
-            batch,
-            &d,
-        )?;
-        let b_actions = Tensor::from_slice(&rollout.actions, batch, &d)?;
-        let b_logp = Tensor::from_slice(&rollout.logp, batch, &d)?;
-        let b_values = Tensor::from_slice(&rollout.values, batch, &d)?;
-        let b_adv = Tensor::from_slice(&adv, batch, &d)?;
-        let b_ret = Tensor::from_slice(&ret, batch, &d)?;
-        let explained_variance = ppo::explained_variance(&b_values, &b_ret, None)?;
+        self.optimizer.set_lr(self.learning_rate_now());
+        let rule = UpdateRule::of(&self.config);
 
-        let (epochs, minibatches) = match cfg.algorithm {
-            Algorithm::Ppo => (cfg.update_epochs, cfg.num_minibatches),
-            _ => (1, 1),
-        };
-        let mb_size = batch / minibatches;
-        let mut idx: Vec<u32> = (0..batch as u32).collect();
-        let (mut pl, mut vl, mut ent, mut gn, mut count) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        'epochs: for _ in 0..epochs {
-            self.rng.shuffle(&mut idx);
-            for mb in idx.chunks(mb_size).filter(|c| c.len() == mb_size) {
-                let mb = Tensor::from_slice(mb, mb.len(), &d)?;
-                let obs = self
-                    .all_obs
-                    .index_select(&b_states.index_select(&mb, 0)?, 0)?;
-                let actions = b_actions.index_select(&mb, 0)?;
-                let old_logp = b_logp.index_select(&mb, 0)?;
-                let mut mb_adv = b_adv.index_select(&mb, 0)?;
-                let logits = self.policy.forward(&obs)?;
-                let new_logp = ppo::log_prob_of(&logits, &actions)?;
-                let entropy = ppo::entropy(&logits, None)?;
-                // The three algorithms differ only in the policy loss and the critic's terms.
-                let (policy_loss, new_v, old_v) = match cfg.algorithm {
-                    Algorithm::Ppo => {
-                        if cfg.norm_adv {
-                            mb_adv = ppo::whiten(&mb_adv, None)?;
-                        }
-                        let clip = ppo::PolicyLoss::Clipped {
-                            clip_eps: cfg.clip_coef,
-                        };
-                        let new_v = self.value.forward(&obs)?.squeeze(1)?;
-                        (clip, Some(new_v), Some(b_values.index_select(&mb, 0)?))
-                    }
-                    Algorithm::Reinforce => (ppo::PolicyLoss::Vanilla, None, None),
-                    Algorithm::ReinforceBaseline => {
-                        let new_v = self.value.forward(&obs)?.squeeze(1)?;
-                        // No clipping: the "old" values are the new ones.
-                        (ppo::PolicyLoss::Vanilla, Some(new_v.clone()), Some(new_v))
-                    }
-                };
-                let returns = b_ret.index_select(&mb, 0)?;
-                let value = match (&new_v, &old_v) {
-                    (Some(new_values), Some(old_values)) => Some(ppo::ValueTerms {
-                        new_values,
-                        old_values,
-                        returns: &returns,
-                        clip_eps: (cfg.algorithm == Algorithm::Ppo && cfg.clip_vloss)
-                            .then_some(cfg.clip_coef),
-                    }),
-                    _ => None,
-                };
-                let (loss, info) = ppo::minibatch_loss(
-                    &ppo::MinibatchLoss {
-                        new_logp: &new_logp,
-                        old_logp: &old_logp,
-                        advantages: &mb_adv,
-                        entropy: &entropy,
-                        value,
-                        mask: None,
-                    },
-                    policy_loss,
-                    self.entropy_coefficient(),
-                    cfg.vf_coef,
-                )?;
-                let update = optimize(&loss, &mut self.optimizer, cfg.max_grad_norm)?;
-                pl += info.policy_loss;
-                vl += info.value_loss;
-                ent += info.entropy;
-                gn += update.grad_norm;
-                count += 1.0;
-                if let Some(target) = cfg.target_kl {
-                    let new_logp = ppo::log_prob_of(&self.policy.forward(&obs)?, &actions)?;
-                    if ppo::approx_kl(&new_logp, &old_logp, None)?.1 > target {
-                        break 'epochs;
-                    }
-                }
-            }
-        }
-        // KL and clip fraction of the whole update, on the whole rollout.
-        let all_obs = self.all_obs.index_select(&b_states, 0)?;
-        let new_logp = ppo::log_prob_of(&self.policy.forward(&all_obs)?, &b_actions)?;
-        let (k1, k3) = ppo::approx_kl(&new_logp, &b_logp, None)?;
-        let clip_fraction = ppo::clip_fraction(&new_logp, &b_logp, cfg.clip_coef, None)?;
+        let rollout = self.collect_rollout()?;
+        let (advantages, returns) = self.advantages(&rollout, rule.advantages)?;
+        let batch = Batch::new(&rollout, &advantages, &returns, &self.device)?;
+        let explained_variance = ppo::explained_variance(&batch.values, &batch.returns, None)?;
+        let stats = self.update(&batch, &rule)?;
+        let shift = self.policy_shift(&batch)?;
+
         let fin = &rollout.finished;
         let mean = |f: &dyn Fn(&FinishedEpisode) -> f64| {
             if fin.is_empty() {
@@ -547,20 +340,32 @@ impl GridworldTrainer {
             discounted_return: mean(&|e| e.discounted_return),
             episodic_length: mean(&|e| e.length as f64),
             episodes: fin.len(),
-            policy_loss: pl / count,
-            value_loss: vl / count,
-            entropy: ent / count,
-            approx_kl_k1: k1,
-            approx_kl_k3: k3,
-            clip_fraction,
+            policy_loss: stats.mean(stats.policy_loss),
+            value_loss: stats.mean(stats.value_loss),
+            entropy: stats.mean(stats.entropy),
+            approx_kl_k1: shift.approx_kl_k1,
+            approx_kl_k3: shift.approx_kl_k3,
+            clip_fraction: shift.clip_fraction,
             explained_variance,
-            grad_norm: gn / count,
+            grad_norm: stats.mean(stats.grad_norm),
             learning_rate: self.optimizer.config.lr,
-            steps_per_second: batch as f64 / secs.max(1e-9),
+            steps_per_second: batch.len() as f64 / secs.max(1e-9),
         };
         self.check_divergence(&metrics)?;
         self.metrics.push(metrics);
         Ok(())
+    }
+
+    /// The learning rate of this iteration: `learning_rate`, decayed linearly
+    /// to 0 over the budget when `anneal_lr` is set.
+    fn learning_rate_now(&self) -> f64 {
+        let cfg = &self.config;
+        if cfg.anneal_lr {
+            let frac = 1.0 - (self.iteration - 1) as f64 / cfg.num_iterations().max(1) as f64;
+            cfg.learning_rate * frac.max(0.0)
+        } else {
+            cfg.learning_rate
+        }
     }
 
     /// The largest |discounted return| any episode can have here: the map's
@@ -717,81 +522,6 @@ impl GridworldTrainer {
         t.metrics = state.metrics;
         Ok(t)
     }
-
-    /// Encodings of the given states, `[states.len(), obs_dim]`.
-    fn observations(&self, states: &[usize]) -> Result<Tensor> {
-        let idx = Tensor::from_vec(
-            states.iter().map(|&s| s as u32).collect::<Vec<_>>(),
-            states.len(),
-            &self.device,
-        )?;
-        Ok(self.all_obs.index_select(&idx, 0)?)
-    }
-
-    /// Gradients of one PPO loss on a fresh rollout, by variable name (for tests and
-    /// teaching: every trainable variable should receive a finite, non-zero gradient).
-    pub fn probe_gradients(&mut self) -> Result<HashMap<String, Tensor>> {
-        let rollout = self.collect_rollout()?;
-        let (adv, ret) = self.advantages(&rollout, true, self.config.gae_lambda)?;
-        let d = self.device.clone();
-        let n = rollout.states.len();
-        let obs = self.observations(&rollout.states)?;
-        let logits = self.policy.forward(&obs)?;
-        let new_logp = ppo::log_prob_of(&logits, &Tensor::from_slice(&rollout.actions, n, &d)?)?;
-        // Perturb the old log-probabilities so that the ratio is not exactly 1.
-        let old_logp = (Tensor::from_slice(&rollout.logp, n, &d)? - 0.05)?;
-        let adv = ppo::whiten(&Tensor::from_slice(&adv, n, &d)?, None)?;
-        let pg =
-            ppo::clipped_surrogate_loss(&new_logp, &old_logp, &adv, self.config.clip_coef, None)?;
-        let new_v = self.value.forward(&obs)?.squeeze(1)?;
-        let old_v = Tensor::from_slice(&rollout.values, n, &d)?;
-        let vl = ppo::value_loss(
-            &new_v,
-            &old_v,
-            &Tensor::from_slice(&ret, n, &d)?,
-            Some(self.config.clip_coef),
-            None,
-        )?;
-        let loss = ((pg - (ppo::entropy(&logits, None)? * 0.01)?)? + vl)?;
-        let grads = loss.backward()?;
-        let mut out = HashMap::new();
-        for (name, var) in named_vars(&self.varmap) {
-            if let Some(g) = grads.get(&var) {
-                out.insert(name, g.clone());
-            }
-        }
-        Ok(out)
-    }
-
-    /// Policy-gradient estimate (flattened over the policy network's variables) of
-    /// one fresh rollout, with advantages from `estimator`. Used by
-    /// [`super::gradient_variance`].
-    pub(crate) fn policy_gradient_sample(
-        &mut self,
-        use_critic: bool,
-        lambda: f64,
-    ) -> Result<Vec<f64>> {
-        let rollout = self.collect_rollout()?;
-        let (adv, _) = self.advantages(&rollout, use_critic, lambda)?;
-        let d = self.device.clone();
-        let n = rollout.states.len();
-        let obs = self.observations(&rollout.states)?;
-        let logp = ppo::log_prob_of(
-            &self.policy.forward(&obs)?,
-            &Tensor::from_slice(&rollout.actions, n, &d)?,
-        )?;
-        let loss = ppo::policy_gradient_loss(&logp, &Tensor::from_slice(&adv, n, &d)?, None)?;
-        let grads = loss.backward()?;
-        let mut flat = Vec::new();
-        for (name, var) in named_vars(&self.varmap) {
-            if name.starts_with("policy.") {
-                if let Some(g) = grads.get(&var) {
-                    flat.extend(g.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?);
-                }
-            }
-        }
-        Ok(flat)
-    }
 }
 
 /// The largest |reward| the map can pay (terminal rewards and the step reward).
@@ -803,53 +533,4 @@ pub fn reward_scale(world: &GridWorld) -> f64 {
         scale = scale.max(m.entry_reward(r, c).abs());
     }
     scale.max(1e-12)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The rollout, termination/truncation handling and GAE with λ = 1 must give
-    /// Monte-Carlo targets whose mean per state equals the exact V^π of the (fixed,
-    /// untrained) policy, computed by policy evaluation.
-    #[test]
-    fn monte_carlo_targets_match_exact_policy_value() {
-        let world = GridWorld::load("aima").unwrap();
-        let cfg = PpoConfig {
-            num_envs: 16,
-            num_steps: 400,
-            exploring_starts: 1.0,
-            total_timesteps: 6400,
-            // No truncation: V^π is the infinite-horizon value.
-            max_episode_steps: Some(1_000_000),
-            ..Default::default()
-        };
-        let mut t = GridworldTrainer::new(world.clone(), cfg).unwrap();
-        let probs = t.policy_probabilities().unwrap();
-        let (v_pi, _) = policy_evaluation(&world, &probs, SolveOptions::default());
-        let (mut sum, mut count) = (vec![0.0; world.n_states()], vec![0usize; world.n_states()]);
-        for _ in 0..100 {
-            let r = t.collect_rollout().unwrap();
-            let (_, ret) = t.advantages(&r, false, 1.0).unwrap();
-            // Without a critic the last steps of each environment are cut off by the
-            // rollout's end; use only the first half of the rollout.
-            for (k, (&s, &g)) in r.states.iter().zip(&ret).enumerate() {
-                if k / 16 < 200 {
-                    sum[s] += g as f64;
-                    count[s] += 1;
-                }
-            }
-        }
-        for s in world.reachable_states() {
-            let mean = sum[s] / count[s] as f64;
-            // ~20k correlated samples per state: the standard error is about 0.01.
-            assert!(
-                (mean - v_pi[s]).abs() < 0.05,
-                "{:?}: MC {mean:.3} vs V^pi {:.3} ({} samples)",
-                world.cell_of(s),
-                v_pi[s],
-                count[s]
-            );
-        }
-    }
 }

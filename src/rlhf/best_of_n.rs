@@ -30,6 +30,7 @@ pub struct BestOfNConfig {
     pub max_new_tokens: usize,
     /// Subtracted from the reward of an answer that never ended.
     pub missing_eos_penalty: f64,
+    /// Seeds the sampling dice of every prompt and answer.
     pub seed: u64,
 }
 

@@ -338,6 +338,7 @@ fn a_first(seed: u64, index: usize) -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JudgeConfig {
+    /// The rules the judge applies, shown as the system message.
     pub constitution: Constitution,
     /// The question after the two answers.
     pub question: String,

@@ -28,9 +28,9 @@ pub fn corpus_dir() -> PathBuf {
 pub fn write_corpus(dir: &Path, seed: u64, documents: usize) -> Result<Documents> {
     let docs = corpus::generate(&World::generate(0), seed, documents);
     let Documents { train, valid } = &docs;
-    crate::io::write_atomic(&dir.join("train.txt"), corpus::to_text(&train).as_bytes())
+    crate::io::write_atomic(&dir.join("train.txt"), corpus::to_text(train).as_bytes())
         .with_context(|| format!("writing {}", dir.join("train.txt").display()))?;
-    crate::io::write_atomic(&dir.join("valid.txt"), corpus::to_text(&valid).as_bytes())
+    crate::io::write_atomic(&dir.join("valid.txt"), corpus::to_text(valid).as_bytes())
         .with_context(|| format!("writing {}", dir.join("valid.txt").display()))?;
     Ok(docs)
 }

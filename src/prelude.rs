@@ -31,10 +31,10 @@ pub use crate::gridworld_plots::{
     outcome_chart, policy_view, solution_view, sweep, terminal_outcomes, value_grid, with_param,
     SweepPoint, TerminalOutcome, ValueTable,
 };
+pub use crate::lm::behaviour::{behaviour_table, evaluate_behaviour, KindReport};
 pub use crate::lm::memory_arithmetic::{
     format_bytes, memory_table, training_memory, training_memory_table, weight_memory, ModelSize,
 };
-pub use crate::lm::behaviour::{behaviour_table, evaluate_behaviour, KindReport};
 pub use crate::lm::plots::{
     attention_map, behaviour_figure, loss_curve, loss_mask_view, next_token_bars, token_view,
 };

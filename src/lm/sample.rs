@@ -19,11 +19,16 @@ use serde::{Deserialize, Serialize};
 /// How to pick the next token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SamplingConfig {
+    /// Most tokens to generate (generation also stops at a stop token).
     pub max_new_tokens: usize,
-    /// 0 means greedy (argmax).
+    /// Divides the logits before the softmax; 0 means greedy (argmax).
     pub temperature: f64,
+    /// Keep only the k most likely tokens (None: all of them).
     pub top_k: Option<usize>,
+    /// Nucleus sampling (Holtzman et al. 2020): keep the smallest set of tokens
+    /// whose probabilities sum to at least p (None: all of them).
     pub top_p: Option<f64>,
+    /// Seed of the sampling dice: the same seed gives the same text.
     pub seed: u64,
     /// Tokens that end generation; empty means the tokenizer's stop tokens.
     pub stop_tokens: Vec<u32>,

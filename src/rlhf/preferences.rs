@@ -15,6 +15,7 @@ use crate::feedback::candidates::{candidates, chat_prompts, Candidate, Prompt};
 use crate::feedback::gold::{gold_score_turn, END_OF_TURN};
 use crate::feedback::records::{read_feedback_lines, write_feedback, Comparison, Feedback, Winner};
 use crate::feedback::simulate::simulate_turn_comparisons;
+use crate::io::jsonl::to_jsonl_text;
 use crate::lm::tokenizer::ChatMessage;
 use crate::lm::{LanguageModel, SamplingConfig};
 use crate::world::World;
@@ -388,15 +389,6 @@ pub fn to_trl_pairs(comparisons: &[Comparison]) -> Vec<TrlPair> {
         .collect()
 }
 
-fn jsonl<T: Serialize>(items: &[T]) -> Result<String> {
-    let mut s = String::new();
-    for x in items {
-        s.push_str(&serde_json::to_string(x)?);
-        s.push('\n');
-    }
-    Ok(s)
-}
-
 /// Write the dataset into `dir`: `prompts.jsonl`, `responses.jsonl`,
 /// `{train,validation,test}.jsonl` (comparison records, rung 5's format),
 /// `trl/{train,validation,test}.jsonl` (TRL's prompt / chosen / rejected) and
@@ -414,12 +406,15 @@ pub fn write(dir: &Path, data: &PreferenceData, config: &PreferenceConfig) -> Re
             prompt: p.clone(),
         }));
     }
-    w("prompts.jsonl", jsonl(&lines)?)?;
-    w("responses.jsonl", jsonl(&data.responses)?)?;
+    w("prompts.jsonl", to_jsonl_text(&lines)?)?;
+    w("responses.jsonl", to_jsonl_text(&data.responses)?)?;
     for (split, comps) in data.comparisons.named() {
         let records: Vec<Feedback> = comps.iter().cloned().map(Feedback::Comparison).collect();
         write_feedback(dir.join(format!("{split}.jsonl")), &records)?;
-        w(&format!("trl/{split}.jsonl"), jsonl(&to_trl_pairs(comps))?)?;
+        w(
+            &format!("trl/{split}.jsonl"),
+            to_jsonl_text(&to_trl_pairs(comps))?,
+        )?;
     }
     w("README.md", data_card(data, config))
 }

@@ -11,9 +11,12 @@
 //! | 4. Supervised fine-tuning | [`lm::sft`], [`world::demonstrations`] | `04_sft` |
 //! | 5. Human feedback: Elo, Bradley–Terry, annotators | [`feedback`], [`world`] | `05_human_feedback` |
 //!
+//! Every notebook ends with exercises that check themselves: [`exercises`].
+//!
 //! Figures: [`plot`]. Notebooks start with `use rlhf_lab::prelude::*;` (the
 //! project's kernel does this for you).
 
+pub mod exercises;
 pub mod feedback;
 pub mod gridworld_plots;
 pub mod io;

@@ -211,6 +211,7 @@ fn assert_passes(check: Check, id: &str) {
 #[allow(clippy::needless_range_loop)]
 mod nb01 {
     use super::{assert_passes, gridworld};
+    #[allow(unused_imports)] // the kernel's prelude; not every notebook's solutions need it
     use rlhf_lab::prelude::*;
     include!("../notebooks/solutions/01.rs");
 
@@ -234,6 +235,7 @@ mod nb01 {
 #[allow(clippy::needless_range_loop)]
 mod nb02 {
     use super::{assert_passes, ppo};
+    #[allow(unused_imports)] // the kernel's prelude; not every notebook's solutions need it
     use rlhf_lab::prelude::*;
     include!("../notebooks/solutions/02.rs");
 
@@ -251,6 +253,7 @@ mod nb02 {
 #[allow(clippy::needless_range_loop)]
 mod nb03 {
     use super::{assert_passes, transformer};
+    #[allow(unused_imports)] // the kernel's prelude; not every notebook's solutions need it
     use rlhf_lab::prelude::*;
     include!("../notebooks/solutions/03.rs");
 
@@ -270,6 +273,7 @@ mod nb03 {
 #[allow(clippy::needless_range_loop)]
 mod nb04 {
     use super::{assert_passes, sft};
+    #[allow(unused_imports)] // the kernel's prelude; not every notebook's solutions need it
     use rlhf_lab::prelude::*;
     include!("../notebooks/solutions/04.rs");
 
@@ -286,6 +290,7 @@ mod nb04 {
 #[allow(clippy::needless_range_loop)]
 mod nb05 {
     use super::{assert_passes, feedback};
+    #[allow(unused_imports)] // the kernel's prelude; not every notebook's solutions need it
     use rlhf_lab::prelude::*;
     include!("../notebooks/solutions/05.rs");
 

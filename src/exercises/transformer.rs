@@ -16,6 +16,9 @@ pub const ATTENTION_WEIGHTS: &str = "03-attention-weights";
 /// Exercise id: next-token cross-entropy.
 pub const NEXT_TOKEN_LOSS: &str = "03-next-token-loss";
 
+/// A matrix as rows.
+pub type Matrix = Vec<Vec<f64>>;
+
 fn random_matrix(rows: usize, cols: usize, scale: f64, rng: &mut Rng) -> Vec<Vec<f64>> {
     (0..rows)
         .map(|_| (0..cols).map(|_| scale * rng.normal()).collect())
@@ -30,7 +33,7 @@ fn tensor(m: &[Vec<f64>]) -> candle_core::Result<Tensor> {
 /// The queries and keys [`check_attention_weights`] tries: 5 tokens with heads of
 /// width 4, then the same with every number 40 times larger, whose scores reach
 /// the hundreds (exp of them overflows unless the row's maximum is subtracted).
-pub fn attention_examples() -> Vec<(Vec<Vec<f64>>, Vec<Vec<f64>>)> {
+pub fn attention_examples() -> Vec<(Matrix, Matrix)> {
     let mut rng = Rng::new(3);
     let q = random_matrix(5, 4, 1.0, &mut rng);
     let k = random_matrix(5, 4, 1.0, &mut rng);

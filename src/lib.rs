@@ -11,10 +11,13 @@
 //! | 4. Supervised fine-tuning | [`lm::sft`], [`lm::sft_data`], [`lm::behaviour`], [`world::demonstrations`] | `04_sft` |
 //! | 5. Human feedback: Elo, Bradley–Terry, annotators | [`feedback`], [`world`] | `05_human_feedback` |
 //!
+//! Notebooks 01–05 end with exercises that check themselves: [`exercises`].
+//!
 //! Figures: [`plot`]. Files (atomic writes, JSON Lines, checkpoints): [`io`].
 //! Seeds of a run's streams (batches, dropout, sampled rows): [`seeds`]. Notebooks start with `use rlhf_lab::prelude::*;` (the
 //! project's kernel does this for you).
 
+pub mod exercises;
 pub mod feedback;
 pub mod gridworld_plots;
 pub mod io;

@@ -5,7 +5,7 @@
 //! [`crate::feedback::agreement::cohen_kappa_labels`].
 
 use super::{close, Check};
-use crate::feedback::aggregate::wilson_interval;
+use crate::feedback::aggregate::{wilson_interval, ProportionInterval};
 use crate::feedback::agreement::cohen_kappa_labels;
 use crate::feedback::ranking::{elo, EloConfig, Match};
 
@@ -131,7 +131,11 @@ pub fn check_wilson(my_wilson: impl Fn(usize, usize, f64) -> (f64, f64)) -> Chec
     let id = WILSON;
     let z = 1.96;
     for (k, n) in WILSON_CASES {
-        let (p, lo, hi) = wilson_interval(k, n, z);
+        let ProportionInterval {
+            estimate: p,
+            lo,
+            hi,
+        } = wilson_interval(k, n, z);
         let got = my_wilson(k, n, z);
         if close(lo, got.0, 1e-9) && close(hi, got.1, 1e-9) {
             continue;
@@ -279,12 +283,12 @@ mod tests {
     #[test]
     fn wilson_reference_passes_and_stub_and_wald_fail() {
         let ok = check_wilson(|k, n, z| {
-            let (_, lo, hi) = wilson_interval(k, n, z);
+            let ProportionInterval { lo, hi, .. } = wilson_interval(k, n, z);
             (lo, hi)
         });
         assert!(ok.passed, "{ok}");
         let stub = check_wilson(stub_wilson);
-        let (_, lo, hi) = wilson_interval(3, 10, 1.96);
+        let ProportionInterval { lo, hi, .. } = wilson_interval(3, 10, 1.96);
         assert_eq!(
             stub.to_string(),
             format!("✗ 05-wilson-interval: your interval for 3 thumbs up of 10 (z = 1.96) is off: expected [{lo:.4}, {hi:.4}], got [0.0000, 0.0000]")

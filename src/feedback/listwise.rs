@@ -3,7 +3,7 @@
 //!
 //! InstructGPT's labellers ranked K = 4 to 9 answers per prompt in one task,
 //! and each ranking became all K(K−1)/2 comparisons for the reward model
-//! (Ouyang et al. 2022, §3.5 and §3.6). One ranking of K answers costs the
+//! (Ouyang et al. 2022, §3.5). One ranking of K answers costs the
 //! labeller about one reading of each answer, yet gives K(K−1)/2 pairs: 6 for
 //! K = 4, 36 for K = 9.
 //!

@@ -20,7 +20,6 @@ use super::candidates::{Candidate, Prompt};
 use super::records::{Comparison, Winner};
 use gridworld::Rng;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 /// One answer in a ranking.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,10 +131,7 @@ pub fn simulate_rankings(
     seed: u64,
 ) -> Vec<AnswerRanking> {
     let mut rng = Rng::new(seed);
-    let mut by_prompt: HashMap<&str, Vec<&Candidate>> = HashMap::new();
-    for c in candidates {
-        by_prompt.entry(c.prompt_id.as_str()).or_default().push(c);
-    }
+    let by_prompt = super::simulate::by_prompt(candidates);
     let mut out = Vec::new();
     let mut time = 0;
     for p in prompts {

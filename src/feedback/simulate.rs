@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// Candidates grouped by prompt id.
-fn by_prompt(candidates: &[Candidate]) -> HashMap<&str, Vec<&Candidate>> {
+pub(crate) fn by_prompt(candidates: &[Candidate]) -> HashMap<&str, Vec<&Candidate>> {
     let mut m: HashMap<&str, Vec<&Candidate>> = HashMap::new();
     for c in candidates {
         m.entry(c.prompt_id.as_str()).or_default().push(c);

@@ -11,12 +11,7 @@ use crate::plot::{BarChart, Figure, Heatmap, LineChart};
 use anyhow::{Context, Result};
 use candle_core::{IndexOp, Tensor};
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use crate::plot::escape_xml as escape;
 
 /// Show a token piece: spaces as `·`, newlines as `⏎`, tabs as `⇥`, other
 /// control characters (invalid in SVG text) as `\xNN`.

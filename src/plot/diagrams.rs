@@ -3,12 +3,7 @@
 
 use super::Figure;
 
-/// Text safe inside SVG.
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
+use super::escape_xml as escape;
 
 /// A rounded box with a bold title and lines of text below it.
 struct TextBox<'a> {

@@ -28,6 +28,14 @@ pub use scatter::ScatterPlot;
 
 use plotters::style::RGBColor;
 
+/// Text made safe inside SVG/XML: `&`, `<`, `>` and `"` escaped.
+pub fn escape_xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// Tableau-10 palette: series i gets `palette(i)`.
 pub fn palette(i: usize) -> RGBColor {
     const P: [(u8, u8, u8); 10] = [

@@ -15,6 +15,10 @@ pub enum Algorithm {
     Reinforce,
     /// REINFORCE with a learned value baseline: Â = G_t − V(s_t).
     ReinforceBaseline,
+    /// PPO with the critic removed: Monte-Carlo returns Â = G_t (whitened per
+    /// minibatch, as PPO does), the same clipped surrogate, epochs and
+    /// minibatches. The ablation that isolates what the value network adds.
+    PpoNoCritic,
 }
 
 /// Every hyper-parameter of the gridworld trainer, with CleanRL-style defaults

@@ -1,6 +1,6 @@
 //! Step 3 of every iteration: the update. Epochs of shuffled minibatches, each
 //! one optimiser step on the loss of [`crate::ppo::minibatch_loss`] (CleanRL's
-//! "optimizing the policy and value network" loop). The three algorithms differ
+//! "optimizing the policy and value network" loop). The four algorithms differ
 //! only in the few settings of [`UpdateRule`]; the loop is the same.
 
 use super::config::{Algorithm, PpoConfig};
@@ -57,6 +57,14 @@ impl UpdateRule {
                 critic: CriticLoss::Clipped {
                     clip: config.clip_vloss.then_some(config.clip_coef),
                 },
+            },
+            Algorithm::PpoNoCritic => Self {
+                advantages: AdvantageEstimator::MonteCarlo,
+                critic: CriticLoss::None,
+                ..Self::of(&PpoConfig {
+                    algorithm: Algorithm::Ppo,
+                    ..config.clone()
+                })
             },
             Algorithm::Reinforce => Self {
                 advantages: AdvantageEstimator::MonteCarlo,
@@ -257,5 +265,56 @@ impl GridworldTrainer {
             }
         }
         Ok(flat)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gridworld::GridWorld;
+
+    #[test]
+    fn ppo_without_a_critic_differs_from_ppo_only_in_the_critic() {
+        let config = PpoConfig::default();
+        let ppo = UpdateRule::of(&config);
+        let no_critic = UpdateRule::of(&PpoConfig {
+            algorithm: Algorithm::PpoNoCritic,
+            ..config
+        });
+        assert_eq!(no_critic.advantages, AdvantageEstimator::MonteCarlo);
+        assert_eq!(no_critic.critic, CriticLoss::None);
+        assert_eq!(
+            UpdateRule {
+                advantages: ppo.advantages,
+                critic: ppo.critic,
+                ..no_critic
+            },
+            ppo
+        );
+    }
+
+    /// Without a critic the value network receives no gradient: its weights stay
+    /// at their initial values, while the policy's move.
+    #[test]
+    fn ppo_without_a_critic_never_trains_the_value_network() {
+        let world = GridWorld::load("dragon").unwrap();
+        let config = PpoConfig {
+            algorithm: Algorithm::PpoNoCritic,
+            ..PpoConfig::default()
+        };
+        let mut trainer = GridworldTrainer::new(world, config).unwrap();
+        let weights = |t: &GridworldTrainer, prefix: &str| -> Vec<f32> {
+            named_vars(t.varmap())
+                .into_iter()
+                .filter(|(name, _)| name.starts_with(prefix))
+                .flat_map(|(_, v)| v.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+                .collect()
+        };
+        let (value_before, policy_before) =
+            (weights(&trainer, "value."), weights(&trainer, "policy."));
+        assert!(!value_before.is_empty() && !policy_before.is_empty());
+        trainer.train_iterations(2).unwrap();
+        assert_eq!(weights(&trainer, "value."), value_before);
+        assert_ne!(weights(&trainer, "policy."), policy_before);
     }
 }

@@ -32,11 +32,13 @@ pub use crate::gridworld_plots::{
     SweepPoint, TerminalOutcome, ValueTable,
 };
 pub use crate::lm::behaviour::{behaviour_table, evaluate_behaviour, KindReport};
+pub use crate::lm::head_patterns::{head_patterns, AttentionTarget, HeadPatterns, PatternCounts};
 pub use crate::lm::memory_arithmetic::{
     format_bytes, memory_table, training_memory, training_memory_table, weight_memory, ModelSize,
 };
 pub use crate::lm::plots::{
-    attention_map, behaviour_figure, loss_curve, loss_mask_view, next_token_bars, token_view,
+    attention_map, behaviour_figure, head_patterns_figure, loss_curve, loss_mask_view,
+    next_token_bars, token_view,
 };
 pub use crate::lm::pretrained::smollm2_gguf;
 pub use crate::lm::sft::SftDataset;

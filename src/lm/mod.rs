@@ -27,6 +27,7 @@
 pub mod behaviour;
 pub mod config;
 pub mod data;
+pub mod head_patterns;
 pub mod hub;
 pub mod lora;
 pub mod memory;

@@ -1,7 +1,8 @@
 //! Pictures of a language model for the notebooks: coloured tokens, the
-//! next-token distribution, attention maps, training curves.
+//! next-token distribution, attention maps and head patterns, training curves.
 
 use super::behaviour::KindReport;
+use super::head_patterns::{AttentionTarget, HeadPatterns};
 use super::pretrained::LanguageModel;
 use super::sample::{next_token_distribution, SamplingConfig};
 use super::sft_data::Conversation;
@@ -512,6 +513,38 @@ pub fn parallelism_figure() -> Figure {
     }
     svg.push_str("</svg>");
     Figure::from_svg(svg, w, h)
+}
+
+/// Mean attention share of each head on the previous, first and current token
+/// (see [`super::head_patterns`]): one heatmap per target, layers × heads, for
+/// each labelled measurement (e.g. before and after pre-training), one row each.
+pub fn head_patterns_figure(rows: &[(&str, &HeadPatterns)]) -> Result<Figure> {
+    let mut panels = Vec::new();
+    for (label, patterns) in rows {
+        for target in AttentionTarget::ALL {
+            let grid = patterns.grid(target);
+            let (layers, heads) = (grid.len(), grid.first().map_or(0, Vec::len));
+            // Small models get every label and the numbers in the cells; deep
+            // ones (SmolLM2's 30 layers) every fifth layer and colour alone.
+            let small = layers * heads <= 64;
+            let layer_label = |l: usize| match (small, l % 5) {
+                (true, _) => format!("layer {l}"),
+                (false, 0) => format!("{l}"),
+                _ => String::new(),
+            };
+            panels.push(
+                Heatmap::new(format!("{label}: {}", target.name()), grid.clone())
+                    .row_labels((0..layers).map(layer_label).collect())
+                    .col_labels((0..heads).map(|h| format!("head {h}")).collect())
+                    .y_label(if small { "" } else { "layer" })
+                    .range(0.0, 1.0)
+                    .annotate(small)
+                    .size(360, (120 + 12 * layers as u32).max(300))
+                    .draw()?,
+            );
+        }
+    }
+    Ok(Figure::grid(&panels, AttentionTarget::ALL.len()))
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ pub use crate::gridworld_plots::{
     SweepPoint, TerminalOutcome, ValueTable,
 };
 pub use crate::lm::behaviour::{behaviour_table, evaluate_behaviour, KindReport};
+pub use crate::lm::few_shot::FewShotPrompt;
 pub use crate::lm::head_patterns::{head_patterns, AttentionTarget, HeadPatterns, PatternCounts};
 pub use crate::lm::memory_arithmetic::{
     format_bytes, memory_table, training_memory, training_memory_table, weight_memory, ModelSize,

@@ -30,9 +30,10 @@
 //! Annotators weigh the same features with their own taste.
 
 use super::candidates::{Prompt, PromptKind};
+pub use crate::world::language::words;
+use crate::world::language::Language;
 use crate::world::{COLOURS, FOODS, PEOPLE, PETS, PLACES};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 use std::sync::OnceLock;
 
 /// The five features of a response.
@@ -103,17 +104,6 @@ fn has_any(text: &str, words: &[&str]) -> bool {
 /// Number of whitespace-separated words.
 pub fn word_count(text: &str) -> usize {
     text.split_whitespace().count()
-}
-
-/// Lower-case words: letters, digits and apostrophes, possessives dropped
-/// ("Leo's" → "leo"; "won't" stays).
-pub fn words(text: &str) -> Vec<String> {
-    text.to_lowercase()
-        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
-        .map(|w| w.strip_suffix("'s").unwrap_or(w))
-        .filter(|w| !w.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 /// Does the word list contain `value` (one or more words) at word boundaries?
@@ -274,107 +264,35 @@ pub fn features(prompt: &Prompt, text: &str) -> Features {
     }
 }
 
-/// The words of `text` in segments (sentences, list items, clauses): a pair
-/// of neighbouring words never crosses a `.`, `!`, `?`, `:` or line break.
-/// Numbers become `<n>`.
-fn segments(text: &str) -> Vec<Vec<String>> {
-    text.split(['.', '!', '?', ':', '\n'])
-        .map(|seg| {
-            words(seg)
-                .into_iter()
-                .map(|w| {
-                    if w.chars().all(|c| c.is_ascii_digit()) {
-                        "<n>".to_string()
-                    } else {
-                        w
-                    }
-                })
-                .collect::<Vec<_>>()
-        })
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
-/// The world's language: every word and every pair of neighbouring words
-/// (within a segment, see [`segments`]) that the pre-training corpus, the SFT
-/// demonstrations and rung 5's written answers use (built once, deterministically).
-struct Language {
-    words: HashSet<String>,
-    pairs: HashSet<String>,
-}
-
+/// The language generated text is judged against: the world's (corpus and
+/// demonstrations, [`Language::of_world`]) plus rung 5's written prompts and
+/// candidate answers (built once, deterministically).
 fn language() -> &'static Language {
     static LANGUAGE: OnceLock<Language> = OnceLock::new();
     LANGUAGE.get_or_init(|| {
         let world = crate::world::World::generate(0);
-        let mut texts: Vec<String> = Vec::new();
-        let corpus = crate::world::corpus::generate(&world, 2024, 14_000);
-        texts.extend(corpus.train);
-        texts.extend(corpus.valid);
-        for split in crate::world::demonstrations::generate(&world, 7, 400) {
-            texts.extend(
-                split
-                    .into_iter()
-                    .map(|d| format!("{}\n{}", d.prompt, d.response)),
-            );
-        }
+        let mut lang = Language::of_world().clone();
         for seed in 0..4 {
             let rung5 = super::candidates::prompts(&world, 200, seed);
             let chat = super::candidates::chat_prompts(&world, 200, seed);
             for ps in [rung5, chat] {
-                texts.extend(
-                    super::candidates::candidates(&ps, seed)
-                        .into_iter()
-                        .map(|c| c.text),
-                );
-                texts.extend(ps.into_iter().map(|p| p.text));
-            }
-        }
-        let mut lang = Language {
-            words: HashSet::new(),
-            pairs: HashSet::new(),
-        };
-        for t in &texts {
-            for seg in segments(t) {
-                for w in seg.windows(2) {
-                    lang.pairs.insert(format!("{} {}", w[0], w[1]));
+                for c in super::candidates::candidates(&ps, seed) {
+                    lang.add(&c.text);
                 }
-                lang.words.extend(seg);
+                for p in &ps {
+                    lang.add(&p.text);
+                }
             }
         }
         lang
     })
 }
 
-/// Fluency in [−1, 0]: −min(1, 2·u + 2·r), with u the share of neighbouring
-/// word pairs the world's language never uses (the share of unknown words for
-/// a one-word answer) — gibberish, and word salad made of real words — and r
-/// the share of word triples that repeat an earlier triple (loops). 0 for any
-/// well-formed answer in the world's language; −1 for gibberish or a loop.
+/// Fluency in [−1, 0] against the world's language and rung 5's answers:
+/// [`Language::fluency`], −min(1, 2·u + 2·r) — 0 for any well-formed answer in
+/// the world's language; −1 for gibberish, word salad or a loop.
 pub fn fluency(text: &str) -> f64 {
-    let lang = language();
-    let segs = segments(text);
-    let (mut unknown, mut total) = (0usize, 0usize);
-    for seg in &segs {
-        if seg.len() == 1 {
-            total += 1;
-            unknown += usize::from(!lang.words.contains(&seg[0]) && seg[0] != "<n>");
-        }
-        for w in seg.windows(2) {
-            total += 1;
-            unknown += usize::from(!lang.pairs.contains(&format!("{} {}", w[0], w[1])));
-        }
-    }
-    if total == 0 {
-        return 0.0;
-    }
-    let u = unknown as f64 / total as f64;
-    let w = words(text);
-    let mut seen = HashSet::new();
-    let triples: Vec<String> = w.windows(3).map(|t| t.join(" ")).collect();
-    let repeated = triples.iter().filter(|t| !seen.insert(t.as_str())).count() as f64
-        / triples.len().max(1) as f64;
-    -(2.0 * u + 2.0 * repeated).min(1.0)
+    language().fluency(text)
 }
 
 /// The gold-standard quality of `text` as an answer to `prompt`:

@@ -201,7 +201,7 @@ pub fn head_patterns(
     let mut sums = vec![[0.0f64; 3]; layers * heads];
     let (mut queries, mut uniform) = (0usize, 0.0f64);
     for (n, text) in texts.iter().enumerate() {
-        let mut ids = lm.tokenizer.encode(text)?;
+        let mut ids = lm.tokenizer.encode(text.as_ref())?;
         ids.truncate(max_tokens);
         let t = ids.len();
         ensure!(

@@ -27,6 +27,7 @@
 pub mod behaviour;
 pub mod config;
 pub mod data;
+pub mod few_shot;
 pub mod head_patterns;
 pub mod hub;
 pub mod lora;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod corpus;
 pub mod demonstrations;
+pub mod language;
 
 pub const PEOPLE: &[&str] = &["Mia", "Leo", "Ava", "Sam", "Zoe", "Max", "Ivy", "Tom"];
 pub const PETS: &[&str] = &["cat", "dog", "rabbit", "parrot", "turtle", "hamster"];

@@ -1,4 +1,4 @@
-use super::line::format_tick;
+use super::frame::{mesh, render, Frame};
 use super::{padded_range, palette, Figure, FONT};
 use anyhow::{ensure, Result};
 use plotters::prelude::*;
@@ -112,21 +112,12 @@ impl BarChart {
             })
             .chain(grouped);
         let (y0, y1) = padded_range(tops, 0.08);
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, self.size).into_drawing_area();
-            root.fill(&WHITE)?;
-            let label_h = 40;
-            let mut chart = ChartBuilder::on(&root)
-                .caption(&self.title, (FONT, 18))
-                .margin(12)
-                .x_label_area_size(if self.groups.is_empty() {
-                    label_h
-                } else {
-                    label_h + 26
-                })
-                .y_label_area_size(64)
-                .build_cartesian_2d(0f64..n as f64, y0..y1)?;
+        render(self.size, |root| {
+            let mut frame = Frame::new(&self.title);
+            if !self.groups.is_empty() {
+                frame.x_label_area += 26; // a row below the labels for the legend
+            }
+            let mut chart = frame.build(root, 0f64..n as f64, y0..y1)?;
             let labels = self.labels.clone();
             let x_fmt = move |v: &f64| {
                 let i = (*v - 0.5).round();
@@ -135,15 +126,12 @@ impl BarChart {
                 }
                 labels.get(i as usize).cloned().unwrap_or_default()
             };
-            chart
-                .configure_mesh()
+            mesh(&mut chart)
                 .disable_x_mesh()
                 .x_labels(2 * n + 1)
                 .x_label_formatter(&x_fmt)
-                .x_label_style((FONT, 12).into_text_style(&root))
+                .x_label_style((FONT, 12).into_text_style(root))
                 .y_desc(&self.y_label)
-                .y_label_formatter(&|v| format_tick(*v))
-                .light_line_style(RGBColor(235, 235, 235))
                 .draw()?;
             if self.groups.is_empty() {
                 chart.draw_series(self.values.iter().enumerate().map(|(i, &v)| {
@@ -191,8 +179,7 @@ impl BarChart {
                     },
                 ))?;
             }
-            root.present()?;
-        }
-        Ok(Figure::from_svg(svg, self.size.0, self.size.1))
+            Ok(())
+        })
     }
 }

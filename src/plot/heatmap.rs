@@ -1,4 +1,4 @@
-use super::line::format_tick;
+use super::frame::{format_tick, render, Frame};
 use super::{padded_range, Figure, FONT};
 use anyhow::{ensure, Result};
 use gridworld::color::{diverging, viridis};
@@ -116,10 +116,7 @@ impl Heatmap {
                 (l, h)
             }
         });
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, self.size).into_drawing_area();
-            root.fill(&WHITE)?;
+        render(self.size, |root| {
             let (main, bar) = root.split_horizontally(self.size.0 as i32 - 100);
             let label_w = if self.row_labels.is_empty() {
                 40
@@ -149,12 +146,16 @@ impl Heatmap {
                 (false, false) => 44,
                 (false, true) => (longest * 7 + 34).min(220),
             };
-            let mut chart = ChartBuilder::on(&main)
-                .caption(&self.title, (FONT, 17))
-                .margin(10)
-                .x_label_area_size(x_area)
-                .y_label_area_size(label_w)
-                .build_cartesian_2d(0f64..cols as f64, 0f64..rows as f64)?;
+            // A smaller title and margin than the house frame: the colour bar
+            // takes the right of the canvas.
+            let frame = Frame {
+                title_size: 17,
+                margin: 10,
+                x_label_area: x_area,
+                y_label_area: label_w,
+                ..Frame::new(&self.title)
+            };
+            let mut chart = frame.build(&main, 0f64..cols as f64, 0f64..rows as f64)?;
             let col_labels = self.col_labels.clone();
             let row_labels = self.row_labels.clone();
             let x_fmt = move |v: &f64| {
@@ -258,8 +259,7 @@ impl Heatmap {
                     self.colour((a + b) / 2.0, lo, hi).filled(),
                 )
             }))?;
-            root.present()?;
-        }
-        Ok(Figure::from_svg(svg, self.size.0, self.size.1))
+            Ok(())
+        })
     }
 }

@@ -1,5 +1,5 @@
-use super::line::format_tick;
-use super::{padded_range, palette, Figure, FONT};
+use super::frame::{legend, mesh, render, Frame};
+use super::{padded_range, palette, Figure};
 use anyhow::{ensure, Result};
 use plotters::prelude::*;
 
@@ -85,23 +85,15 @@ impl Histogram {
         );
         let (edges, counts) = self.counts();
         let ymax = counts.iter().flatten().cloned().fold(0.0, f64::max) * 1.08;
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, self.size).into_drawing_area();
-            root.fill(&WHITE)?;
-            let mut chart = ChartBuilder::on(&root)
-                .caption(&self.title, (FONT, 18))
-                .margin(12)
-                .x_label_area_size(40)
-                .y_label_area_size(64)
-                .build_cartesian_2d(edges[0]..edges[self.bins], 0f64..ymax.max(1e-9))?;
-            chart
-                .configure_mesh()
+        render(self.size, |root| {
+            let mut chart = Frame::new(&self.title).build(
+                root,
+                edges[0]..edges[self.bins],
+                0f64..ymax.max(1e-9),
+            )?;
+            mesh(&mut chart)
                 .x_desc(&self.x_label)
                 .y_desc(if self.density { "density" } else { "count" })
-                .x_label_formatter(&|v| format_tick(*v))
-                .y_label_formatter(&|v| format_tick(*v))
-                .light_line_style(RGBColor(235, 235, 235))
                 .draw()?;
             let alpha = if self.data.len() > 1 { 0.45 } else { 0.8 };
             for (k, ((name, _), c)) in self.data.iter().zip(&counts).enumerate() {
@@ -119,15 +111,9 @@ impl Histogram {
                     });
             }
             if self.data.len() > 1 {
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(RGBColor(180, 180, 180))
-                    .label_font((FONT, 13))
-                    .draw()?;
+                legend(&mut chart).draw()?;
             }
-            root.present()?;
-        }
-        Ok(Figure::from_svg(svg, self.size.0, self.size.1))
+            Ok(())
+        })
     }
 }

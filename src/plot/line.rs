@@ -1,4 +1,5 @@
-use super::{padded_range, palette, Figure, FONT};
+use super::frame::{format_tick, legend, mesh, render, Frame};
+use super::{padded_range, palette, Figure};
 use anyhow::Result;
 use plotters::prelude::*;
 
@@ -146,16 +147,8 @@ impl LineChart {
             .chain(self.hlines.iter().map(|h| h.1))
             .map(tf);
         let (y0, y1) = padded_range(ys, 0.05);
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, self.size).into_drawing_area();
-            root.fill(&WHITE)?;
-            let mut chart = ChartBuilder::on(&root)
-                .caption(&self.title, (FONT, 18))
-                .margin(12)
-                .x_label_area_size(40)
-                .y_label_area_size(64)
-                .build_cartesian_2d(x0..x1, y0..y1)?;
+        render(self.size, |root| {
+            let mut chart = Frame::new(&self.title).build(root, x0..x1, y0..y1)?;
             let log_y = self.log_y;
             let y_fmt = move |v: &f64| {
                 if log_y {
@@ -164,13 +157,10 @@ impl LineChart {
                     format_tick(*v)
                 }
             };
-            chart
-                .configure_mesh()
+            mesh(&mut chart)
                 .x_desc(&self.x_label)
                 .y_desc(&self.y_label)
-                .x_label_formatter(&|v| format_tick(*v))
                 .y_label_formatter(&y_fmt)
-                .light_line_style(RGBColor(235, 235, 235))
                 .draw()?;
             for (i, s) in self.series.iter().enumerate() {
                 let colour = palette(i);
@@ -229,32 +219,12 @@ impl LineChart {
                     });
             }
             if self.series.len() + self.hlines.len() > 1 || self.hlines.len() == 1 {
-                chart
-                    .configure_series_labels()
+                legend(&mut chart)
                     .position(SeriesLabelPosition::LowerRight)
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(RGBColor(180, 180, 180))
-                    .label_font((FONT, 13))
                     .draw()?;
             }
-            root.present()?;
-        }
-        Ok(Figure::from_svg(svg, self.size.0, self.size.1))
-    }
-}
-
-/// Compact tick labels: 1200 → "1200", 0.000123 → "1.2e-4", 2.5 → "2.5".
-pub(crate) fn format_tick(v: f64) -> String {
-    let a = v.abs();
-    if a < 1e-12 {
-        "0".into()
-    } else if !(1e-3..1e6).contains(&a) {
-        format!("{v:.1e}")
-    } else if a >= 100.0 || v.fract().abs() < 1e-9 {
-        format!("{v:.0}")
-    } else {
-        let s = format!("{v:.3}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
+            Ok(())
+        })
     }
 }
 

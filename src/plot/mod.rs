@@ -14,6 +14,7 @@
 mod bar;
 pub mod diagrams;
 mod figure;
+mod frame;
 mod heatmap;
 mod histogram;
 mod line;

@@ -1,11 +1,13 @@
 //! The frame every chart shares, so a figure's look is set in one place: a
 //! white SVG canvas ([`render`]), the title, margins and label areas
 //! ([`Frame`]), the mesh with light grid lines and compact ticks ([`mesh`]),
-//! and the legend box ([`legend`]). Each chart draws only its own marks.
+//! and the legend, in a strip below the axis labels ([`super::legend`]), so
+//! it never covers data. Each chart draws only its own marks.
 
+use super::legend::{self, LegendEntry, Rect};
 use super::{Figure, FONT};
 use anyhow::Result;
-use plotters::chart::{MeshStyle, SeriesLabelStyle};
+use plotters::chart::MeshStyle;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -44,6 +46,8 @@ pub(crate) struct Frame<'t> {
     pub x_label_area: u32,
     /// Left of the plot: tick labels and the y axis title.
     pub y_label_area: u32,
+    /// The legend, drawn in a strip below the x axis title (none if empty).
+    pub legend: &'t [LegendEntry],
 }
 
 impl<'t> Frame<'t> {
@@ -56,7 +60,24 @@ impl<'t> Frame<'t> {
             margin: 12,
             x_label_area: 40,
             y_label_area: 64,
+            legend: &[],
         }
+    }
+
+    /// The legend's boxes on a canvas of `size` pixels, in a strip at the
+    /// bottom, below the label area, from the plot's left edge; and the
+    /// strip's height (0 without a legend).
+    pub fn legend_strip(&self, size: (u32, u32)) -> (Vec<Rect>, u32) {
+        let left = (self.margin + self.y_label_area) as i32;
+        let right = size.0.saturating_sub(self.margin) as i32;
+        let mut boxes = legend::layout(self.legend, left, right);
+        let height = legend::strip_height(&boxes);
+        let top = size.1.saturating_sub(self.margin + height) as i32 + 4;
+        for b in &mut boxes {
+            b.y0 += top;
+            b.y1 += top;
+        }
+        (boxes, height)
     }
 
     /// The chart on `area` over `x` × `y`.
@@ -66,9 +87,12 @@ impl<'t> Frame<'t> {
         x: Range<f64>,
         y: Range<f64>,
     ) -> Result<Chart<'a, 'b>> {
+        let (boxes, strip) = self.legend_strip(area.dim_in_pixel());
+        legend::draw(area, self.legend, &boxes)?;
         Ok(ChartBuilder::on(area)
             .caption(self.title, (FONT, self.title_size))
             .margin(self.margin)
+            .margin_bottom(self.margin + strip)
             .x_label_area_size(self.x_label_area)
             .y_label_area_size(self.y_label_area)
             .build_cartesian_2d(x, y)?)
@@ -87,21 +111,6 @@ pub(crate) fn mesh<'a, 'c, 'b>(
     m
 }
 
-/// The house legend of a chart's labelled series: a translucent white box
-/// with a grey border, 13 px labels. The caller may place it, then draws.
-pub(crate) fn legend<'a, 'c, 'b>(
-    chart: &'c mut Chart<'a, 'b>,
-) -> SeriesLabelStyle<'a, 'c, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>
-where
-    'b: 'a,
-{
-    let mut l = chart.configure_series_labels();
-    l.background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(180, 180, 180))
-        .label_font((FONT, 13));
-    l
-}
-
 fn tick(v: &f64) -> String {
     format_tick(*v)
 }
@@ -118,5 +127,48 @@ pub(crate) fn format_tick(v: f64) -> String {
     } else {
         let s = format!("{v:.3}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The legend lies outside the plot: no data point's pixel is covered,
+    /// however many entries wrap into rows.
+    #[test]
+    fn legend_covers_no_data_point() {
+        let entries: Vec<LegendEntry> = (0..7)
+            .map(|i| LegendEntry::line(format!("series number {i}"), BLACK, 2, i % 2 == 1))
+            .collect();
+        let size = (640, 400);
+        let mut svg = String::new();
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        let frame = Frame {
+            legend: &entries,
+            ..Frame::new("legend test")
+        };
+        let chart = frame.build(&root, 0.0..1.0, 0.0..1.0).unwrap();
+        let (boxes, strip) = frame.legend_strip(size);
+        assert!(strip >= 40, "two rows or more: {strip}");
+        assert_eq!(boxes.len(), entries.len());
+        assert!(boxes.iter().any(|b| b.y0 != boxes[0].y0), "wraps into rows");
+        let (xr, yr) = chart.plotting_area().get_pixel_range();
+        let plot = Rect {
+            x0: xr.start,
+            y0: yr.start,
+            x1: xr.end,
+            y1: yr.end,
+        };
+        for b in &boxes {
+            assert!(!b.intersects(&plot), "legend {b:?} over the plot {plot:?}");
+            assert!(b.y1 <= size.1 as i32 && b.x0 >= 0, "{b:?} off the canvas");
+            for i in 0..=20 {
+                for j in 0..=20 {
+                    let p = chart.backend_coord(&(i as f64 / 20.0, j as f64 / 20.0));
+                    assert!(!b.contains(p), "legend {b:?} covers data at {p:?}");
+                }
+            }
+        }
     }
 }

@@ -1,7 +1,12 @@
-use super::frame::{format_tick, legend, mesh, render, Frame};
+use super::frame::{mesh, render, Frame};
+use super::legend::LegendEntry;
+use super::ticks::draw_log_y_ticks;
 use super::{padded_range, palette, Figure};
 use anyhow::Result;
 use plotters::prelude::*;
+
+/// Colour of the dashed reference lines ([`LineChart::hline`]).
+const HLINE: RGBColor = RGBColor(60, 60, 60);
 
 /// Exponential moving average, as TensorBoard smooths curves:
 /// `s_t = α · s_{t−1} + (1 − α) · x_t`, debiased by `1 − α^t` (Kingma & Ba 2015).
@@ -104,7 +109,8 @@ impl LineChart {
         self
     }
 
-    /// Logarithmic y axis (non-positive values are dropped).
+    /// Logarithmic y axis (non-positive values are dropped), with ticks at
+    /// decades or 1-2-5 labelled as plain numbers (20, 6, 0.6).
     pub fn log_y(mut self, on: bool) -> Self {
         self.log_y = on;
         self
@@ -119,6 +125,24 @@ impl LineChart {
     pub fn size(mut self, width: u32, height: u32) -> Self {
         self.size = (width, height);
         self
+    }
+
+    /// One entry per series and reference line, or none for a lone series.
+    fn legend(&self) -> Vec<LegendEntry> {
+        if self.series.len() + self.hlines.len() <= 1 && self.hlines.is_empty() {
+            return Vec::new();
+        }
+        let series = self
+            .series
+            .iter()
+            .enumerate()
+            .map(|(i, s)| LegendEntry::line(&s.name, palette(i), 2, s.dashed));
+        let hlines = self
+            .hlines
+            .iter()
+            .enumerate()
+            .map(|(j, (name, _))| LegendEntry::line(name, HLINE, 1 + j as u32 % 2, true));
+        series.chain(hlines).collect()
     }
 
     pub fn draw(&self) -> Result<Figure> {
@@ -147,21 +171,22 @@ impl LineChart {
             .chain(self.hlines.iter().map(|h| h.1))
             .map(tf);
         let (y0, y1) = padded_range(ys, 0.05);
+        let legend = self.legend();
         render(self.size, |root| {
-            let mut chart = Frame::new(&self.title).build(root, x0..x1, y0..y1)?;
-            let log_y = self.log_y;
-            let y_fmt = move |v: &f64| {
-                if log_y {
-                    format!("{:.0e}", 10f64.powf(*v))
-                } else {
-                    format_tick(*v)
-                }
+            let frame = Frame {
+                legend: &legend,
+                ..Frame::new(&self.title)
             };
-            mesh(&mut chart)
-                .x_desc(&self.x_label)
-                .y_desc(&self.y_label)
-                .y_label_formatter(&y_fmt)
-                .draw()?;
+            let mut chart = frame.build(root, x0..x1, y0..y1)?;
+            let mut m = mesh(&mut chart);
+            m.x_desc(&self.x_label).y_desc(&self.y_label);
+            if self.log_y {
+                m.y_labels(0);
+            }
+            m.draw()?;
+            if self.log_y {
+                draw_log_y_ticks(root, &mut chart, (x0, x1), (y0, y1))?;
+            }
             for (i, s) in self.series.iter().enumerate() {
                 let colour = palette(i);
                 if let Some((lo, hi)) = &s.band {
@@ -195,33 +220,15 @@ impl LineChart {
                 };
                 let style = colour.stroke_width(2);
                 if s.dashed {
-                    chart.draw_series(DashedLineSeries::new(main, 6, 4, style))?
+                    chart.draw_series(DashedLineSeries::new(main, 6, 4, style))?;
                 } else {
-                    chart.draw_series(LineSeries::new(main, style))?
+                    chart.draw_series(LineSeries::new(main, style))?;
                 }
-                .label(s.name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
-                });
             }
-            for (j, (name, y)) in self.hlines.iter().enumerate() {
-                let colour = RGBColor(60, 60, 60);
+            for (j, (_, y)) in self.hlines.iter().enumerate() {
                 let y = tf(*y);
-                let style = ShapeStyle::from(colour).stroke_width(1);
-                chart
-                    .draw_series(DashedLineSeries::new(vec![(x0, y), (x1, y)], 5, 4, style))?
-                    .label(name.clone())
-                    .legend(move |(x, yy)| {
-                        PathElement::new(
-                            vec![(x, yy), (x + 18, yy)],
-                            colour.stroke_width(1 + j as u32 % 2),
-                        )
-                    });
-            }
-            if self.series.len() + self.hlines.len() > 1 || self.hlines.len() == 1 {
-                legend(&mut chart)
-                    .position(SeriesLabelPosition::LowerRight)
-                    .draw()?;
+                let style = HLINE.stroke_width(1 + j as u32 % 2);
+                chart.draw_series(DashedLineSeries::new(vec![(x0, y), (x1, y)], 5, 4, style))?;
             }
             Ok(())
         })

@@ -1,6 +1,6 @@
 //! Ticks of a logarithmic axis: at decades, or 1-2-5 (or 1…9) in each
 //! decade when the range is too short for three decades, labelled as plain
-//! numbers ("20", "6", "0.6", never "2e1").
+//! numbers ("20", "6", "0.6", never "2e1"; "10⁻⁷" for tiny decades).
 
 use super::frame::{Canvas, Chart};
 use super::FONT;
@@ -59,9 +59,23 @@ fn linear_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
     (first..=last).map(|i| i as f64 * step).collect()
 }
 
-/// A tick value as a plain decimal number: 20 → "20", 0.6 → "0.6",
-/// 0.05 → "0.05" (rounded to 12 decimals, so 0.30000000000000004 → "0.3").
+/// A tick value as a plain number: 20 → "20", 0.6 → "0.6", 0.05 → "0.05"
+/// (rounded to 12 decimals, so 0.30000000000000004 → "0.3"). Beyond
+/// [1e-4, 1e6), where decimals get long, a power of ten: 1e-7 → "10⁻⁷",
+/// 2e-5 → "2×10⁻⁵" (never "2e-5").
 pub(crate) fn plain_number(v: f64) -> String {
+    let a = v.abs();
+    if a != 0.0 && !(1e-4..1e6).contains(&a) {
+        let k = a.log10().floor() as i32;
+        let m = v / decade_value(1.0, k);
+        let power = format!("10{}", superscript(k));
+        let m = plain_number((m * 1e6).round() / 1e6);
+        return match m.as_str() {
+            "1" => power,
+            "-1" => format!("-{power}"),
+            _ => format!("{m}×{power}"),
+        };
+    }
     let s = format!("{v:.12}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s == "-0" {
@@ -69,6 +83,19 @@ pub(crate) fn plain_number(v: f64) -> String {
     } else {
         s.into()
     }
+}
+
+/// `k` in superscript digits: -7 → "⁻⁷".
+fn superscript(k: i32) -> String {
+    const DIGITS: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
+    let sign = if k < 0 { "⁻" } else { "" };
+    let digits: String = k
+        .unsigned_abs()
+        .to_string()
+        .bytes()
+        .map(|b| DIGITS[(b - b'0') as usize])
+        .collect();
+    format!("{sign}{digits}")
 }
 
 /// The y axis of `chart`, whose y coordinate is log₁₀ of the value over
@@ -142,5 +169,10 @@ mod tests {
         }
         assert_eq!(plain_number(0.1 + 0.2), "0.3");
         assert_eq!(plain_number(20.0), "20");
+        assert_eq!(plain_number(0.0005), "0.0005");
+        // Tiny and huge decades as powers of ten, not "1e-7".
+        assert_eq!(labels(1e-7, 0.5)[0], "10⁻⁷");
+        assert_eq!(plain_number(2e-5), "2×10⁻⁵");
+        assert_eq!(plain_number(3e7), "3×10⁷");
     }
 }

@@ -239,6 +239,56 @@ impl LineChart {
 mod tests {
     use super::*;
 
+    /// The y pixel of the `<text>` element that reads `label`.
+    fn text_y(svg: &str, label: &str) -> f64 {
+        let at = svg
+            .find(&format!(">\n{label}\n</text>"))
+            .expect("label drawn");
+        let tag = &svg[svg[..at].rfind("<text").unwrap()..at];
+        let y = &tag[tag.find(" y=\"").unwrap() + 4..];
+        y[..y.find('"').unwrap()].parse().unwrap()
+    }
+
+    /// A loss curve ends in the lower right, where the legend used to sit:
+    /// the legend's names now lie below every point of every line.
+    #[test]
+    fn legend_lies_below_the_curves() {
+        let xs: Vec<f64> = (0..100).map(f64::from).collect();
+        let train: Vec<f64> = xs.iter().map(|x| 5.0 * (-x / 10.0).exp()).collect();
+        let held: Vec<f64> = xs.iter().map(|x| 5.2 * (-x / 12.0).exp()).collect();
+        for log in [false, true] {
+            let svg = LineChart::new("loss")
+                .series("training batch", &xs, &train)
+                .series("held-out", &xs, &held)
+                .log_y(log)
+                .draw()
+                .unwrap()
+                .svg()
+                .to_string();
+            let lowest_point = svg
+                .split("points=\"")
+                .skip(1)
+                .map(|p| {
+                    p[..p.find('"').unwrap()]
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                })
+                // The curves, not the two-point legend swatches and grid lines.
+                .filter(|pts| pts.len() > 10)
+                .flatten()
+                .map(|xy| xy.split(',').nth(1).unwrap().parse::<f64>().unwrap())
+                .fold(f64::NEG_INFINITY, f64::max);
+            assert!(lowest_point > 200.0, "curves drawn: {lowest_point}");
+            for label in ["training batch", "held-out"] {
+                let y = text_y(&svg, label);
+                assert!(
+                    y > lowest_point + 5.0,
+                    "{label} at y {y}, a point at {lowest_point}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn ema_debiased() {
         let s = ema_smooth(&[1.0, 1.0, 1.0], 0.9);

@@ -4,6 +4,7 @@
 use crate::plot::{Figure, Heatmap, LineChart};
 use gridworld::solve::{value_iteration, Solution, SolveOptions};
 use gridworld::{Action, GridView, GridWorld, Map};
+use plotters::style::RGBColor;
 
 /// `values` laid out on the grid, `NaN` for walls (drawn grey in a heatmap).
 /// Terminal cells show their reward, so the colours read as "how good is it here".
@@ -20,6 +21,27 @@ pub fn value_grid(world: &GridWorld, values: &[f64]) -> Vec<Vec<f64>> {
                 .collect()
         })
         .collect()
+}
+
+/// The terminal cells of `world`, as (row, column, reward for entering).
+fn terminal_cells(world: &GridWorld) -> Vec<(usize, usize, f64)> {
+    let m = &world.map;
+    (0..m.rows)
+        .flat_map(|r| (0..m.cols).map(move |c| (r, c)))
+        .filter(|&(r, c)| world.state_of(r, c).is_some_and(|s| world.is_terminal(s)))
+        .map(|(r, c)| (r, c, m.entry_reward(r, c)))
+        .collect()
+}
+
+/// A terminal cell's fill: green for a reward, red for a penalty, grey for 0.
+fn terminal_fill(reward: f64) -> RGBColor {
+    if reward > 0.0 {
+        RGBColor(44, 160, 44)
+    } else if reward < 0.0 {
+        RGBColor(214, 39, 40)
+    } else {
+        RGBColor(150, 150, 150)
+    }
 }
 
 /// A value table that shows itself as an annotated heatmap in a notebook cell.
@@ -47,26 +69,19 @@ impl ValueTable {
         self
     }
 
-    /// The heatmap builder (non-terminal values set the colour scale).
+    /// The heatmap builder. Terminal cells are drawn apart, in their own
+    /// colour (green when the reward is positive, red when negative) with
+    /// the reward written in them; the other states' values set the scale.
     pub fn heatmap(&self) -> Heatmap {
         let m = &self.world.map;
         let side = (m.cols.max(m.rows) as u32 * 52).clamp(300, 760);
         let mut h = Heatmap::new(self.title.clone(), value_grid(&self.world, &self.values))
             .annotate(m.rows * m.cols <= 144)
             .size(side + 150, side + 40);
-        let non_terminal: Vec<f64> = (0..self.world.n_states())
-            .filter(|&s| !self.world.is_terminal(s))
-            .map(|s| self.values[s])
-            .collect();
-        let (lo, hi) = self.range.unwrap_or_else(|| {
-            let lo = non_terminal.iter().cloned().fold(f64::INFINITY, f64::min);
-            let hi = non_terminal
-                .iter()
-                .cloned()
-                .fold(f64::NEG_INFINITY, f64::max);
-            (lo, hi)
-        });
-        if lo.is_finite() && hi > lo {
+        for (r, c, reward) in terminal_cells(&self.world) {
+            h = h.mark_cell(r, c, terminal_fill(reward), format!("{reward:+}"));
+        }
+        if let Some((lo, hi)) = self.range {
             h = h.range(lo, hi);
         }
         h
@@ -226,6 +241,37 @@ pub fn sweep(map: &Map, key: &str, values: &[f64]) -> anyhow::Result<Vec<SweepPo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Terminal cells of `dragon` (+1 goal, −10 dragon) are drawn in their
+    /// own colours with their rewards, and the colour scale spans the other
+    /// states' values only.
+    #[test]
+    fn value_table_draws_terminal_cells_apart() {
+        let world = GridWorld::load("dragon").unwrap();
+        let values: Vec<f64> = (0..world.n_states()).map(|s| 0.01 * s as f64).collect();
+        let table = ValueTable::new(&world, &values, "v");
+        let (lo, hi) = table.heatmap().colour_range();
+        let inner: Vec<f64> = (0..world.n_states())
+            .filter(|&s| !world.is_terminal(s))
+            .map(|s| values[s])
+            .collect();
+        assert_eq!(lo, inner.iter().cloned().fold(f64::INFINITY, f64::min));
+        assert_eq!(hi, inner.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+        let svg = table.figure().unwrap().svg().to_string();
+        let terminals = terminal_cells(&world);
+        assert!(terminals.iter().any(|t| t.2 > 0.0) && terminals.iter().any(|t| t.2 < 0.0));
+        for (_, _, reward) in terminals {
+            assert!(
+                svg.contains(&format!(">\n{reward:+}\n</text>")),
+                "no `{reward:+}` in a cell"
+            );
+        }
+        let up = svg.to_uppercase();
+        assert!(
+            up.contains("#2CA02C") && up.contains("#D62728"),
+            "green and red cells"
+        );
+    }
 
     /// On `dragon` the sweep finds each terminal cell with its reward, the
     /// probabilities of ending somewhere sum to at most 1, and the chart has one

@@ -208,18 +208,24 @@ pub fn behaviour_figure(before: &[KindReport], after: &[KindReport]) -> Result<F
         eos(before),
         eos(after),
     ];
+    // The two loss panels stand side by side: one y scale for both.
+    let loss_panel = |title: &str, rs: &[KindReport]| {
+        BarChart::new(title)
+            .y_label("nats / token")
+            .bars(&kinds, &loss(rs))
+            .size(480, 300)
+    };
+    let (before_panel, after_panel) = (
+        loss_panel("Loss on reference answers, before SFT", before),
+        loss_panel("…and after SFT", after),
+    );
+    let (b0, b1) = before_panel.y_extent();
+    let (a0, a1) = after_panel.y_extent();
+    let (lo, hi) = (b0.min(a0), b1.max(a1));
     Ok(Figure::grid(
         &[
-            BarChart::new("Loss on reference answers, before SFT")
-                .y_label("nats / token")
-                .bars(&kinds, &loss(before))
-                .size(480, 300)
-                .draw()?,
-            BarChart::new("…and after SFT")
-                .y_label("nats / token")
-                .bars(&kinds, &loss(after))
-                .size(480, 300)
-                .draw()?,
+            before_panel.y_range(lo, hi).draw()?,
+            after_panel.y_range(lo, hi).draw()?,
             BarChart::new("Behaviour before → after SFT")
                 .y_label("share of test prompts")
                 .bars(&labels, &scores)

@@ -1,4 +1,4 @@
-use super::line::format_tick;
+use super::frame::{format_tick, render, Frame};
 use super::{padded_range, Figure, FONT};
 use anyhow::{ensure, Result};
 use gridworld::color::{diverging, viridis};
@@ -6,6 +6,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// A matrix drawn as coloured cells with a colour bar; row 0 at the top.
+/// Marked cells ([`Heatmap::mark_cell`]) have their own colour and text.
 #[derive(Debug, Clone)]
 pub struct Heatmap {
     title: String,
@@ -18,6 +19,18 @@ pub struct Heatmap {
     diverging: bool,
     annotate: bool,
     size: (u32, u32),
+    /// Cells drawn in their own colour with their own text, off the scale.
+    marked: Vec<MarkedCell>,
+}
+
+/// A cell drawn apart from the colour scale (e.g. a terminal cell of a
+/// gridworld): its own fill and its own text.
+#[derive(Debug, Clone, PartialEq)]
+struct MarkedCell {
+    row: usize,
+    col: usize,
+    fill: RGBColor,
+    text: String,
 }
 
 impl Heatmap {
@@ -34,6 +47,7 @@ impl Heatmap {
             diverging: false,
             annotate: false,
             size: (560, 460),
+            marked: Vec::new(),
         }
     }
 
@@ -80,6 +94,51 @@ impl Heatmap {
         self
     }
 
+    /// Draw cell (`row`, `col`) in `fill` with `text` in it instead of on
+    /// the colour scale, and leave its value out of the scale's range (e.g.
+    /// a goal's +1 and a dragon's −10 among values near 0).
+    pub fn mark_cell(
+        mut self,
+        row: usize,
+        col: usize,
+        fill: RGBColor,
+        text: impl Into<String>,
+    ) -> Self {
+        self.marked.retain(|m| (m.row, m.col) != (row, col));
+        self.marked.push(MarkedCell {
+            row,
+            col,
+            fill,
+            text: text.into(),
+        });
+        self
+    }
+
+    fn marked(&self, row: usize, col: usize) -> Option<&MarkedCell> {
+        self.marked.iter().find(|m| (m.row, m.col) == (row, col))
+    }
+
+    /// The colour scale's `[lo, hi]`: the one given to [`Heatmap::range`],
+    /// else the finite values of the cells not marked (symmetric around
+    /// zero when diverging).
+    pub fn colour_range(&self) -> (f64, f64) {
+        self.range.unwrap_or_else(|| {
+            let scaled = self.values.iter().enumerate().flat_map(|(r, row)| {
+                row.iter()
+                    .enumerate()
+                    .filter(move |(c, _)| self.marked(r, *c).is_none())
+                    .map(|(_, &v)| v)
+            });
+            let (l, h) = padded_range(scaled, 0.0);
+            if self.diverging {
+                let m = l.abs().max(h.abs());
+                (-m, m)
+            } else {
+                (l, h)
+            }
+        })
+    }
+
     pub fn size(mut self, width: u32, height: u32) -> Self {
         self.size = (width, height);
         self
@@ -107,19 +166,8 @@ impl Heatmap {
             "heatmap `{}`: every row needs the same, non-zero number of columns",
             self.title
         );
-        let (lo, hi) = self.range.unwrap_or_else(|| {
-            let (l, h) = padded_range(self.values.iter().flatten().copied(), 0.0);
-            if self.diverging {
-                let m = l.abs().max(h.abs());
-                (-m, m)
-            } else {
-                (l, h)
-            }
-        });
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, self.size).into_drawing_area();
-            root.fill(&WHITE)?;
+        let (lo, hi) = self.colour_range();
+        render(self.size, |root| {
             let (main, bar) = root.split_horizontally(self.size.0 as i32 - 100);
             let label_w = if self.row_labels.is_empty() {
                 40
@@ -131,8 +179,8 @@ impl Heatmap {
                     .max()
                     .unwrap_or(1)
                     * 7
-                    + 16)
-                    .min(160) as u32
+                    + 30)
+                    .min(200) as u32
             };
             // Column labels lie flat when they fit their column, else stand up
             // in a label area tall enough for the longest (plus the axis title).
@@ -147,14 +195,20 @@ impl Heatmap {
             let x_area = match (self.col_labels.is_empty(), rotate) {
                 (true, _) => 36,
                 (false, false) => 44,
-                (false, true) => (longest * 7 + 34).min(220),
+                // 6 px gap, 7 px a character (generous for 11 px text), and
+                // 40 px for the axis title below the standing labels.
+                (false, true) => (longest * 7 + 6 + 40).min(300),
             };
-            let mut chart = ChartBuilder::on(&main)
-                .caption(&self.title, (FONT, 17))
-                .margin(10)
-                .x_label_area_size(x_area)
-                .y_label_area_size(label_w)
-                .build_cartesian_2d(0f64..cols as f64, 0f64..rows as f64)?;
+            // A smaller title and margin than the house frame: the colour bar
+            // takes the right of the canvas.
+            let frame = Frame {
+                title_size: 17,
+                margin: 10,
+                x_label_area: x_area,
+                y_label_area: label_w,
+                ..Frame::new(&self.title)
+            };
+            let mut chart = frame.build(&main, 0f64..cols as f64, 0f64..rows as f64)?;
             let col_labels = self.col_labels.clone();
             let row_labels = self.row_labels.clone();
             let x_fmt = move |v: &f64| {
@@ -203,36 +257,38 @@ impl Heatmap {
             chart.draw_series((0..rows).flat_map(|r| {
                 (0..cols).map(move |c| {
                     let y = (rows - 1 - r) as f64;
-                    let v = self.values[r][c];
-                    Rectangle::new(
-                        [(c as f64, y), (c as f64 + 1.0, y + 1.0)],
-                        self.colour(v, lo, hi).filled(),
-                    )
+                    let fill = match self.marked(r, c) {
+                        Some(m) => m.fill,
+                        None => self.colour(self.values[r][c], lo, hi),
+                    };
+                    Rectangle::new([(c as f64, y), (c as f64 + 1.0, y + 1.0)], fill.filled())
                 })
             }))?;
-            if self.annotate && rows * cols <= 400 {
-                for r in 0..rows {
-                    for c in 0..cols {
-                        let v = self.values[r][c];
-                        if !v.is_finite() {
-                            continue;
-                        }
-                        let bg = self.colour(v, lo, hi);
-                        let fg = if gridworld::color::text_on((bg.0, bg.1, bg.2)) == "#fff" {
-                            WHITE
-                        } else {
-                            BLACK
-                        };
-                        let style = (FONT, 11)
-                            .into_font()
-                            .color(&fg)
-                            .pos(Pos::new(HPos::Center, VPos::Center));
-                        chart.draw_series(std::iter::once(Text::new(
+            for r in 0..rows {
+                for c in 0..cols {
+                    let v = self.values[r][c];
+                    let (bg, text) = match self.marked(r, c) {
+                        Some(m) => (m.fill, m.text.clone()),
+                        None if self.annotate && rows * cols <= 400 && v.is_finite() => (
+                            self.colour(v, lo, hi),
                             format_tick((v * 100.0).round() / 100.0),
-                            (c as f64 + 0.5, (rows - 1 - r) as f64 + 0.5),
-                            style,
-                        )))?;
-                    }
+                        ),
+                        None => continue,
+                    };
+                    let fg = if gridworld::color::text_on((bg.0, bg.1, bg.2)) == "#fff" {
+                        WHITE
+                    } else {
+                        BLACK
+                    };
+                    let style = (FONT, 11)
+                        .into_font()
+                        .color(&fg)
+                        .pos(Pos::new(HPos::Center, VPos::Center));
+                    chart.draw_series(std::iter::once(Text::new(
+                        text,
+                        (c as f64 + 0.5, (rows - 1 - r) as f64 + 0.5),
+                        style,
+                    )))?;
                 }
             }
             // Colour bar.
@@ -258,8 +314,27 @@ impl Heatmap {
                     self.colour((a + b) / 2.0, lo, hi).filled(),
                 )
             }))?;
-            root.present()?;
-        }
-        Ok(Figure::from_svg(svg, self.size.0, self.size.1))
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marked_cells_stay_off_the_colour_scale() {
+        let values = vec![vec![0.2, 0.6, 1.0], vec![-10.0, 0.4, f64::NAN]];
+        let plain = Heatmap::new("v", values.clone());
+        assert_eq!(plain.colour_range(), (-10.0, 1.0));
+        let marked = Heatmap::new("v", values)
+            .mark_cell(0, 2, RGBColor(44, 160, 44), "+1")
+            .mark_cell(1, 0, RGBColor(214, 39, 40), "-10");
+        assert_eq!(marked.colour_range(), (0.2, 0.6));
+        let svg = marked.draw().unwrap();
+        // plotters writes a text element's content followed by a newline.
+        assert!(svg.svg().contains(">\n+1\n</text>") && svg.svg().contains(">\n-10\n</text>"));
+        assert!(svg.svg().to_uppercase().contains("#2CA02C"));
     }
 }

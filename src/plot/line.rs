@@ -1,6 +1,12 @@
-use super::{padded_range, palette, Figure, FONT};
+use super::frame::{mesh, render, Frame};
+use super::legend::LegendEntry;
+use super::ticks::draw_log_y_ticks;
+use super::{padded_range, palette, Figure};
 use anyhow::Result;
 use plotters::prelude::*;
+
+/// Colour of the dashed reference lines ([`LineChart::hline`]).
+const HLINE: RGBColor = RGBColor(60, 60, 60);
 
 /// Exponential moving average, as TensorBoard smooths curves:
 /// `s_t = α · s_{t−1} + (1 − α) · x_t`, debiased by `1 − α^t` (Kingma & Ba 2015).
@@ -103,7 +109,8 @@ impl LineChart {
         self
     }
 
-    /// Logarithmic y axis (non-positive values are dropped).
+    /// Logarithmic y axis (non-positive values are dropped), with ticks at
+    /// decades or 1-2-5 labelled as plain numbers (20, 6, 0.6).
     pub fn log_y(mut self, on: bool) -> Self {
         self.log_y = on;
         self
@@ -118,6 +125,24 @@ impl LineChart {
     pub fn size(mut self, width: u32, height: u32) -> Self {
         self.size = (width, height);
         self
+    }
+
+    /// One entry per series and reference line, or none for a lone series.
+    fn legend(&self) -> Vec<LegendEntry> {
+        if self.series.len() + self.hlines.len() <= 1 && self.hlines.is_empty() {
+            return Vec::new();
+        }
+        let series = self
+            .series
+            .iter()
+            .enumerate()
+            .map(|(i, s)| LegendEntry::line(&s.name, palette(i), 2, s.dashed));
+        let hlines = self
+            .hlines
+            .iter()
+            .enumerate()
+            .map(|(j, (name, _))| LegendEntry::line(name, HLINE, 1 + j as u32 % 2, true));
+        series.chain(hlines).collect()
     }
 
     pub fn draw(&self) -> Result<Figure> {
@@ -146,32 +171,22 @@ impl LineChart {
             .chain(self.hlines.iter().map(|h| h.1))
             .map(tf);
         let (y0, y1) = padded_range(ys, 0.05);
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, self.size).into_drawing_area();
-            root.fill(&WHITE)?;
-            let mut chart = ChartBuilder::on(&root)
-                .caption(&self.title, (FONT, 18))
-                .margin(12)
-                .x_label_area_size(40)
-                .y_label_area_size(64)
-                .build_cartesian_2d(x0..x1, y0..y1)?;
-            let log_y = self.log_y;
-            let y_fmt = move |v: &f64| {
-                if log_y {
-                    format!("{:.0e}", 10f64.powf(*v))
-                } else {
-                    format_tick(*v)
-                }
+        let legend = self.legend();
+        render(self.size, |root| {
+            let frame = Frame {
+                legend: &legend,
+                ..Frame::new(&self.title)
             };
-            chart
-                .configure_mesh()
-                .x_desc(&self.x_label)
-                .y_desc(&self.y_label)
-                .x_label_formatter(&|v| format_tick(*v))
-                .y_label_formatter(&y_fmt)
-                .light_line_style(RGBColor(235, 235, 235))
-                .draw()?;
+            let mut chart = frame.build(root, x0..x1, y0..y1)?;
+            let mut m = mesh(&mut chart);
+            m.x_desc(&self.x_label).y_desc(&self.y_label);
+            if self.log_y {
+                m.y_labels(0);
+            }
+            m.draw()?;
+            if self.log_y {
+                draw_log_y_ticks(root, &mut chart, (x0, x1), (y0, y1))?;
+            }
             for (i, s) in self.series.iter().enumerate() {
                 let colour = palette(i);
                 if let Some((lo, hi)) = &s.band {
@@ -205,62 +220,74 @@ impl LineChart {
                 };
                 let style = colour.stroke_width(2);
                 if s.dashed {
-                    chart.draw_series(DashedLineSeries::new(main, 6, 4, style))?
+                    chart.draw_series(DashedLineSeries::new(main, 6, 4, style))?;
                 } else {
-                    chart.draw_series(LineSeries::new(main, style))?
+                    chart.draw_series(LineSeries::new(main, style))?;
                 }
-                .label(s.name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
-                });
             }
-            for (j, (name, y)) in self.hlines.iter().enumerate() {
-                let colour = RGBColor(60, 60, 60);
+            for (j, (_, y)) in self.hlines.iter().enumerate() {
                 let y = tf(*y);
-                let style = ShapeStyle::from(colour).stroke_width(1);
-                chart
-                    .draw_series(DashedLineSeries::new(vec![(x0, y), (x1, y)], 5, 4, style))?
-                    .label(name.clone())
-                    .legend(move |(x, yy)| {
-                        PathElement::new(
-                            vec![(x, yy), (x + 18, yy)],
-                            colour.stroke_width(1 + j as u32 % 2),
-                        )
-                    });
+                let style = HLINE.stroke_width(1 + j as u32 % 2);
+                chart.draw_series(DashedLineSeries::new(vec![(x0, y), (x1, y)], 5, 4, style))?;
             }
-            if self.series.len() + self.hlines.len() > 1 || self.hlines.len() == 1 {
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::LowerRight)
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(RGBColor(180, 180, 180))
-                    .label_font((FONT, 13))
-                    .draw()?;
-            }
-            root.present()?;
-        }
-        Ok(Figure::from_svg(svg, self.size.0, self.size.1))
-    }
-}
-
-/// Compact tick labels: 1200 → "1200", 0.000123 → "1.2e-4", 2.5 → "2.5".
-pub(crate) fn format_tick(v: f64) -> String {
-    let a = v.abs();
-    if a < 1e-12 {
-        "0".into()
-    } else if !(1e-3..1e6).contains(&a) {
-        format!("{v:.1e}")
-    } else if a >= 100.0 || v.fract().abs() < 1e-9 {
-        format!("{v:.0}")
-    } else {
-        let s = format!("{v:.3}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
+            Ok(())
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The y pixel of the `<text>` element that reads `label`.
+    fn text_y(svg: &str, label: &str) -> f64 {
+        let at = svg
+            .find(&format!(">\n{label}\n</text>"))
+            .expect("label drawn");
+        let tag = &svg[svg[..at].rfind("<text").unwrap()..at];
+        let y = &tag[tag.find(" y=\"").unwrap() + 4..];
+        y[..y.find('"').unwrap()].parse().unwrap()
+    }
+
+    /// A loss curve ends in the lower right, where the legend used to sit:
+    /// the legend's names now lie below every point of every line.
+    #[test]
+    fn legend_lies_below_the_curves() {
+        let xs: Vec<f64> = (0..100).map(f64::from).collect();
+        let train: Vec<f64> = xs.iter().map(|x| 5.0 * (-x / 10.0).exp()).collect();
+        let held: Vec<f64> = xs.iter().map(|x| 5.2 * (-x / 12.0).exp()).collect();
+        for log in [false, true] {
+            let svg = LineChart::new("loss")
+                .series("training batch", &xs, &train)
+                .series("held-out", &xs, &held)
+                .log_y(log)
+                .draw()
+                .unwrap()
+                .svg()
+                .to_string();
+            let lowest_point = svg
+                .split("points=\"")
+                .skip(1)
+                .map(|p| {
+                    p[..p.find('"').unwrap()]
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                })
+                // The curves, not the two-point legend swatches and grid lines.
+                .filter(|pts| pts.len() > 10)
+                .flatten()
+                .map(|xy| xy.split(',').nth(1).unwrap().parse::<f64>().unwrap())
+                .fold(f64::NEG_INFINITY, f64::max);
+            assert!(lowest_point > 200.0, "curves drawn: {lowest_point}");
+            for label in ["training batch", "held-out"] {
+                let y = text_y(&svg, label);
+                assert!(
+                    y > lowest_point + 5.0,
+                    "{label} at y {y}, a point at {lowest_point}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn ema_debiased() {

@@ -5,24 +5,30 @@
 //! and in tests, [`Figure::save_svg`] and [`Figure::save_png`] write files.
 //!
 //! - [`LineChart`]: several series, optional EMA smoothing, log y axis, shaded bands.
+//!
+//! Legends sit in a strip below the axis labels, outside the plot area, so
+//! they never cover data.
 //! - [`Heatmap`]: a matrix with a colour bar and optional row/column labels.
 //! - [`BarChart`]: labelled bars with optional error bars.
-//! - [`Histogram`]: one or more overlaid distributions.
+//! - [`Histogram`]: one or more distributions (integer data: one bar per integer).
 //! - [`ScatterPlot`]: groups of points and lines, legend beside the plot.
 //! - [`diagrams`]: concept diagrams (the phases of RLHF, value network vs reward model).
 
 mod bar;
 pub mod diagrams;
 mod figure;
+mod frame;
 mod heatmap;
 mod histogram;
+mod legend;
 mod line;
 mod scatter;
+mod ticks;
 
 pub use bar::BarChart;
 pub use figure::{Figure, MAX_PNG_PIXELS};
 pub use heatmap::Heatmap;
-pub use histogram::Histogram;
+pub use histogram::{Histogram, MAX_INTEGER_BINS};
 pub use line::{ema_smooth, LineChart};
 pub use scatter::ScatterPlot;
 

@@ -1,4 +1,4 @@
-use super::line::format_tick;
+use super::frame::{mesh, render, Frame};
 use super::{padded_range, palette, Figure, FONT};
 use anyhow::{ensure, Result};
 use plotters::prelude::*;
@@ -114,24 +114,12 @@ impl ScatterPlot {
         }
         let (x0, x1) = padded_range(self.groups.iter().flat_map(|g| g.xs.iter().copied()), 0.04);
         let (y0, y1) = padded_range(self.groups.iter().flat_map(|g| g.ys.iter().copied()), 0.06);
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, self.size).into_drawing_area();
-            root.fill(&WHITE)?;
+        render(self.size, |root| {
             let (plot, legend) = root.split_horizontally(self.size.0 - self.legend_width);
-            let mut chart = ChartBuilder::on(&plot)
-                .caption(&self.title, (FONT, 18))
-                .margin(12)
-                .x_label_area_size(40)
-                .y_label_area_size(64)
-                .build_cartesian_2d(x0..x1, y0..y1)?;
-            chart
-                .configure_mesh()
+            let mut chart = Frame::new(&self.title).build(&plot, x0..x1, y0..y1)?;
+            mesh(&mut chart)
                 .x_desc(&self.x_label)
                 .y_desc(&self.y_label)
-                .x_label_formatter(&|v| format_tick(*v))
-                .y_label_formatter(&|v| format_tick(*v))
-                .light_line_style(RGBColor(235, 235, 235))
                 .draw()?;
             for (i, g) in self.groups.iter().enumerate() {
                 let colour = palette(i);
@@ -170,8 +158,7 @@ impl ScatterPlot {
                     (FONT, 13).into_font(),
                 ))?;
             }
-            root.present()?;
-        }
-        Ok(Figure::from_svg(svg, self.size.0, self.size.1))
+            Ok(())
+        })
     }
 }

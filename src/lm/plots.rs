@@ -192,10 +192,14 @@ pub fn behaviour_figure(before: &[KindReport], after: &[KindReport]) -> Result<F
     let eos = |rs: &[KindReport]| {
         rs.iter().map(|r| r.ends_with_eos).sum::<f64>() / rs.len().max(1) as f64
     };
+    let readable =
+        |rs: &[KindReport]| rs.iter().map(|r| r.readable).sum::<f64>() / rs.len().max(1) as f64;
     let labels = [
         "fact exact: before",
         "after",
         "harmful refuse+help: before",
+        "after",
+        "readable: before",
         "after",
         "ends with EOS: before",
         "after",
@@ -205,6 +209,8 @@ pub fn behaviour_figure(before: &[KindReport], after: &[KindReport]) -> Result<F
         share(after, "fact", |r| r.exact_match),
         share(before, "harmful", |r| r.refusal_with_help),
         share(after, "harmful", |r| r.refusal_with_help),
+        readable(before),
+        readable(after),
         eos(before),
         eos(after),
     ];

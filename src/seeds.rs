@@ -29,6 +29,27 @@ pub enum Stream {
     /// Row r + 1 of a batch of sampled answers, from the sampling seed (row
     /// 0 uses the seed itself; [`crate::lm::SamplingConfig::seed_for_row`]).
     SampleRow,
+    /// The epoch-e shuffle of DPO's training pairs ([`crate::lm::train::epoch_batch`]).
+    DpoEpoch,
+    /// The epoch-e shuffle of the reward model's training examples.
+    RewardModelEpoch,
+    /// Batch t of the reward probe's training examples.
+    RewardProbeBatch,
+    /// Sample k of chunk c of best-of-n sampling (index k·1009 + c).
+    BestOfNSample,
+    /// Round r of online DPO (its answers' sampling seed).
+    OnlineDpoRound,
+    /// Answer a of chunk c within one round of online DPO (index a·7919 + c).
+    OnlineDpoAnswer,
+    /// Sampling temperature k of the preference-pair generator (a 32-bit salt:
+    /// the committed preference data were drawn so).
+    PreferenceSample,
+    /// The rollout of PPO iteration t.
+    PpoRollout,
+    /// The prompt order of PPO's pass p over its prompts.
+    PpoPromptPass,
+    /// Round r, chunk c of a policy evaluation's samples (index r·7919 + c).
+    PolicyEvaluation,
 }
 
 impl Stream {
@@ -38,7 +59,17 @@ impl Stream {
             Stream::CorpusBatch | Stream::TrainStep => 0xD1B5_4A32_D192_ED03,
             Stream::SftBatch => 0xA24B_AED4_963E_E407,
             // 2⁶⁴/φ, the golden-ratio increment of SplitMix64.
-            Stream::DropoutMask | Stream::SampleRow => 0x9E37_79B9_7F4A_7C15,
+            Stream::DropoutMask
+            | Stream::SampleRow
+            | Stream::PpoRollout
+            | Stream::OnlineDpoAnswer => 0x9E37_79B9_7F4A_7C15,
+            Stream::DpoEpoch | Stream::BestOfNSample => 0xD6E8_FEB8_6659_FD93,
+            Stream::RewardModelEpoch => 0xC2B2_AE3D_27D4_EB4F,
+            Stream::RewardProbeBatch => 0x94D0_49BB_1331_11EB,
+            Stream::OnlineDpoRound => 0xA24B_AED4_963E_E407,
+            Stream::PreferenceSample => 0x9E37_79B9,
+            Stream::PpoPromptPass => 0xBF58_476D_1CE4_E5B9,
+            Stream::PolicyEvaluation => 0x2545_F491_4F6C_DD1D,
         }
     }
 }
@@ -52,6 +83,26 @@ pub fn seed_for(seed: u64, stream: Stream, index: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The streams of rungs 6–8 keep the salts their modules used inline
+    /// before they were named here, so committed runs keep their numbers.
+    #[test]
+    fn rlhf_streams_keep_the_salts_they_replaced() {
+        for (stream, salt) in [
+            (Stream::DpoEpoch, 0xD6E8_FEB8_6659_FD93u64),
+            (Stream::BestOfNSample, 0xD6E8_FEB8_6659_FD93),
+            (Stream::RewardModelEpoch, 0xC2B2_AE3D_27D4_EB4F),
+            (Stream::RewardProbeBatch, 0x94D0_49BB_1331_11EB),
+            (Stream::OnlineDpoRound, 0xA24B_AED4_963E_E407),
+            (Stream::OnlineDpoAnswer, 0x9E37_79B9_7F4A_7C15),
+            (Stream::PreferenceSample, 0x9E37_79B9),
+            (Stream::PpoRollout, 0x9E37_79B9_7F4A_7C15),
+            (Stream::PpoPromptPass, 0xBF58_476D_1CE4_E5B9),
+            (Stream::PolicyEvaluation, 0x2545_F491_4F6C_DD1D),
+        ] {
+            assert_eq!(stream.salt(), salt, "{stream:?}");
+        }
+    }
 
     /// The derived seeds are the ones the code used before this module
     /// existed (written out by hand), so trained numbers did not change.

@@ -190,17 +190,16 @@ impl HeadPatterns {
 /// Measure every head of `lm` on `texts`, each cut to its first `max_tokens`
 /// tokens. Texts shorter than three tokens are refused (they have no query with
 /// three distinct keys).
-pub fn head_patterns(
+pub fn head_patterns<S: AsRef<str>>(
     lm: &LanguageModel,
-    texts: &[&str],
+    texts: impl IntoIterator<Item = S>,
     max_tokens: usize,
 ) -> Result<HeadPatterns> {
-    ensure!(!texts.is_empty(), "head_patterns: no texts given");
     let (layers, heads) = (lm.config.num_hidden_layers, lm.config.num_attention_heads);
     // Sums over queries of a[i, i−1], a[i, 0], a[i, i], per (layer, head).
     let mut sums = vec![[0.0f64; 3]; layers * heads];
     let (mut queries, mut uniform) = (0usize, 0.0f64);
-    for (n, text) in texts.iter().enumerate() {
+    for (n, text) in texts.into_iter().enumerate() {
         let mut ids = lm.tokenizer.encode(text.as_ref())?;
         ids.truncate(max_tokens);
         let t = ids.len();
@@ -224,6 +223,7 @@ pub fn head_patterns(
         queries += t - FIRST_QUERY;
         uniform += (FIRST_QUERY..t).map(|i| 1.0 / (i + 1) as f64).sum::<f64>();
     }
+    ensure!(queries > 0, "head_patterns: no texts given");
     let q = queries as f64;
     let heads = sums
         .iter()
@@ -261,7 +261,7 @@ mod tests {
     fn shares_match_the_attention_maps_they_summarise() {
         let lm = tiny_model(3);
         let text = "the cat sat on the mat and the dog sat too";
-        let p = head_patterns(&lm, &[text], 64).unwrap();
+        let p = head_patterns(&lm, [text], 64).unwrap();
         assert_eq!(
             p.heads.len(),
             lm.config.num_hidden_layers * lm.config.num_attention_heads
@@ -294,7 +294,7 @@ mod tests {
     fn an_untrained_model_has_no_specialised_heads() {
         let lm = tiny_model(0);
         let texts = ["one two three four five six seven eight nine ten eleven twelve"];
-        let p = head_patterns(&lm, &texts, 64).unwrap();
+        let p = head_patterns(&lm, texts, 64).unwrap();
         assert!(p.specialised(0.5).is_empty(), "{}", p.table(0.5));
         for h in &p.heads {
             for target in AttentionTarget::ALL {
@@ -361,7 +361,7 @@ mod tests {
     #[test]
     fn too_short_a_text_is_refused_with_its_index() {
         let lm = tiny_model(0);
-        let err = head_patterns(&lm, &["the cat sat on the mat", "a"], 64).unwrap_err();
+        let err = head_patterns(&lm, ["the cat sat on the mat", "a"], 64).unwrap_err();
         assert!(err.to_string().contains("text 1"), "{err}");
     }
 }

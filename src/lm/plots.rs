@@ -168,8 +168,9 @@ pub fn attention_map(lm: &LanguageModel, text: &str, layer: usize, head: usize) 
 }
 
 /// SFT before/after per task kind: loss on the reference answers before and
-/// after, and the behaviour shares (fact exact match, harmful refusal-plus-help,
-/// answers ending with the end-of-turn token).
+/// after, and the behaviour shares before and after side by side (fact exact
+/// match, harmful refusal-plus-help, readable answers, answers ending with the
+/// end-of-turn token).
 pub fn behaviour_figure(before: &[KindReport], after: &[KindReport]) -> Result<Figure> {
     let kinds: Vec<String> = before.iter().map(|r| r.kind.clone()).collect();
     let loss = |rs: &[KindReport]| -> Vec<f64> {
@@ -194,26 +195,21 @@ pub fn behaviour_figure(before: &[KindReport], after: &[KindReport]) -> Result<F
     };
     let readable =
         |rs: &[KindReport]| rs.iter().map(|r| r.readable).sum::<f64>() / rs.len().max(1) as f64;
-    let labels = [
-        "fact exact: before",
-        "after",
-        "harmful refuse+help: before",
-        "after",
-        "readable: before",
-        "after",
-        "ends with EOS: before",
-        "after",
+    let metrics = [
+        "fact: exact match",
+        "harmful: refuse + help",
+        "readable (all kinds)",
+        "ends with EOS (all kinds)",
     ];
-    let scores = [
-        share(before, "fact", |r| r.exact_match),
-        share(after, "fact", |r| r.exact_match),
-        share(before, "harmful", |r| r.refusal_with_help),
-        share(after, "harmful", |r| r.refusal_with_help),
-        readable(before),
-        readable(after),
-        eos(before),
-        eos(after),
-    ];
+    let shares = |rs: &[KindReport]| {
+        [
+            share(rs, "fact", |r| r.exact_match),
+            share(rs, "harmful", |r| r.refusal_with_help),
+            readable(rs),
+            eos(rs),
+        ]
+    };
+    let (shares_before, shares_after) = (shares(before), shares(after));
     // The two loss panels stand side by side: one y scale for both.
     let loss_panel = |title: &str, rs: &[KindReport]| {
         BarChart::new(title)
@@ -234,8 +230,11 @@ pub fn behaviour_figure(before: &[KindReport], after: &[KindReport]) -> Result<F
             after_panel.y_range(lo, hi).draw()?,
             BarChart::new("Behaviour before → after SFT")
                 .y_label("share of test prompts")
-                .bars(&labels, &scores)
-                .size(760, 300)
+                .grouped(
+                    &metrics,
+                    &[("before SFT", &shares_before), ("after SFT", &shares_after)],
+                )
+                .size(760, 320)
                 .draw()?,
         ],
         2,

@@ -109,12 +109,18 @@ pub trait BatchSource {
 /// shuffle of `n` examples (every example once per epoch, the last batch of
 /// an epoch possibly short): a function of the step, so a resumed run sees the
 /// same batches. The epoch's shuffle is seeded with
-/// `seed ^ (epoch + 1)·salt`, `salt` a constant of the dataset kind.
-pub fn epoch_batch(n: usize, batch_size: usize, step: usize, seed: u64, salt: u64) -> Vec<usize> {
+/// [`seed_for`]`(seed, stream, epoch)`, `stream` the dataset kind's.
+pub fn epoch_batch(
+    n: usize,
+    batch_size: usize,
+    step: usize,
+    seed: u64,
+    stream: crate::seeds::Stream,
+) -> Vec<usize> {
     let per_epoch = n.div_ceil(batch_size.max(1)).max(1);
     let (epoch, k) = (step / per_epoch, step % per_epoch);
     let mut order: Vec<usize> = (0..n).collect();
-    gridworld::Rng::new(gridworld::stream_seed(seed, epoch as u64, salt)).shuffle(&mut order);
+    gridworld::Rng::new(crate::seeds::seed_for(seed, stream, epoch as u64)).shuffle(&mut order);
     order[(k * batch_size).min(n)..((k + 1) * batch_size).min(n)].to_vec()
 }
 

@@ -15,6 +15,7 @@ use super::reward_model::RewardModel;
 use crate::feedback::candidates::Prompt;
 use crate::feedback::gold::gold_score_turn;
 use crate::lm::LanguageModel;
+use crate::seeds::{seed_for, Stream};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
@@ -91,8 +92,7 @@ pub fn best_of_n_curves(
     let mut scores: Vec<Vec<Vec<(f64, f64)>>> = vec![vec![Vec::new(); prompts.len()]; rms.len()];
     for k in 0..config.max_n.max(1) {
         for (c, chunk) in prompts.chunks(32).enumerate() {
-            let seed =
-                gridworld::stream_seed(config.seed, (k * 1009 + c) as u64, 0xD6E8_FEB8_6659_FD93);
+            let seed = seed_for(config.seed, Stream::BestOfNSample, (k * 1009 + c) as u64);
             let sampled =
                 sample_answers(sft, chunk, config.temperature, config.max_new_tokens, seed)?;
             let (ended, turns) = (sampled.ended, sampled.turns);

@@ -45,6 +45,7 @@ use crate::lm::train::{
     epoch_batch, BatchSource, LossOutput, Metrics, Objective, RunOptions, TrainRecord,
 };
 use crate::lm::{LanguageModel, TrainConfig, Trainer};
+use crate::seeds::{seed_for, Stream};
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
@@ -490,7 +491,7 @@ impl BatchSource for DpoData {
             self.batch_size,
             step,
             self.seed,
-            0xD6E8_FEB8_6659_FD93,
+            Stream::DpoEpoch,
         );
         let pairs: Vec<&DpoPair> = idx.iter().map(|&i| &self.train[i]).collect();
         DpoBatch::new(&pairs, self.pad_id, device)
@@ -910,7 +911,7 @@ fn train_online(
     let mut trainer = Trainer::new(objective, train)?;
     let mut rounds = Vec::with_capacity(online.rounds);
     for round in 0..online.rounds {
-        let seed = gridworld::stream_seed(config.seed, round as u64, 0xA24B_AED4_963E_E407);
+        let seed = seed_for(config.seed, Stream::OnlineDpoRound, round as u64);
         let mut pairs = label_own_answers(
             &trainer.objective.policy,
             reward,

@@ -35,6 +35,7 @@ use crate::feedback::gold::gold_score_turn;
 use crate::feedback::records::{Comparison, Winner};
 use crate::lm::train::BatchSource;
 use crate::lm::LanguageModel;
+use crate::seeds::{seed_for, Stream};
 use anyhow::{bail, Result};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
@@ -148,10 +149,10 @@ pub fn label_own_answers(
     let mut answers: Vec<Vec<(String, f64, f64)>> = vec![Vec::with_capacity(k); prompts.len()];
     for sample in 0..k {
         for (chunk_index, chunk) in prompts.chunks(32).enumerate() {
-            let dice = gridworld::stream_seed(
+            let dice = seed_for(
                 seed,
+                Stream::OnlineDpoAnswer,
                 (sample * 7919 + chunk_index) as u64,
-                0x9E37_79B9_7F4A_7C15,
             );
             let s = sample_answers(policy, chunk, temperature, max_new_tokens, dice)?;
             let gold: Vec<f64> = chunk

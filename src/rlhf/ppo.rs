@@ -46,6 +46,7 @@ use crate::lm::train::Metrics;
 use crate::lm::{LanguageModel, SamplingConfig};
 use crate::optim::{optimize_each, AdamConfig, AdamW, ParamGroup};
 use crate::ppo;
+use crate::seeds::{seed_for, Stream};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor};
 use gridworld::Rng;
@@ -797,10 +798,10 @@ pub fn evaluate_policy(
     let mut turns = Vec::new();
     for round in 0..settings.samples_per_prompt {
         for (k, chunk) in prompts.chunks(32).enumerate() {
-            let seed = gridworld::stream_seed(
+            let seed = seed_for(
                 settings.seed,
+                Stream::PolicyEvaluation,
                 (round * 7919 + k) as u64,
-                0x2545_F491_4F6C_DD1D,
             );
             let answer = AnswerSettings {
                 temperature: settings.temperature,
@@ -910,10 +911,10 @@ impl PpoTrainer {
         let per_pass = (n / m).max(1);
         let (pass, k) = (it / per_pass, it % per_pass);
         let mut order: Vec<usize> = (0..n).collect();
-        Rng::new(gridworld::stream_seed(
+        Rng::new(seed_for(
             self.config.seed,
+            Stream::PpoPromptPass,
             pass as u64,
-            0xBF58_476D_1CE4_E5B9,
         ))
         .shuffle(&mut order);
         order[k * m..(k + 1) * m]
@@ -985,7 +986,7 @@ impl PpoTrainer {
         if self.held_out.is_empty() && self.evaluates() {
             self.measure_held_out()?;
         }
-        let seed = gridworld::stream_seed(c.seed, it as u64, 0x9E37_79B9_7F4A_7C15);
+        let seed = seed_for(c.seed, Stream::PpoRollout, it as u64);
         let (ro, seconds_generation, seconds_scoring) =
             self.rollout(self.prompt_batch(it), seed)?;
 

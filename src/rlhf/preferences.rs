@@ -18,6 +18,7 @@ use crate::feedback::simulate::simulate_turn_comparisons;
 use crate::io::jsonl::to_jsonl_text;
 use crate::lm::tokenizer::ChatMessage;
 use crate::lm::{LanguageModel, SamplingConfig};
+use crate::seeds::{seed_for, Stream};
 use crate::world::World;
 use anyhow::{bail, Context, Result};
 use gridworld::Rng;
@@ -228,7 +229,7 @@ pub fn sample_responses(
             temperature: t,
             top_k: None,
             top_p: None,
-            seed: gridworld::stream_seed(config.seed, k as u64, 0x9E37_79B9),
+            seed: seed_for(config.seed, Stream::PreferenceSample, k as u64),
             ..SamplingConfig::default()
         };
         let source = if t == 0.0 {

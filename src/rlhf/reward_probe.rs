@@ -20,6 +20,7 @@ use super::reward_training::{
 use crate::feedback::records::Comparison;
 use crate::lm::train::{BatchSource, LossOutput, Metrics, Objective, TrainConfig, Trainer};
 use crate::lm::RunOptions;
+use crate::seeds::{seed_for, Stream};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use gridworld::Rng;
@@ -142,10 +143,10 @@ impl BatchSource for ProbeData {
         let d = &self.data;
         let n = d.train_len();
         let bs = d.config.batch_size.min(n);
-        let mut rng = Rng::new(gridworld::stream_seed(
+        let mut rng = Rng::new(seed_for(
             d.config.seed,
+            Stream::RewardProbeBatch,
             step as u64,
-            0x94D0_49BB_1331_11EB,
         ));
         let idx: Vec<usize> = (0..bs).map(|_| rng.below(n)).collect();
         if d.train_pairs.is_empty() {

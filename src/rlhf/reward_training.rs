@@ -24,6 +24,7 @@ use crate::feedback::gold::{gold_score_turn, split_turn, word_count};
 use crate::feedback::ranking::spearman_rho;
 use crate::feedback::records::Comparison;
 use crate::lm::train::{epoch_batch, BatchSource, LossOutput, Metrics, Objective};
+use crate::seeds::Stream;
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
@@ -342,7 +343,7 @@ impl BatchSource for RewardData {
             self.config.batch_size,
             step,
             self.config.seed,
-            0xC2B2_AE3D_27D4_EB4F,
+            Stream::RewardModelEpoch,
         );
         if self.config.objective == RewardObjectiveKind::Elo {
             let rows: Vec<Vec<u32>> = idx

@@ -192,8 +192,8 @@ pub fn single_page(ctx: &PageContext, task: Option<&SingleTask>) -> String {
          <div class=\"text\">{text}</div></div></div>\
          <fieldset><legend>Flaws</legend>{flaws}</fieldset>\
          <label>Rating, 1 (worst) to 10 (best): <select name=\"rating\">{options}</select></label>\
-         <div class=\"buttons\"><button class=\"primary\" name=\"thumbs\" value=\"up\" id=\"thumbs-up\">👍 Good</button>\
-         <button name=\"thumbs\" value=\"down\" id=\"thumbs-down\">👎 Bad</button></div></form>",
+         <div class=\"buttons\"><button class=\"primary\" name=\"thumbs\" value=\"up\" id=\"thumbs-up\">Thumbs up: good</button>\
+         <button name=\"thumbs\" value=\"down\" id=\"thumbs-down\">Thumbs down: bad</button></div></form>",
         prompt = html(&t.prompt),
         text = shown(&t.answer.text),
         fields = [

@@ -89,6 +89,8 @@ pub enum Stored {
     Duplicate,
     /// The id was used before for a different judgement.
     Conflict,
+    /// The annotator already judged this pair (or answer) under another id.
+    AlreadyJudged,
 }
 
 /// The labelling database.
@@ -128,6 +130,12 @@ CREATE TABLE IF NOT EXISTS single_judgements (
     flaws TEXT NOT NULL,
     created_at REAL NOT NULL
 );
+-- One verdict per annotator per pair (either order) and per single answer:
+-- a page reloaded after its vote gets a fresh submission id, not a second vote.
+CREATE UNIQUE INDEX IF NOT EXISTS one_vote_per_pair
+    ON pair_judgements (annotator, prompt_id, min(key_a, key_b), max(key_a, key_b));
+CREATE UNIQUE INDEX IF NOT EXISTS one_vote_per_answer
+    ON single_judgements (annotator, prompt_id, key);
 ";
 
 fn flaw_name(f: Flaw) -> &'static str {
@@ -189,7 +197,7 @@ impl LabelDb {
             "INSERT INTO pair_judgements (submission_id, annotator, prompt_id, prompt, key_a, system_a,
                  response_a, key_b, system_b, response_b, choice, reason, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-             ON CONFLICT (submission_id) DO NOTHING",
+             ON CONFLICT DO NOTHING",
             params![
                 j.submission_id,
                 j.annotator,
@@ -224,10 +232,10 @@ impl LabelDb {
                     |r| r.get(0),
                 )
                 .optional()?;
-            if same == Some(true) {
-                Stored::Duplicate
-            } else {
-                Stored::Conflict
+            match same {
+                Some(true) => Stored::Duplicate,
+                Some(false) => Stored::Conflict,
+                None => Stored::AlreadyJudged,
             }
         };
         tx.commit()
@@ -244,7 +252,7 @@ impl LabelDb {
             "INSERT INTO single_judgements (submission_id, annotator, prompt_id, prompt, key, system,
                  response, up, rating, flaws, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-             ON CONFLICT (submission_id) DO NOTHING",
+             ON CONFLICT DO NOTHING",
             params![
                 j.submission_id,
                 j.annotator,
@@ -270,10 +278,10 @@ impl LabelDb {
                     |r| r.get(0),
                 )
                 .optional()?;
-            if same == Some(true) {
-                Stored::Duplicate
-            } else {
-                Stored::Conflict
+            match same {
+                Some(true) => Stored::Duplicate,
+                Some(false) => Stored::Conflict,
+                None => Stored::AlreadyJudged,
             }
         };
         tx.commit()
@@ -397,6 +405,10 @@ mod tests {
             db.insert_pair(&pair("id-000001", Choice::B)).unwrap(),
             Stored::Conflict
         );
+        // The same annotator on the same pair, shown the other way round, under a new id.
+        let mut swapped = pair("id-000003", Choice::B);
+        std::mem::swap(&mut swapped.key_a, &mut swapped.key_b);
+        assert_eq!(db.insert_pair(&swapped).unwrap(), Stored::AlreadyJudged);
         let s = SingleJudgement {
             submission_id: "id-000002".into(),
             annotator: "ann".into(),

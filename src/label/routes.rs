@@ -490,6 +490,11 @@ fn stored_response(ctx: &PageContext, stored: Stored, next: &str) -> Response {
             StatusCode::CONFLICT,
             "this submission_id was already used for another judgement",
         ),
+        Stored::AlreadyJudged => fail(
+            ctx,
+            StatusCode::CONFLICT,
+            "you already judged this (under another submission_id); your first verdict stands",
+        ),
     }
 }
 

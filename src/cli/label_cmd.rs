@@ -76,8 +76,9 @@ pub fn run(cmd: LabelCommand) -> Result<()> {
                 }
                 if !config.bind.ip().is_loopback() {
                     println!(
-                        "bound to {}: reachable from other machines, so every request needs the token",
-                        config.bind
+                        "bound to {}: reachable from other machines (use this machine's address \
+                         in the link), so every request needs the token",
+                        info.addr
                     );
                 }
                 println!("listening on {}", info.url);

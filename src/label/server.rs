@@ -77,7 +77,9 @@ struct Prepared {
 /// Where a started server is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerInfo {
-    /// The base URL, e.g. `http://127.0.0.1:8080`.
+    /// The address actually bound (the port chosen when asked for port 0).
+    pub addr: SocketAddr,
+    /// The base URL, e.g. `http://127.0.0.1:8080` (loopback when bound to all addresses).
     pub url: String,
     /// The link to give annotators (with `?token=` when a token is set).
     pub link: String,
@@ -112,6 +114,7 @@ fn prepare(config: &ServerConfig) -> Result<Prepared> {
         state,
         listener,
         info: ServerInfo {
+            addr,
             url,
             link,
             prompts,

@@ -556,6 +556,13 @@ fn a_token_is_required_when_set_and_non_loopback_needs_one() {
         e.contains("not a loopback address") && e.contains("--token"),
         "{e}"
     );
+    open.token = Some("long-enough-token".into());
+    open.overlap = 0;
+    assert!(serve_in_background(&open)
+        .unwrap_err()
+        .to_string()
+        .contains("--overlap is 0"));
+    open.overlap = 1;
     open.token = Some("short".into());
     assert!(serve_in_background(&open)
         .unwrap_err()

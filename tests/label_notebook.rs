@@ -52,6 +52,14 @@ fn notebook_sequence_serve_simulate_rank_export() {
     let ratings = bradley_terry(names.len(), &matches, BtOptions::default());
     assert_eq!(ratings.len(), names.len());
     assert!(names.len() >= 3, "{names:?}");
+    // Each pair goes to 3 annotators first (the default overlap), so their
+    // agreement can be measured.
+    let board = rlhf_lab::label::leaderboard::leaderboard(&pairs);
+    let kappa = board
+        .fleiss_kappa
+        .expect("pairs judged by several annotators");
+    assert!((-1.0..=1.0).contains(&kappa), "{kappa}");
+    assert_eq!(board.consensus.len(), 4);
 
     // The export reads back with the project's readers: rung 5's records,
     // `feedback rank`, the reward model's labels folder, TRL pairs.

@@ -32,6 +32,10 @@ pub enum LabelCommand {
         /// Largest request body accepted, in bytes.
         #[arg(long, default_value_t = rlhf_lab::label::server::DEFAULT_BODY_LIMIT)]
         body_limit: usize,
+        /// Annotators each pair gets before new pairs are opened (agreement needs
+        /// pairs judged by several; 1 spreads votes over as many pairs as possible).
+        #[arg(long, default_value_t = rlhf_lab::label::server::DEFAULT_OVERLAP)]
+        overlap: u32,
     },
     /// Write the judgements of a database as the project's files: records.jsonl (every
     /// record), train.jsonl (comparisons) and trl/train.jsonl (prompt / chosen / rejected).
@@ -51,6 +55,7 @@ pub fn run(cmd: LabelCommand) -> Result<()> {
             bind,
             token,
             body_limit,
+            overlap,
         } => {
             let config = ServerConfig {
                 items,
@@ -58,6 +63,7 @@ pub fn run(cmd: LabelCommand) -> Result<()> {
                 bind,
                 token,
                 body_limit,
+                overlap,
             };
             serve(&config, |info| {
                 println!(

@@ -91,19 +91,25 @@ pub fn leaderboard(pairs: &[PairJudgement]) -> Leaderboard {
     }
 }
 
-/// The ratings as a figure: Elo and Bradley–Terry side by side, each with
+/// The ratings as a figure: Bradley–Terry and Elo, each with
 /// its 95% bootstrap interval. `None` before any system was compared.
 pub fn figure(board: &Leaderboard) -> Result<Option<Figure>> {
     if board.rows.is_empty() {
         return Ok(None);
     }
     let labels: Vec<&str> = board.rows.iter().map(|r| r.system.as_str()).collect();
+    // Side by side while the labels fit; one above the other, wider, beyond 5 systems.
+    let (width, columns) = if labels.len() <= 5 {
+        (520, 2)
+    } else {
+        ((110 * labels.len() as u32).clamp(520, 1100), 1)
+    };
     let chart = |title: &str, v: Vec<f64>, lo: Vec<f64>, hi: Vec<f64>| {
         BarChart::new(title)
             .y_label("rating (Elo scale)")
             .bars(&labels, &v)
             .intervals(&lo, &hi)
-            .size(520, 360)
+            .size(width, 360)
             .draw()
     };
     let elo = chart(
@@ -118,5 +124,5 @@ pub fn figure(board: &Leaderboard) -> Result<Option<Figure>> {
         board.rows.iter().map(|r| r.bt_interval.lo).collect(),
         board.rows.iter().map(|r| r.bt_interval.hi).collect(),
     )?;
-    Ok(Some(Figure::grid(&[bt, elo], 2)))
+    Ok(Some(Figure::grid(&[bt, elo], columns)))
 }

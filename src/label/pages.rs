@@ -223,7 +223,7 @@ pub fn leaderboard_page(ctx: &PageContext, board: &Leaderboard, version: usize) 
         body.push_str("<p class=\"muted\">No comparison between named systems yet.</p>");
     } else {
         body.push_str(&format!(
-            "<img id=\"figure\" alt=\"ratings with intervals\" src=\"/leaderboard.svg?v={version}\">"
+            "<img id=\"figure\" style=\"max-width:100%\" alt=\"ratings with intervals\" src=\"/leaderboard.svg?v={version}\">"
         ));
         body.push_str(
             "<table id=\"ratings\"><tr><th>system</th><th>Bradley–Terry</th><th>95%</th><th>Elo</th><th>95%</th><th>matches</th></tr>",

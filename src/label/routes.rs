@@ -58,10 +58,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl AppState {
-    /// State over `catalogue` and `db`, the scheduler rebuilt from the
-    /// judgements already stored.
-    pub fn new(catalogue: Catalogue, db: LabelDb, token: Option<String>) -> anyhow::Result<Self> {
-        let mut scheduler = Scheduler::new(&catalogue);
+    /// State over `catalogue` and `db`, the scheduler (each pair for
+    /// `overlap` annotators) rebuilt from the judgements already stored.
+    pub fn new(
+        catalogue: Catalogue,
+        db: LabelDb,
+        token: Option<String>,
+        overlap: u32,
+    ) -> anyhow::Result<Self> {
+        let mut scheduler = Scheduler::new(&catalogue, overlap);
         let pairs = db.pairs()?;
         for p in &pairs {
             if let (Some(a), Some(b)) = (

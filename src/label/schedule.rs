@@ -1,7 +1,9 @@
 //! Which pair (or single answer) an annotator judges next: one they have not
-//! judged, among those judged least often overall, then of the prompt judged
-//! least often — so votes spread evenly over the items — with ties broken
-//! by a per-annotator hash, so annotators working at once get different items.
+//! judged. Pairs still short of the *overlap* (the number of annotators each
+//! pair should get, so that agreement can be measured) come first, the
+//! closest to it first; then those judged least often overall. Ties go to the
+//! prompt judged least often — so votes spread evenly over the items — then
+//! to a per-annotator hash, so annotators working at once get different items.
 
 use super::items::{Catalogue, PairRef};
 use std::collections::{HashMap, HashSet};
@@ -10,6 +12,8 @@ use std::collections::{HashMap, HashSet};
 /// from it at start).
 #[derive(Debug, Clone, Default)]
 pub struct Scheduler {
+    /// Annotators each pair should get before new pairs are opened (at least 1).
+    overlap: u32,
     pair_counts: Vec<u32>,
     prompt_counts: Vec<u32>,
     single_counts: Vec<u32>,
@@ -35,9 +39,11 @@ fn name_hash(s: &str) -> u64 {
 }
 
 impl Scheduler {
-    /// An empty scheduler for `catalogue`.
-    pub fn new(catalogue: &Catalogue) -> Self {
+    /// An empty scheduler for `catalogue`, each pair to be judged by
+    /// `overlap` annotators (1: every pair once before any twice).
+    pub fn new(catalogue: &Catalogue, overlap: u32) -> Self {
         Self {
+            overlap: overlap.max(1),
             pair_counts: vec![0; catalogue.pairs.len()],
             prompt_counts: vec![0; catalogue.prompts.len()],
             single_counts: vec![0; catalogue.singles.len()],
@@ -101,8 +107,15 @@ impl Scheduler {
         (0..self.pair_counts.len())
             .filter(|i| done.is_none_or(|d| !d.contains(i)))
             .min_by_key(|&i| {
+                let n = self.pair_counts[i];
+                // Short of the overlap: (0, votes missing); else (1, votes).
+                let need = if n < self.overlap {
+                    (0, self.overlap - n)
+                } else {
+                    (1, n)
+                };
                 (
-                    self.pair_counts[i],
+                    need,
                     self.prompt_counts[catalogue.pairs[i].prompt],
                     mix(salt ^ i as u64),
                 )
@@ -150,7 +163,7 @@ mod tests {
     #[test]
     fn every_pair_once_per_annotator_spread_over_prompts() {
         let c = catalogue();
-        let mut s = Scheduler::new(&c);
+        let mut s = Scheduler::new(&c, 1);
         let mut seen = HashSet::new();
         let mut prompts = Vec::new();
         while let Some(p) = s.next_pair(&c, "ann") {
@@ -168,6 +181,14 @@ mod tests {
         let p = s.next_pair(&c, "other").unwrap();
         assert_eq!(s.pairs_done("other"), 0);
         assert!(s.pair_index(p.prompt, p.a, p.b).is_some());
+        // With an overlap of 2, a second annotator is first given the pairs
+        // someone judged, so that agreement can be measured.
+        let mut o = Scheduler::new(&c, 2);
+        let first = o.next_pair(&c, "ann").unwrap();
+        let i = o.pair_index(first.prompt, first.a, first.b).unwrap();
+        o.record_pair(&c, "ann", i);
+        assert_eq!(o.next_pair(&c, "other"), Some(first));
+        assert_ne!(o.next_pair(&c, "ann"), Some(first));
         let mut n = 0;
         while let Some(i) = s.next_single("ann") {
             s.record_single("ann", i);

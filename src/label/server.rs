@@ -14,6 +14,9 @@ use std::sync::Arc;
 /// a reason at most a few KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024;
 
+/// Default number of annotators per pair.
+pub const DEFAULT_OVERLAP: u32 = 3;
+
 /// Where and what to serve.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
@@ -27,6 +30,9 @@ pub struct ServerConfig {
     pub token: Option<String>,
     /// The largest request body accepted (413 above).
     pub body_limit: usize,
+    /// Annotators each pair gets before new pairs are opened, so that their
+    /// agreement can be measured (rung 5's simulations use 3).
+    pub overlap: u32,
 }
 
 impl ServerConfig {
@@ -38,6 +44,7 @@ impl ServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             token: None,
             body_limit: DEFAULT_BODY_LIMIT,
+            overlap: DEFAULT_OVERLAP,
         }
     }
 
@@ -45,6 +52,9 @@ impl ServerConfig {
     /// of at least 8 characters, since anyone who can reach the port could
     /// otherwise vote.
     pub fn check(&self) -> Result<()> {
+        if self.overlap == 0 {
+            bail!("--overlap is 0: each pair needs at least 1 annotator");
+        }
         if let Some(t) = &self.token {
             if t.chars().count() < 8 {
                 bail!(
@@ -95,7 +105,12 @@ fn prepare(config: &ServerConfig) -> Result<Prepared> {
     let db = LabelDb::open(&config.db)?;
     let stored = db.submission_ids()?.len();
     let (prompts, pairs) = (catalogue.prompts.len(), catalogue.pairs.len());
-    let state = Arc::new(AppState::new(catalogue, db, config.token.clone())?);
+    let state = Arc::new(AppState::new(
+        catalogue,
+        db,
+        config.token.clone(),
+        config.overlap,
+    )?);
     let listener =
         TcpListener::bind(config.bind).with_context(|| format!("binding to {}", config.bind))?;
     listener.set_nonblocking(true)?;

@@ -172,6 +172,19 @@ fn arena_stores_a_judgement_once_per_submission_id() {
 }
 
 #[test]
+fn the_left_answer_is_chosen_at_random() {
+    let f = start("order", None);
+    let (mut c, _) = named_client(&f, "Ola");
+    let mut lefts = std::collections::BTreeSet::new();
+    // The same next pair, 40 times: both orders appear (all one way: 2^-39).
+    for _ in 0..40 {
+        let page = c.get("/arena").unwrap().body;
+        lefts.insert(hidden(&page, "a"));
+    }
+    assert_eq!(lefts.len(), 2, "{lefts:?}");
+}
+
+#[test]
 fn every_pair_then_a_thank_you_and_pairs_balanced_across_prompts() {
     let f = start("balance", None);
     let (mut c, csrf) = named_client(&f, "Bo");

@@ -19,6 +19,14 @@ pub fn random_hex(n: usize) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A fair coin from the operating system's random source (which answer is
+/// shown on the left).
+pub fn random_bool() -> bool {
+    let mut b = [0u8; 1];
+    getrandom::fill(&mut b).expect("the operating system's random source failed");
+    b[0] & 1 == 1
+}
+
 /// Equality that takes the same time wherever the first difference is, so a
 /// guesser cannot learn a secret's prefix from response times.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {

@@ -377,7 +377,7 @@ fn next_arena_task(state: &AppState, annotator: &str) -> Option<ArenaTask> {
         key: p.answers[i].key.clone(),
         text: p.answers[i].text.clone(),
     };
-    let flip = auth::random_hex(1).as_bytes()[1] % 2 == 1;
+    let flip = auth::random_bool();
     let (left, right) = if flip {
         (pair.b, pair.a)
     } else {

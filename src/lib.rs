@@ -11,6 +11,9 @@
 //! | 4. Supervised fine-tuning | [`lm::sft`], [`lm::sft_data`], [`lm::behaviour`], [`world::demonstrations`] | `04_sft` |
 //! | 5. Human feedback: Elo, Bradley–Terry, annotators | [`feedback`], [`world`] | `05_human_feedback` |
 //!
+//! Labelling in the browser (a web page storing judgements in SQLite): [`label`]
+//! (the `label` feature, on by default).
+//!
 //! Notebooks 01–05 end with exercises that check themselves: [`exercises`].
 //!
 //! Figures: [`plot`]. Files (atomic writes, JSON Lines, checkpoints): [`io`].
@@ -21,6 +24,8 @@ pub mod exercises;
 pub mod feedback;
 pub mod gridworld_plots;
 pub mod io;
+#[cfg(feature = "label")]
+pub mod label;
 pub mod lm;
 pub mod metrics;
 pub mod nn;

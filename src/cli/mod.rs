@@ -5,6 +5,8 @@ mod feedback_cmd;
 mod gridworld_cmd;
 mod gridworld_train;
 mod judge_cmd;
+#[cfg(feature = "label")]
+mod label_cmd;
 mod lm_cmd;
 mod lora_args;
 mod ppo_cmd;
@@ -41,6 +43,10 @@ enum Command {
     /// Rung 5: human feedback (simulate a labelling session, rank systems).
     #[command(subcommand)]
     Feedback(feedback_cmd::FeedbackCommand),
+    /// Label in the browser: serve a labelling page backed by SQLite, export its judgements.
+    #[cfg(feature = "label")]
+    #[command(subcommand)]
+    Label(label_cmd::LabelCommand),
     /// Rung 6: the reward model (preference data, training, scoring).
     #[command(subcommand)]
     Rm(rm_cmd::RmCommand),
@@ -65,6 +71,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sft(a) => sft_cmd::run(a),
         Command::SftData(a) => sft_cmd::data(a),
         Command::Feedback(cmd) => feedback_cmd::run(cmd),
+        #[cfg(feature = "label")]
+        Command::Label(cmd) => label_cmd::run(cmd),
         Command::Rm(cmd) => rm_cmd::run(cmd),
         Command::Ppo(a) => ppo_cmd::run(a),
         Command::Dpo(a) => dpo_cmd::run(a),

@@ -63,7 +63,9 @@ if [ "$MODE" = test ] && ! command -v chromium >/dev/null && command -v apt-get 
   [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo -n"
   if [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; then
     log "installing chromium (browser test of the labelling page)"
-    $SUDO apt-get install -y chromium >/dev/null 2>&1 \
+    # A fresh machine may have no package lists yet: update once if needed.
+    { $SUDO apt-get install -y chromium >/dev/null 2>&1 \
+      || { $SUDO apt-get update -qq >/dev/null 2>&1 && $SUDO apt-get install -y chromium >/dev/null 2>&1; }; } \
       || log "could not install chromium; tests/label_browser.rs will say SKIPPED"
   else
     log "chromium not installed and no root: tests/label_browser.rs will say SKIPPED"

@@ -109,6 +109,8 @@ pub fn figure(board: &Leaderboard) -> Result<Option<Figure>> {
             .y_label("rating (Elo scale)")
             .bars(&labels, &v)
             .intervals(&lo, &hi)
+            // Ratings sit around 1000: an axis from 0 would flatten them.
+            .fit_y(true)
             .size(width, 360)
             .draw()
     };

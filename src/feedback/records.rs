@@ -48,6 +48,22 @@ impl Flaw {
         Flaw::Rude,
         Flaw::TooLong,
     ];
+
+    /// The flaw's name in the records (`too_long`): its serde spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flaw::Incorrect => "incorrect",
+            Flaw::Unhelpful => "unhelpful",
+            Flaw::Harmful => "harmful",
+            Flaw::Rude => "rude",
+            Flaw::TooLong => "too_long",
+        }
+    }
+
+    /// The flaw named `name` ([`Flaw::name`]), if any.
+    pub fn from_name(name: &str) -> Option<Flaw> {
+        Flaw::ALL.into_iter().find(|f| f.name() == name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -333,6 +349,18 @@ pub fn read_preference_pairs(path: impl AsRef<Path>) -> Result<Vec<PreferencePai
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flaw_names_are_their_serde_spelling() {
+        for f in Flaw::ALL {
+            assert_eq!(
+                serde_json::to_string(&f).unwrap(),
+                format!("\"{}\"", f.name())
+            );
+            assert_eq!(Flaw::from_name(f.name()), Some(f));
+        }
+        assert_eq!(Flaw::from_name("too long"), None);
+    }
 
     #[test]
     fn errors_name_file_and_line_and_field() {

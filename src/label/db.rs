@@ -93,6 +93,26 @@ pub enum Stored {
     AlreadyJudged,
 }
 
+impl Stored {
+    /// What an `INSERT … ON CONFLICT DO NOTHING` of one judgement did, from the
+    /// rows it inserted and — only when it inserted none — `same_as_stored`:
+    /// whether the row already under this submission id is this judgement
+    /// (`None`: no row has the id, so the one-verdict index refused it).
+    fn of_insert(
+        inserted: usize,
+        same_as_stored: impl FnOnce() -> rusqlite::Result<Option<bool>>,
+    ) -> rusqlite::Result<Stored> {
+        if inserted == 1 {
+            return Ok(Stored::New);
+        }
+        Ok(match same_as_stored()? {
+            Some(true) => Stored::Duplicate,
+            Some(false) => Stored::Conflict,
+            None => Stored::AlreadyJudged,
+        })
+    }
+}
+
 /// The labelling database.
 pub struct LabelDb {
     conn: Connection,
@@ -137,26 +157,6 @@ CREATE UNIQUE INDEX IF NOT EXISTS one_vote_per_pair
 CREATE UNIQUE INDEX IF NOT EXISTS one_vote_per_answer
     ON single_judgements (annotator, prompt_id, key);
 ";
-
-fn flaw_name(f: Flaw) -> &'static str {
-    match f {
-        Flaw::Incorrect => "incorrect",
-        Flaw::Unhelpful => "unhelpful",
-        Flaw::Harmful => "harmful",
-        Flaw::Rude => "rude",
-        Flaw::TooLong => "too_long",
-    }
-}
-
-/// The checklist's spelling of a flaw (`too_long`), as in the records.
-pub fn flaw_from_name(s: &str) -> Option<Flaw> {
-    Flaw::ALL.into_iter().find(|f| flaw_name(*f) == s)
-}
-
-/// [`flaw_from_name`]'s inverse.
-pub fn flaw_to_name(f: Flaw) -> &'static str {
-    flaw_name(f)
-}
 
 impl LabelDb {
     /// Open (or create) the database at `path`: WAL mode, full sync, the schema.
@@ -214,30 +214,22 @@ impl LabelDb {
                 j.created_at
             ],
         )?;
-        let stored = if n == 1 {
-            Stored::New
-        } else {
-            let same: Option<bool> = tx
-                .query_row(
-                    "SELECT annotator = ?2 AND prompt_id = ?3 AND key_a = ?4 AND key_b = ?5 AND choice = ?6
-                     FROM pair_judgements WHERE submission_id = ?1",
-                    params![
-                        j.submission_id,
-                        j.annotator,
-                        j.prompt_id,
-                        j.key_a,
-                        j.key_b,
-                        j.choice.as_str()
-                    ],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            match same {
-                Some(true) => Stored::Duplicate,
-                Some(false) => Stored::Conflict,
-                None => Stored::AlreadyJudged,
-            }
-        };
+        let stored = Stored::of_insert(n, || {
+            tx.query_row(
+                "SELECT annotator = ?2 AND prompt_id = ?3 AND key_a = ?4 AND key_b = ?5 AND choice = ?6
+                 FROM pair_judgements WHERE submission_id = ?1",
+                params![
+                    j.submission_id,
+                    j.annotator,
+                    j.prompt_id,
+                    j.key_a,
+                    j.key_b,
+                    j.choice.as_str()
+                ],
+                |r| r.get(0),
+            )
+            .optional()
+        })?;
         tx.commit()
             .with_context(|| format!("committing to {}", self.path.display()))?;
         Ok(stored)
@@ -245,7 +237,7 @@ impl LabelDb {
 
     /// Store a single-answer judgement in its own transaction.
     pub fn insert_single(&mut self, j: &SingleJudgement) -> Result<Stored> {
-        let flaws: Vec<&str> = j.flaws.iter().map(|f| flaw_name(*f)).collect();
+        let flaws: Vec<&str> = j.flaws.iter().map(|f| f.name()).collect();
         let flaws = flaws.join(",");
         let tx = self.conn.transaction()?;
         let n = tx.execute(
@@ -267,23 +259,15 @@ impl LabelDb {
                 j.created_at
             ],
         )?;
-        let stored = if n == 1 {
-            Stored::New
-        } else {
-            let same: Option<bool> = tx
-                .query_row(
-                    "SELECT annotator = ?2 AND prompt_id = ?3 AND key = ?4 AND up = ?5
-                     FROM single_judgements WHERE submission_id = ?1",
-                    params![j.submission_id, j.annotator, j.prompt_id, j.key, j.up],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            match same {
-                Some(true) => Stored::Duplicate,
-                Some(false) => Stored::Conflict,
-                None => Stored::AlreadyJudged,
-            }
-        };
+        let stored = Stored::of_insert(n, || {
+            tx.query_row(
+                "SELECT annotator = ?2 AND prompt_id = ?3 AND key = ?4 AND up = ?5
+                 FROM single_judgements WHERE submission_id = ?1",
+                params![j.submission_id, j.annotator, j.prompt_id, j.key, j.up],
+                |r| r.get(0),
+            )
+            .optional()
+        })?;
         tx.commit()
             .with_context(|| format!("committing to {}", self.path.display()))?;
         Ok(stored)
@@ -338,7 +322,7 @@ impl LabelDb {
                 response: r.get(6)?,
                 up: r.get(7)?,
                 rating: r.get(8)?,
-                flaws: flaws.split(',').filter_map(flaw_from_name).collect(),
+                flaws: flaws.split(',').filter_map(Flaw::from_name).collect(),
                 created_at: r.get(10)?,
             })
         })?;

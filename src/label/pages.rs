@@ -178,7 +178,7 @@ pub fn single_page(ctx: &PageContext, task: Option<&SingleTask>) -> String {
     let flaws: String = Flaw::ALL
         .iter()
         .map(|f| {
-            let name = super::db::flaw_to_name(*f);
+            let name = f.name();
             format!(
                 "<label><input type=\"checkbox\" name=\"flaw\" value=\"{name}\"> {}</label> ",
                 flaw_label(*f)

@@ -22,6 +22,7 @@ use super::items::Catalogue;
 use super::leaderboard::{self, Leaderboard};
 use super::pages::{self, AnswerView, ArenaTask, PageContext, SingleTask};
 use super::schedule::Scheduler;
+use crate::feedback::records::Flaw;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -369,6 +370,26 @@ fn annotator(ctx: &PageContext) -> Result<String, Response> {
     })
 }
 
+/// A judging request's checked form and who sent it.
+struct Judging {
+    fields: Fields,
+    annotator: String,
+}
+
+/// [`checked_form`] (CSRF), then [`annotator`]: what every judging POST needs.
+#[allow(clippy::result_large_err)]
+fn judging_form(
+    ctx: &PageContext,
+    headers: &HeaderMap,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Result<Judging, Response> {
+    let fields = checked_form(ctx, headers, form)?;
+    Ok(Judging {
+        fields,
+        annotator: annotator(ctx)?,
+    })
+}
+
 /// The next pair for `annotator`, in random left/right order.
 fn next_arena_task(state: &AppState, annotator: &str) -> Option<ArenaTask> {
     let pair = lock(&state.scheduler).next_pair(&state.catalogue, annotator)?;
@@ -513,12 +534,8 @@ async fn post_arena(
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
     let (ctx, _) = context(&headers, &nonce);
-    let fields = match checked_form(&ctx, &headers, form) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let annotator = match annotator(&ctx) {
-        Ok(a) => a,
+    let Judging { fields, annotator } = match judging_form(&ctx, &headers, form) {
+        Ok(j) => j,
         Err(r) => return r,
     };
     let bad = |m: String| fail(&ctx, StatusCode::BAD_REQUEST, &m);
@@ -595,12 +612,8 @@ async fn post_single(
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
     let (ctx, _) = context(&headers, &nonce);
-    let fields = match checked_form(&ctx, &headers, form) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let annotator = match annotator(&ctx) {
-        Ok(a) => a,
+    let Judging { fields, annotator } = match judging_form(&ctx, &headers, form) {
+        Ok(j) => j,
         Err(r) => return r,
     };
     let parsed = (|| {
@@ -620,7 +633,7 @@ async fn post_single(
         };
         let mut flaws = Vec::new();
         for f in fields.all("flaw") {
-            let flaw = db::flaw_from_name(f).ok_or_else(|| {
+            let flaw = Flaw::from_name(f).ok_or_else(|| {
                 format!("field `flaw` is `{f}`: incorrect, unhelpful, harmful, rude or too_long")
             })?;
             if !flaws.contains(&flaw) {

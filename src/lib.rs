@@ -17,9 +17,11 @@
 //! Notebooks 01–05 end with exercises that check themselves: [`exercises`].
 //!
 //! Figures: [`plot`]. Files (atomic writes, JSON Lines, checkpoints): [`io`].
-//! Seeds of a run's streams (batches, dropout, sampled rows): [`seeds`]. Notebooks start with `use rlhf_lab::prelude::*;` (the
-//! project's kernel does this for you).
+//! Seeds of a run's streams (batches, dropout, sampled rows): [`seeds`].
+//! Train / validation / test of any dataset: [`splits`]. Notebooks start with
+//! `use rlhf_lab::prelude::*;` (the project's kernel does this for you).
 
+pub mod allocator;
 pub mod exercises;
 pub mod feedback;
 pub mod gridworld_plots;
@@ -36,6 +38,7 @@ pub mod prelude;
 pub mod rl;
 pub mod rlhf;
 pub mod seeds;
+pub mod splits;
 pub mod world;
 
 pub use anyhow;

@@ -10,8 +10,10 @@ use std::collections::HashMap;
 /// Hyper-parameters of [`AdamW`].
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdamConfig {
-    /// Learning rate (changed during training by a schedule, see [`AdamW::set_lr`]).
-    pub lr: f64,
+    /// Learning rate (changed during training by a schedule, see
+    /// [`AdamW::set_learning_rate`]; `lr` in files of earlier versions).
+    #[serde(alias = "lr")]
+    pub learning_rate: f64,
     /// Decay rate of the first moment (the running mean of gradients).
     pub beta1: f64,
     /// Decay rate of the second moment (the running mean of squared gradients).
@@ -26,7 +28,7 @@ pub struct AdamConfig {
 impl Default for AdamConfig {
     fn default() -> Self {
         Self {
-            lr: 1e-3,
+            learning_rate: 1e-3,
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
@@ -153,8 +155,8 @@ impl AdamW {
         self.step
     }
 
-    pub fn set_lr(&mut self, lr: f64) {
-        self.config.lr = lr;
+    pub fn set_learning_rate(&mut self, learning_rate: f64) {
+        self.config.learning_rate = learning_rate;
     }
 
     /// The optimised variables with their names.
@@ -180,9 +182,12 @@ impl AdamW {
                     // The same formulas as below, in one pass over the parameters.
                     let g: Vec<f32> = g.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
                     let mut theta: Vec<f32> = var.as_tensor().flatten_all()?.to_vec1()?;
-                    let (b1, b2, lr) = (c.beta1 as f32, c.beta2 as f32, c.lr as f32);
+                    let (b1, b2, lr) = (c.beta1 as f32, c.beta2 as f32, c.learning_rate as f32);
                     let (bc1, bc2, eps) = (bc1 as f32, bc2 as f32, c.eps as f32);
-                    let (decay, scale) = (1.0 - (c.lr * p.weight_decay) as f32, grad_scale as f32);
+                    let (decay, scale) = (
+                        1.0 - (c.learning_rate * p.weight_decay) as f32,
+                        grad_scale as f32,
+                    );
                     for j in 0..theta.len() {
                         let gj = g[j] * scale;
                         m[j] = b1 * m[j] + (1.0 - b1) * gj;
@@ -201,11 +206,11 @@ impl AdamW {
                     let update = (m_hat / (v_hat.sqrt()? + c.eps)?)?;
                     let theta = var.as_tensor().to_dtype(DType::F32)?;
                     let theta = if p.weight_decay > 0.0 {
-                        (&theta * (1.0 - c.lr * p.weight_decay))?
+                        (&theta * (1.0 - c.learning_rate * p.weight_decay))?
                     } else {
                         theta
                     };
-                    var.set(&(theta - (update * c.lr)?)?.to_dtype(var.dtype())?)?;
+                    var.set(&(theta - (update * c.learning_rate)?)?.to_dtype(var.dtype())?)?;
                 }
             }
         }
@@ -231,6 +236,26 @@ impl AdamW {
             Tensor::new(&[self.step as u32], &candle_core::Device::Cpu)?,
         );
         Ok(out)
+    }
+
+    /// Write [`Self::state`] to `path` as safetensors, atomically: the
+    /// [`OPTIMIZER`](crate::io::checkpoint::OPTIMIZER) file of a checkpoint.
+    pub fn save_state(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        crate::io::save_safetensors_atomic(&self.state()?, path)
+    }
+
+    /// Restore the moments from a file written by [`Self::save_state`], onto
+    /// the variables' device; errors name the file.
+    pub fn load_state_file(&mut self, path: &std::path::Path) -> anyhow::Result<()> {
+        use anyhow::Context;
+        let device = match self.params.first() {
+            Some(p) => p.var.device().clone(),
+            None => candle_core::Device::Cpu,
+        };
+        let state = candle_core::safetensors::load(path, &device)
+            .with_context(|| format!("reading {}", path.display()))?;
+        self.load_state(&state)
+            .with_context(|| path.display().to_string())
     }
 
     /// Restore what [`Self::state`] saved; names must match.
@@ -371,7 +396,7 @@ mod tests {
         let mut opt = AdamW::new(
             vec![("x".into(), x.clone())],
             AdamConfig {
-                lr: 0.1,
+                learning_rate: 0.1,
                 ..Default::default()
             },
         )
@@ -417,7 +442,7 @@ mod tests {
             AdamW::new(
                 vec![(name.to_string(), v.clone())],
                 AdamConfig {
-                    lr,
+                    learning_rate: lr,
                     ..Default::default()
                 },
             )

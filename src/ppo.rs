@@ -35,6 +35,15 @@ pub struct GaeInputs<'a> {
     pub episode_end: &'a Tensor,
 }
 
+/// What [`gae`] computes, both `[T, N]` f32.
+#[derive(Debug, Clone)]
+pub struct Gae {
+    /// Â_t, the advantage of the action taken at step t.
+    pub advantages: Tensor,
+    /// R_t = Â_t + V(s_t), the value network's target.
+    pub returns: Tensor,
+}
+
 /// Generalized advantage estimation (Schulman et al. 2016, eq. 16):
 ///
 /// ```text
@@ -44,8 +53,8 @@ pub struct GaeInputs<'a> {
 /// ```
 ///
 /// λ = 1 with V ≡ 0 gives the Monte-Carlo return (REINFORCE); λ = 0 the one-step TD error.
-/// Returns `(advantages, returns)`, both `[T, N]` f32.
-pub fn gae(x: &GaeInputs, gamma: f64, lambda: f64) -> Result<(Tensor, Tensor)> {
+/// Both outputs are `[T, N]` f32.
+pub fn gae(x: &GaeInputs, gamma: f64, lambda: f64) -> Result<Gae> {
     let device = x.rewards.device();
     let (t_len, n) = x.rewards.dims2()?;
     for (name, t) in [
@@ -83,7 +92,10 @@ pub fn gae(x: &GaeInputs, gamma: f64, lambda: f64) -> Result<(Tensor, Tensor)> {
     let flat: Vec<f32> = adv.into_iter().flatten().collect();
     let advantages = Tensor::from_vec(flat, (t_len, n), device)?;
     let returns = (&advantages + x.values.to_dtype(DType::F32)?)?;
-    Ok((advantages, returns))
+    Ok(Gae {
+        advantages,
+        returns,
+    })
 }
 
 /// Mean of `x` over the entries where `mask` is 1 (all entries when `mask` is `None`).
@@ -355,7 +367,10 @@ mod tests {
             terminated: &term,
             episode_end: &end,
         };
-        let (adv, ret) = gae(&x, 0.9, 0.8).unwrap();
+        let Gae {
+            advantages: adv,
+            returns: ret,
+        } = gae(&x, 0.9, 0.8).unwrap();
         close(&v1(&adv), &[1.904, 1.2, 1.0], 1e-5);
         close(&v1(&ret), &[2.404, 1.8, 2.0], 1e-5);
         // λ = 1, V ≡ 0 over one episode: discounted Monte-Carlo returns.
@@ -368,7 +383,7 @@ mod tests {
             terminated: &end,
             episode_end: &end,
         };
-        let (adv, _) = gae(&x, 0.9, 1.0).unwrap();
+        let adv = gae(&x, 0.9, 1.0).unwrap().advantages;
         close(&v1(&adv), &[1.0 + 0.81 * 2.0, 0.9 * 2.0, 2.0], 1e-5);
     }
 

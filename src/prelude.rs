@@ -53,11 +53,13 @@ pub use crate::plot::diagrams::{rlhf_phases, value_vs_reward};
 pub use crate::plot::{BarChart, Figure, Heatmap, Histogram, LineChart};
 pub use crate::rl::plots::{
     agent_vs_truth, compare_curves, gradient_variance_chart, learning_curve, metric_curve,
+    MetricCurve,
 };
 pub use crate::rl::{
     compare_algorithms, gradient_variance, metrics_to_csv, AdvantageEstimator, Algorithm,
     GridworldTrainer, GroundTruthReport, IterationMetrics, LearningCurve, PpoConfig,
 };
+pub use crate::splits::Splits;
 pub use crate::world::World;
 pub use anyhow;
 pub use candle_core::{DType, Device};

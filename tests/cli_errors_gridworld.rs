@@ -277,7 +277,7 @@ fn a_killed_run_resumed_equals_an_uninterrupted_one() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let marker = killed.join("agent/trainer.json");
+    let marker = killed.join("checkpoint/trainer_state.json");
     let started = Instant::now();
     while !marker.exists() {
         assert!(
@@ -308,11 +308,13 @@ fn a_killed_run_resumed_equals_an_uninterrupted_one() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("resumed at iteration {at}")));
-    let weights = |d: &Path| std::fs::read(d.join("agent/weights.safetensors")).unwrap();
-    assert!(
-        weights(&whole) == weights(&killed),
-        "weights differ after resuming"
-    );
+    for file in ["model.safetensors", "optimizer.safetensors"] {
+        let bytes = |d: &Path| std::fs::read(d.join("checkpoint").join(file)).unwrap();
+        assert!(
+            bytes(&whole) == bytes(&killed),
+            "{file} differs after resuming"
+        );
+    }
     assert_eq!(
         metrics_without_speed(&whole.join("metrics.jsonl")),
         metrics_without_speed(&killed.join("metrics.jsonl"))
@@ -338,7 +340,9 @@ fn resume_without_a_checkpoint_and_with_a_new_seed_are_errors() {
         s(&dir.join("empty")),
     ]));
     assert!(
-        err.contains("--resume") && err.contains("empty/agent") && err.contains("trainer.json"),
+        err.contains("--resume")
+            && err.contains("empty/checkpoint")
+            && err.contains("trainer_state.json"),
         "{err}"
     );
     // A seed cannot change a resumed run (clap's usage error, exit 2).

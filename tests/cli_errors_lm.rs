@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Tensor};
 use rlhf_lab::lm::sft::SftDataset;
 use rlhf_lab::lm::sft_data;
 use rlhf_lab::lm::{LanguageModel, NextTokenLoss, RunOptions, TrainConfig, Trainer};
+use rlhf_lab::world::demonstrations::Splits;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -259,7 +260,11 @@ fn tiny_sft_trainer(
     RunOptions,
 ) {
     let lm = LanguageModel::load(&tiny("tiny-pretrained"), &Device::Cpu, DType::F32).unwrap();
-    let (train, valid, _) = sft_data::read_splits(&small_sft_data(dir, 8)).unwrap();
+    let Splits {
+        train,
+        validation: valid,
+        ..
+    } = sft_data::read_splits(&small_sft_data(dir, 8)).unwrap();
     let data = SftDataset::new(&lm.tokenizer, &train, &valid, 4, 64, 0).unwrap();
     let config = TrainConfig {
         steps: 4,

@@ -1,6 +1,7 @@
 //! The committed datasets are exactly what their generators write.
 
 use rlhf_lab::lm::{pretrain, sft_data};
+use rlhf_lab::world::demonstrations::Splits;
 
 fn same_file(a: &std::path::Path, b: &std::path::Path) {
     let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
@@ -46,7 +47,11 @@ fn corpus_and_demonstrations_match_their_generators() {
     );
     assert_eq!(retrained.vocab_size(), committed.vocab_size());
     // Every line of the splits validates.
-    let (t, v, te) = sft_data::read_splits(&sft_data::sft_dir()).unwrap();
+    let Splits {
+        train: t,
+        validation: v,
+        test: te,
+    } = sft_data::read_splits(&sft_data::sft_dir()).unwrap();
     assert_eq!((t.len(), v.len(), te.len()), (2240, 280, 280));
     std::fs::remove_dir_all(&tmp).ok();
 }

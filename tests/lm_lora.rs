@@ -11,6 +11,7 @@ use rlhf_lab::lm::sft::SftDataset;
 use rlhf_lab::lm::sft_data;
 use rlhf_lab::lm::{LanguageModel, NextTokenLoss, TrainConfig, Trainer};
 use rlhf_lab::rlhf::preferences::tiny_sft_dir;
+use rlhf_lab::world::demonstrations::Splits;
 use std::path::Path;
 
 fn sft() -> LanguageModel {
@@ -139,13 +140,17 @@ fn only_the_adapters_train() {
         .iter()
         .map(|(_, v)| values(v))
         .collect();
-    let (train, valid, _) = sft_data::read_splits(&sft_data::sft_dir()).unwrap();
+    let Splits {
+        train,
+        validation: valid,
+        ..
+    } = sft_data::read_splits(&sft_data::sft_dir()).unwrap();
     let data = SftDataset::new(&policy.tokenizer, &train[..64], &valid[..8], 8, 128, 0).unwrap();
     let mut t = Trainer::new(
         NextTokenLoss::new(&policy),
         TrainConfig {
             steps: 3,
-            lr: 1e-3,
+            learning_rate: 1e-3,
             warmup_steps: 0,
             eval_every: 3,
             ..TrainConfig::default()
@@ -196,7 +201,11 @@ fn adapter_dropout_acts_only_in_training_and_is_seeded() {
         "eval mode has no dropout"
     );
 
-    let (train, valid, _) = sft_data::read_splits(&sft_data::sft_dir()).unwrap();
+    let Splits {
+        train,
+        validation: valid,
+        ..
+    } = sft_data::read_splits(&sft_data::sft_dir()).unwrap();
     let run = |dropout: f64| -> Vec<Vec<f32>> {
         let config = LoraConfig {
             lora_dropout: dropout,
@@ -208,7 +217,7 @@ fn adapter_dropout_acts_only_in_training_and_is_seeded() {
             NextTokenLoss::new(&lm),
             TrainConfig {
                 steps: 2,
-                lr: 1e-3,
+                learning_rate: 1e-3,
                 warmup_steps: 0,
                 eval_every: 2,
                 ..TrainConfig::default()

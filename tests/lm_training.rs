@@ -9,9 +9,10 @@ use rlhf_lab::lm::pretrain;
 use rlhf_lab::lm::sft::SftDataset;
 use rlhf_lab::lm::sft_data;
 use rlhf_lab::lm::{
-    resume_language_model, LanguageModel, LlamaConfig, NextTokenLoss, RunOptions, TokenStream,
-    TrainConfig, Trainer,
+    resume_language_model, LanguageModel, LlamaConfig, NextTokenLoss, ResumedRun, RunOptions,
+    TokenStream, TrainConfig, Trainer,
 };
+use rlhf_lab::world::demonstrations::Splits;
 
 fn small_setup(seed: u64) -> (LanguageModel, TokenStream) {
     let dir = pretrain::corpus_dir();
@@ -100,7 +101,10 @@ fn resume_equals_uninterrupted_and_nan_keeps_last_good_checkpoint() {
         ..Default::default()
     };
     t.train_until(&data, &opts, 6).unwrap();
-    let (lm2, mut t2) = resume_language_model(&ckpt, &Device::Cpu).unwrap();
+    let ResumedRun {
+        model: lm2,
+        trainer: mut t2,
+    } = resume_language_model(&ckpt, &Device::Cpu).unwrap();
     assert_eq!(t2.step, 6);
     t2.train(&data, &RunOptions::default()).unwrap();
     let resumed = weights_of(&lm2);
@@ -122,7 +126,10 @@ fn resume_equals_uninterrupted_and_nan_keeps_last_good_checkpoint() {
         "{err}"
     );
     assert!(err.contains("last good checkpoint"), "{err}");
-    let (good, t3) = resume_language_model(&ckpt, &Device::Cpu).unwrap();
+    let ResumedRun {
+        model: good,
+        trainer: t3,
+    } = resume_language_model(&ckpt, &Device::Cpu).unwrap();
     assert_eq!(t3.step, 6);
     let restored = good.vars().into_iter().find(|(n, _)| *n == name).unwrap().1;
     let finite: f32 = restored
@@ -144,7 +151,11 @@ fn resume_equals_uninterrupted_and_nan_keeps_last_good_checkpoint() {
 fn sft_lowers_validation_loss_and_raises_exact_match() {
     let model_dir = pretrain::tiny_pretrained_dir();
     let lm = LanguageModel::load(&model_dir, &Device::Cpu, DType::F32).unwrap();
-    let (train, valid, test) = sft_data::read_splits(&sft_data::sft_dir()).unwrap();
+    let Splits {
+        train,
+        validation: valid,
+        test,
+    } = sft_data::read_splits(&sft_data::sft_dir()).unwrap();
     let facts: Vec<_> = test
         .iter()
         .filter(|c| c.kind == "fact")
@@ -158,7 +169,7 @@ fn sft_lowers_validation_loss_and_raises_exact_match() {
         NextTokenLoss::new(&lm),
         TrainConfig {
             steps: 160,
-            lr: 2e-3,
+            learning_rate: 2e-3,
             warmup_steps: 10,
             eval_every: 160,
             ..TrainConfig::default()
@@ -247,7 +258,11 @@ fn recorded_losses_for_a_fixed_seed() {
 
     let lm =
         LanguageModel::load(&pretrain::tiny_pretrained_dir(), &Device::Cpu, DType::F32).unwrap();
-    let (train, valid, _) = sft_data::read_splits(&sft_data::sft_dir()).unwrap();
+    let Splits {
+        train,
+        validation: valid,
+        ..
+    } = sft_data::read_splits(&sft_data::sft_dir()).unwrap();
     let data = SftDataset::new(
         &lm.tokenizer,
         &train,
@@ -259,7 +274,7 @@ fn recorded_losses_for_a_fixed_seed() {
     .unwrap();
     let config = TrainConfig {
         steps: 10,
-        lr: 2e-3,
+        learning_rate: 2e-3,
         warmup_steps: 3,
         eval_every: 5,
         ..TrainConfig::default()

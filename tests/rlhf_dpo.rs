@@ -26,7 +26,7 @@ fn short_run(
     let config = DpoConfig {
         train: rlhf_lab::lm::TrainConfig {
             steps: 20,
-            lr,
+            learning_rate: lr,
             warmup_steps: 4,
             weight_decay: 0.0,
             eval_every: 20,
@@ -280,16 +280,16 @@ fn a_config_file_overrides_nested_defaults_field_by_field() {
     std::fs::write(&path, r#"{"beta": 0.5, "train": {"lr": 1e-4}}"#).unwrap();
     let c: DpoConfig = rlhf_lab::io::read_config(&path).unwrap();
     let d = DpoConfig::default();
-    assert_eq!((c.beta, c.train.lr), (0.5, 1e-4));
+    assert_eq!((c.beta, c.train.learning_rate), (0.5, 1e-4));
     assert_eq!(c.train.steps, d.train.steps);
     assert_eq!(c.train.min_lr_ratio, d.train.min_lr_ratio);
     assert_eq!(c.train.warmup_steps, d.train.warmup_steps);
-    std::fs::write(&path, r#"{"train": {"learning_rate": 1e-4}}"#).unwrap();
+    std::fs::write(&path, r#"{"train": {"learning_rte": 1e-4}}"#).unwrap();
     let e = format!(
         "{:#}",
         rlhf_lab::io::read_config::<DpoConfig>(&path).unwrap_err()
     );
-    assert!(e.contains("learning_rate") && e.contains("dpo.json"), "{e}");
+    assert!(e.contains("learning_rte") && e.contains("dpo.json"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -184,9 +184,13 @@ fn torn_checkpoint_resumes_from_old_and_says_so_lr_applied_seed_checked() {
         serde_json::from_str(&std::fs::read_to_string(ckpt.join("trainer_state.json")).unwrap())
             .unwrap();
     assert_eq!(state["step"], 4);
-    assert_eq!(state["config"]["lr"], 5e-4);
+    assert_eq!(state["config"]["learning_rate"], 5e-4);
     let rows = metrics(&out);
     assert_eq!(rows.len(), 5, "updates 0..=4 in one history");
-    assert!(rows[3]["lr"].as_f64().unwrap() <= 5e-4, "{:?}", rows[3]);
+    assert!(
+        rows[3]["learning_rate"].as_f64().unwrap() <= 5e-4,
+        "{:?}",
+        rows[3]
+    );
     std::fs::remove_dir_all(&d).ok();
 }

@@ -60,8 +60,8 @@ pub struct DpoArgs {
     /// Updates (default: one pass over the training comparisons; online: one pass per round).
     #[arg(long)]
     steps: Option<usize>,
-    #[arg(long)]
-    lr: Option<f64>,
+    #[arg(long = "lr", visible_alias = "learning-rate")]
+    learning_rate: Option<f64>,
     #[arg(long)]
     seed: Option<u64>,
     /// A JSON file with `DpoConfig` fields (unknown or invalid fields are errors naming the field).
@@ -113,8 +113,8 @@ pub fn run(a: DpoArgs) -> Result<()> {
     if let Some(s) = a.steps {
         config.train.steps = s;
     }
-    if let Some(lr) = a.lr {
-        config.train.lr = lr;
+    if let Some(lr) = a.learning_rate {
+        config.train.learning_rate = lr;
     }
     if let Some(s) = a.seed {
         config.seed = s;

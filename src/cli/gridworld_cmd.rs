@@ -56,11 +56,11 @@ pub enum GridworldCommand {
         /// Stop as soon as the agent meets the solved bar.
         #[arg(long)]
         stop_when_solved: bool,
-        /// Write the agent to OUT/agent (atomically) every this many iterations
+        /// Write the agent to OUT/checkpoint (atomically) every this many iterations
         /// and at the end, so an interrupted run can continue with --resume.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
         checkpoint_every: u64,
-        /// Continue the run whose checkpoint is in OUT/agent (its map, config and
+        /// Continue the run whose checkpoint is in OUT/checkpoint (its map, config and
         /// seed); the result equals that of an uninterrupted run.
         #[arg(long, conflicts_with_all = ["config", "seed", "map"])]
         resume: bool,

@@ -16,14 +16,14 @@ pub struct TrainArgs {
     pub total_timesteps: Option<usize>,
     pub out: PathBuf,
     pub stop_when_solved: bool,
-    /// Iterations between checkpoints of OUT/agent.
+    /// Iterations between checkpoints of OUT/checkpoint.
     pub checkpoint_every: usize,
-    /// Continue from OUT/agent.
+    /// Continue from OUT/checkpoint (or `checkpoint.old`, left by an interrupted write).
     pub resume: bool,
 }
 
 /// A new trainer from the map and the config, or (`--resume`) the one in
-/// OUT/agent; `--total-timesteps` may raise a resumed run's budget.
+/// OUT/checkpoint; `--total-timesteps` may raise a resumed run's budget.
 fn trainer_for(a: &TrainArgs, agent: &std::path::Path) -> Result<GridworldTrainer> {
     if a.resume {
         let mut t = GridworldTrainer::resume(agent).with_context(|| {
@@ -58,12 +58,15 @@ fn trainer_for(a: &TrainArgs, agent: &std::path::Path) -> Result<GridworldTraine
 
 pub fn train(a: TrainArgs) -> Result<()> {
     let out = a.out.as_path();
-    let agent = out.join("agent");
+    let agent = out.join("checkpoint");
     let mut trainer = trainer_for(&a, &agent)?;
     rlhf_lab::io::check_output_dir_writable(out)?;
     let world = trainer.world().clone();
     let map_label = if a.resume {
-        agent.join("trainer.json").display().to_string()
+        agent
+            .join(rlhf_lab::io::checkpoint::TRAINER_STATE)
+            .display()
+            .to_string()
     } else {
         a.map.clone()
     };
@@ -162,7 +165,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         None => println!("not solved within the budget"),
     }
     println!(
-        "wrote metrics, summary, figures and the agent to {}",
+        "wrote metrics, summary, figures and the checkpoint to {}",
         out.display()
     );
     Ok(())

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use rlhf_lab::lm::pretrain;
 use rlhf_lab::lm::pretrained::resolve_model_path;
 use rlhf_lab::lm::{
-    resume_language_model_as, LanguageModel, NextTokenLoss, RunOptions, SamplingConfig,
+    resume_language_model_as, LanguageModel, NextTokenLoss, ResumedRun, RunOptions, SamplingConfig,
     TrainConfig, Trainer,
 };
 use std::path::PathBuf;
@@ -76,8 +76,8 @@ pub struct PretrainArgs {
     /// Peak learning rate [default: 3e-3]. With --resume: the checkpoint's
     /// unless given; a different value replaces it from the next update on,
     /// and a note on stderr says so.
-    #[arg(long)]
-    lr: Option<f64>,
+    #[arg(long = "lr", visible_alias = "learning-rate")]
+    learning_rate: Option<f64>,
     #[arg(long, default_value_t = 100, value_parser = super::value_parsers::at_least_one)]
     eval_every: usize,
     /// Seed of the initialisation and the batches (with --resume: must be the checkpoint's).
@@ -168,16 +168,21 @@ pub fn resume_lm(
     dtype: DType,
     steps: usize,
     seed: u64,
-    lr: Option<f64>,
-) -> Result<(LanguageModel, rlhf_lab::lm::LmTrainer)> {
-    let (lm, mut t) = resume_language_model_as(ckpt, device, dtype)?;
+    learning_rate: Option<f64>,
+) -> Result<ResumedRun> {
+    let mut run = resume_language_model_as(ckpt, device, dtype)?;
+    let t = &mut run.trainer;
     t.check_resume_seed(seed)?;
     t.set_total_steps(steps)?;
-    if let Some(note) = lr.map(|lr| t.change_lr(lr)).transpose()?.flatten() {
+    if let Some(note) = learning_rate
+        .map(|lr| t.change_learning_rate(lr))
+        .transpose()?
+        .flatten()
+    {
         eprintln!("{note}");
     }
     println!("{}", t.resume_note(ckpt));
-    Ok((lm, t))
+    Ok(run)
 }
 
 fn speed_cmd(a: SpeedArgs) -> Result<()> {
@@ -202,11 +207,12 @@ fn pretrain_cmd(a: PretrainArgs) -> Result<()> {
     let ckpt = a.out.join("checkpoint");
     let setup = pretrain::setup(&a.corpus, a.scale, a.batch_size, a.seq_len, a.seed, &device)?;
     let (lm, mut trainer) = if a.resume {
-        resume_lm(&ckpt, &device, DType::F32, a.steps, a.seed, a.lr)?
+        let run = resume_lm(&ckpt, &device, DType::F32, a.steps, a.seed, a.learning_rate)?;
+        (run.model, run.trainer)
     } else {
         let config = TrainConfig {
             steps: a.steps,
-            lr: a.lr.unwrap_or(3e-3),
+            learning_rate: a.learning_rate.unwrap_or(3e-3),
             eval_every: a.eval_every,
             seed: a.seed,
             ..TrainConfig::default()

@@ -111,7 +111,7 @@ pub fn run(a: PpoArgs) -> Result<()> {
     let ckpt = a.out.join("checkpoint");
     let trainer = if a.resume {
         // `checkpoint/`, or `checkpoint.old` when a crash tore the latest write.
-        let from = rlhf_lab::lm::checkpoint_to_resume(&ckpt)?;
+        let from = rlhf_lab::io::checkpoint_to_resume(&ckpt)?;
         let mut t = PpoTrainer::resume(&from, &sft, &rm, data.prompts.train.clone())?;
         t.config.iterations = config.iterations;
         let torn = if from != ckpt {

@@ -7,8 +7,9 @@ use super::progress::Progress;
 use anyhow::{bail, Context, Result};
 use candle_core::DType;
 use clap::{Args, Subcommand};
+use rlhf_lab::io::checkpoint_to_resume;
 use rlhf_lab::lm::pretrained::resolve_model_path;
-use rlhf_lab::lm::{checkpoint_to_resume, LanguageModel, RunOptions, Trainer};
+use rlhf_lab::lm::{LanguageModel, RunOptions, Trainer};
 use rlhf_lab::rlhf::losses::PairwiseOptions;
 use rlhf_lab::rlhf::preferences::{self, PreferenceConfig};
 use rlhf_lab::rlhf::reward_training::{
@@ -68,8 +69,8 @@ pub struct TrainArgs {
     /// Peak learning rate. With --resume: the checkpoint's unless given; a
     /// different value replaces it from the next update on, and a note on
     /// stderr says so.
-    #[arg(long)]
-    lr: Option<f64>,
+    #[arg(long = "lr", visible_alias = "learning-rate")]
+    learning_rate: Option<f64>,
     #[arg(long)]
     eval_every: Option<usize>,
     #[arg(long)]
@@ -163,8 +164,8 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     if let Some(b) = a.batch_size {
         config.data.batch_size = b;
     }
-    if let Some(lr) = a.lr {
-        config.train.lr = lr;
+    if let Some(lr) = a.learning_rate {
+        config.train.learning_rate = lr;
     }
     if let Some(e) = a.eval_every {
         config.train.eval_every = e;
@@ -212,7 +213,12 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         if let Some(steps) = a.steps.filter(|&s| s > 0) {
             trainer.set_total_steps(steps)?;
         }
-        if let Some(note) = a.lr.map(|lr| trainer.change_lr(lr)).transpose()?.flatten() {
+        if let Some(note) = a
+            .learning_rate
+            .map(|lr| trainer.change_learning_rate(lr))
+            .transpose()?
+            .flatten()
+        {
             eprintln!("{note}");
         }
         println!("{}", trainer.resume_note(&ckpt));

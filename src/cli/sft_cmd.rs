@@ -11,6 +11,7 @@ use rlhf_lab::lm::pretrained::resolve_model_path;
 use rlhf_lab::lm::sft::SftDataset;
 use rlhf_lab::lm::sft_data;
 use rlhf_lab::lm::{LanguageModel, NextTokenLoss, RunOptions, TrainConfig, Trainer};
+use rlhf_lab::world::demonstrations::Splits;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -37,8 +38,8 @@ pub struct SftArgs {
     /// Peak learning rate [default: 1e-3]. With --resume: the checkpoint's
     /// unless given; a different value replaces it from the next update on,
     /// and a note on stderr says so.
-    #[arg(long)]
-    lr: Option<f64>,
+    #[arg(long = "lr", visible_alias = "learning-rate")]
+    learning_rate: Option<f64>,
     /// Evaluate on the validation split and checkpoint every this many updates.
     #[arg(long, default_value_t = 50, value_parser = super::value_parsers::at_least_one)]
     eval_every: usize,
@@ -77,9 +78,9 @@ pub fn data(a: SftDataArgs) -> Result<()> {
     let c = sft_data::write_dataset(&a.out, a.seed, a.per_kind)?;
     println!(
         "wrote {} / {} / {} conversations and README.md to {}",
-        c[0],
-        c[1],
-        c[2],
+        c.train,
+        c.validation,
+        c.test,
         a.out.display()
     );
     Ok(())
@@ -96,16 +97,21 @@ pub fn run(a: SftArgs) -> Result<()> {
         Some(lora) => base.with_lora(lora, a.seed)?,
         None => base,
     };
-    let (train, valid, test) = sft_data::read_splits(&a.data)?;
+    let Splits {
+        train,
+        validation: valid,
+        test,
+    } = sft_data::read_splits(&a.data)?;
     let test = sft_data::take_per_kind(&test, a.eval_examples);
     // The behaviour before fine-tuning is the starting model's, on resuming too.
     let before = evaluate_behaviour(&start, &test, 64)?;
     let (lm, mut trainer) = if a.resume {
-        resume_lm(&ckpt, &device, dtype, a.steps, a.seed, a.lr)?
+        let run = resume_lm(&ckpt, &device, dtype, a.steps, a.seed, a.learning_rate)?;
+        (run.model, run.trainer)
     } else {
         let config = TrainConfig {
             steps: a.steps,
-            lr: a.lr.unwrap_or(1e-3),
+            learning_rate: a.learning_rate.unwrap_or(1e-3),
             warmup_steps: 20.min(a.steps / 5),
             eval_every: a.eval_every,
             seed: a.seed,

@@ -71,7 +71,7 @@ pub fn reference_gae(x: &Trajectory, gamma: f64, lambda: f64) -> candle_core::Re
         column(&flags(&x.terminated))?,
         column(&flags(&x.episode_end))?,
     );
-    let (adv, _) = gae(
+    let adv = gae(
         &GaeInputs {
             rewards: &r,
             values: &v,
@@ -81,7 +81,8 @@ pub fn reference_gae(x: &Trajectory, gamma: f64, lambda: f64) -> candle_core::Re
         },
         gamma,
         lambda,
-    )?;
+    )?
+    .advantages;
     Ok(adv
         .flatten_all()?
         .to_vec1::<f32>()?

@@ -1,8 +1,8 @@
 //! Atomic writes, so a crash never leaves a half-written file or folder: a
 //! file is written beside its destination and renamed over it; a folder (a
 //! checkpoint of any trainer) is filled beside its destination and swapped in
-//! by two renames, and [`checkpoint_to_resume`] finds the complete one after a
-//! crash. No candle here (rung 5 uses it).
+//! by two renames, and [`super::checkpoint_to_resume`] finds the complete one
+//! after a crash. No candle here (rung 5 uses it).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -114,18 +114,6 @@ pub fn check_output_dir_writable(dir: &Path) -> anyhow::Result<()> {
         )
     })?;
     Ok(())
-}
-
-/// The checkpoint folder to resume from: `dir` if it holds `marker` (the
-/// file every complete checkpoint has), else `DIR.old` (left by a crash
-/// between the two renames of [`replace_dir`]); an error when neither does.
-pub fn checkpoint_to_resume(dir: &Path, marker: &str) -> anyhow::Result<PathBuf> {
-    for candidate in [dir.to_path_buf(), sibling(dir, "old")] {
-        if candidate.join(marker).exists() {
-            return Ok(candidate);
-        }
-    }
-    anyhow::bail!("{}: not a training checkpoint (no {marker})", dir.display())
 }
 
 #[cfg(test)]

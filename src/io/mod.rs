@@ -4,7 +4,8 @@
 //!
 //! | module | job | candle |
 //! |---|---|---|
-//! | [`atomic`] | files and whole folders written atomically; the checkpoint folder swap and resume | no |
+//! | [`atomic`] | files and whole folders written atomically; the folder swap | no |
+//! | [`checkpoint`] | the one checkpoint layout of every trainer, and which folder to resume | no |
 //! | [`jsonl`] | the one JSON Lines reader and writer | no |
 //! | [`config`] | JSON config files over a type's defaults | no |
 //! | [`safetensors`] | named tensors as safetensors, atomically | yes |
@@ -13,14 +14,16 @@
 //! [`jsonl`] only.
 
 pub mod atomic;
+pub mod checkpoint;
 pub mod config;
 pub mod jsonl;
 pub mod safetensors;
 
 pub use atomic::{
-    check_output_dir_writable, checkpoint_to_resume, replace_dir, sibling, write_atomic,
-    write_dir_atomic, write_json_atomic,
+    check_output_dir_writable, replace_dir, sibling, write_atomic, write_dir_atomic,
+    write_json_atomic,
 };
+pub use checkpoint::{checkpoint_to_resume, read_trainer_state, write_trainer_state};
 pub use config::{merge_json, read_config};
 pub use jsonl::{read_jsonl, write_jsonl};
 pub use safetensors::save_safetensors_atomic;

@@ -427,17 +427,32 @@ fn next_single_task(state: &AppState, annotator: &str) -> Option<SingleTask> {
     })
 }
 
+/// A judging page's context, the cookie to set and the annotator's name; the
+/// sign-in page (as the `Err` response) when nobody is signed in.
+#[allow(clippy::result_large_err)]
+fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    nonce: &Nonce,
+) -> Result<(PageContext, Option<String>, String), Response> {
+    let (ctx, cookie) = context(headers, nonce);
+    match ctx.annotator.clone() {
+        Some(name) => Ok((ctx, cookie, name)),
+        None => Err(html_page(
+            cookie,
+            pages::index_page(&ctx, state.pair_count.load(Ordering::Relaxed)),
+        )),
+    }
+}
+
 async fn arena(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Extension(nonce): Extension<Nonce>,
 ) -> Response {
-    let (ctx, cookie) = context(&headers, &nonce);
-    let Some(name) = ctx.annotator.clone() else {
-        return html_page(
-            cookie,
-            pages::index_page(&ctx, state.pair_count.load(Ordering::Relaxed)),
-        );
+    let (ctx, cookie, name) = match signed_in(&state, &headers, &nonce) {
+        Ok(signed_in) => signed_in,
+        Err(index) => return index,
     };
     let task = next_arena_task(&state, &name);
     let done = lock(&state.scheduler).pairs_done(&name);
@@ -449,12 +464,9 @@ async fn single(
     headers: HeaderMap,
     Extension(nonce): Extension<Nonce>,
 ) -> Response {
-    let (ctx, cookie) = context(&headers, &nonce);
-    let Some(name) = ctx.annotator.clone() else {
-        return html_page(
-            cookie,
-            pages::index_page(&ctx, state.pair_count.load(Ordering::Relaxed)),
-        );
+    let (ctx, cookie, name) = match signed_in(&state, &headers, &nonce) {
+        Ok(signed_in) => signed_in,
+        Err(index) => return index,
     };
     let task = next_single_task(&state, &name);
     html_page(cookie, pages::single_page(&ctx, task.as_ref()))

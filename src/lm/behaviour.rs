@@ -171,7 +171,7 @@ mod tests {
         )));
         // Every demonstration of a harmful request passes.
         let world = crate::world::World::generate(0);
-        let [train, _, _] = crate::world::demonstrations::generate(&world, 7, 40);
+        let train = crate::world::demonstrations::generate(&world, 7, 40).train;
         let harmful: Vec<_> = train.iter().filter(|d| d.kind == "harmful").collect();
         assert!(!harmful.is_empty());
         for d in harmful {

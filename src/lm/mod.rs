@@ -54,6 +54,6 @@ pub use pretrained::LanguageModel;
 pub use sample::{Generated, SamplingConfig, TextGeneration};
 pub use tokenizer::{ChatMessage, PaddingSide, TextTokenizer};
 pub use train::{
-    checkpoint_to_resume, resume_language_model, resume_language_model_as, BatchSource, LmTrainer,
-    LossOutput, Metrics, Objective, RunOptions, SampleRecord, TrainConfig, TrainRecord, Trainer,
+    resume_language_model, resume_language_model_as, BatchSource, LmTrainer, LossOutput, Metrics,
+    Objective, ResumedRun, RunOptions, SampleRecord, TrainConfig, TrainRecord, Trainer,
 };

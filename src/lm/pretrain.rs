@@ -72,11 +72,12 @@ pub fn corpus_tokenizer(dir: &Path) -> Result<TextTokenizer> {
 /// whole tokens instead of byte pieces the tiny model must learn to spell.
 pub fn tokenizer_texts(corpus_train: &[String]) -> Vec<String> {
     let world = World::generate(0);
-    let [demos, _, _] = crate::world::demonstrations::generate(
+    let demos = crate::world::demonstrations::generate(
         &world,
         super::sft_data::DATASET_SEED,
         super::sft_data::DATASET_PER_KIND,
-    );
+    )
+    .train;
     let mut texts = corpus_train.to_vec();
     texts.extend(
         demos

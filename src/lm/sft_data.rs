@@ -5,7 +5,7 @@
 
 use super::tokenizer::ChatMessage;
 use crate::io::jsonl::{self, JsonlOptions, SkipReport};
-use crate::world::demonstrations::{HELP_PHRASE, KINDS, REFUSAL_OPENING};
+use crate::world::demonstrations::{Splits, HELP_PHRASE, KINDS, REFUSAL_OPENING};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -66,14 +66,20 @@ pub fn validate(c: &Conversation) -> Result<()> {
     Ok(())
 }
 
+/// What [`read_conversations`] read from one file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationFile {
+    /// The valid conversations, in file order.
+    pub conversations: Vec<Conversation>,
+    /// The invalid lines skipped (empty unless asked to skip them).
+    pub skipped: SkipReport,
+}
+
 /// Read a JSONL file of conversations. Every line is checked: a malformed
 /// line, a missing role, an empty message, or a conversation that does not end
 /// with the assistant is an error naming the file and line — or, when
-/// `skip_invalid`, skipped and counted in the returned report.
-pub fn read_conversations(
-    path: &Path,
-    skip_invalid: bool,
-) -> Result<(Vec<Conversation>, SkipReport)> {
+/// `skip_invalid`, skipped and counted in [`ConversationFile::skipped`].
+pub fn read_conversations(path: &Path, skip_invalid: bool) -> Result<ConversationFile> {
     let options = JsonlOptions {
         record: None,
         skip_invalid,
@@ -82,7 +88,10 @@ pub fn read_conversations(
         validate(c).map_err(|e| e.to_string())
     })?;
     let conversations = read.records.into_iter().map(|(_, c)| c).collect();
-    Ok((conversations, read.skipped))
+    Ok(ConversationFile {
+        conversations,
+        skipped: read.skipped,
+    })
 }
 
 /// Write conversations as JSONL (atomically).
@@ -111,12 +120,16 @@ pub fn take_per_kind(convs: &[Conversation], n: usize) -> Vec<Conversation> {
         .collect()
 }
 
-/// The splits of `datasets/sft`: (train, validation, test).
-pub fn read_splits(
-    dir: &Path,
-) -> Result<(Vec<Conversation>, Vec<Conversation>, Vec<Conversation>)> {
-    let r = |n: &str| read_conversations(&dir.join(n), false).map(|x| x.0);
-    Ok((r("train.jsonl")?, r("validation.jsonl")?, r("test.jsonl")?))
+/// The splits of `datasets/sft` (`train.jsonl`, `validation.jsonl`, `test.jsonl` in `dir`).
+pub fn read_splits(dir: &Path) -> Result<Splits<Vec<Conversation>>> {
+    let read = |name: &str| {
+        read_conversations(&dir.join(format!("{name}.jsonl")), false).map(|f| f.conversations)
+    };
+    Ok(Splits {
+        train: read("train")?,
+        validation: read("validation")?,
+        test: read("test")?,
+    })
 }
 
 /// `datasets/sft` of this repository.
@@ -126,14 +139,12 @@ pub fn sft_dir() -> std::path::PathBuf {
 
 /// Generate the demonstrations and write `train.jsonl`, `validation.jsonl`,
 /// `test.jsonl` and the data card `README.md` into `dir`.
-pub fn write_dataset(dir: &Path, seed: u64, per_kind: usize) -> Result<[usize; 3]> {
+pub fn write_dataset(dir: &Path, seed: u64, per_kind: usize) -> Result<Splits<usize>> {
     use crate::world::demonstrations::generate;
     let world = crate::world::World::generate(0);
     let splits = generate(&world, seed, per_kind);
-    let names = ["train.jsonl", "validation.jsonl", "test.jsonl"];
-    let mut counts = [0; 3];
     let mut table = String::from("| kind | train | validation | test |\n|---|---|---|---|\n");
-    for (i, split) in splits.iter().enumerate() {
+    for (name, split) in splits.named() {
         let convs: Vec<Conversation> = split
             .iter()
             .map(|d| Conversation {
@@ -144,19 +155,19 @@ pub fn write_dataset(dir: &Path, seed: u64, per_kind: usize) -> Result<[usize; 3
                 kind: d.kind.clone(),
             })
             .collect();
-        write_conversations(&dir.join(names[i]), &convs)?;
-        counts[i] = convs.len();
+        write_conversations(&dir.join(format!("{name}.jsonl")), &convs)?;
     }
     for kind in KINDS {
-        let c: Vec<usize> = splits
-            .iter()
-            .map(|s| s.iter().filter(|d| d.kind == *kind).count())
-            .collect();
-        table.push_str(&format!("| {kind} | {} | {} | {} |\n", c[0], c[1], c[2]));
+        let c = splits.map(|s| s.iter().filter(|d| d.kind == *kind).count());
+        table.push_str(&format!(
+            "| {kind} | {} | {} | {} |\n",
+            c.train, c.validation, c.test
+        ));
     }
+    let counts = splits.map(Vec::len);
     table.push_str(&format!(
         "| **total** | {} | {} | {} |\n",
-        counts[0], counts[1], counts[2]
+        counts.train, counts.validation, counts.test
     ));
     let card = dataset_card(seed, per_kind, &table);
     crate::io::write_atomic(&dir.join("README.md"), card.as_bytes())?;
@@ -219,7 +230,10 @@ mod tests {
             std::fs::write(&p, format!("{good}\n{line}\n{good}\n")).unwrap();
             let err = read_conversations(&p, false).unwrap_err().to_string();
             assert!(err.contains("bad.jsonl:2:") && err.contains(want), "{err}");
-            let (ok, report) = read_conversations(&p, true).unwrap();
+            let ConversationFile {
+                conversations: ok,
+                skipped: report,
+            } = read_conversations(&p, true).unwrap();
             assert_eq!(ok.len(), 2);
             assert_eq!(report.skipped.len(), 1);
             assert_eq!(report.skipped[0].0, 2);

@@ -87,6 +87,10 @@ pub struct SpeedReport {
     pub seq_len: usize,
     /// Threads candle's CPU kernels use.
     pub threads: usize,
+    /// Whether malloc keeps freed blocks for reuse
+    /// ([`crate::allocator::keep_freed_memory`]; off under its off switch).
+    #[serde(default)]
+    pub keep_freed_memory: bool,
     /// Training throughput.
     pub training: TrainingSpeed,
     /// Generation with the KV cache.
@@ -106,8 +110,18 @@ impl fmt::Display for SpeedReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "model: {} parameters ({} layers, width {}), batch {} × {} tokens, {} threads",
-            self.parameters, self.layers, self.width, self.batch_size, self.seq_len, self.threads
+            "model: {} parameters ({} layers, width {}), batch {} × {} tokens, {} threads, freed memory {}",
+            self.parameters,
+            self.layers,
+            self.width,
+            self.batch_size,
+            self.seq_len,
+            self.threads,
+            if self.keep_freed_memory {
+                "kept for reuse"
+            } else {
+                "returned (malloc's defaults)"
+            }
         )?;
         writeln!(
             f,
@@ -183,6 +197,7 @@ pub fn measure_speed(config: &SpeedConfig, device: &Device) -> Result<SpeedRepor
         batch_size: config.batch_size,
         seq_len: config.seq_len,
         threads: candle_core::utils::get_num_threads(),
+        keep_freed_memory: crate::allocator::keep_freed_memory(),
         training,
         generation_cached: generation(true)?,
         generation_uncached: generation(false)?,

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! for step in start..steps:
-//!     lr = schedule(step)                   linear warmup, then cosine to min_lr
+//!     η = schedule(step)                    linear warmup, then cosine to η · min_lr_ratio
 //!     (L, info) = objective.loss(batch(step))
 //!     optimize(L)                           stop on NaN/Inf, backward, clip ‖∇L‖,
 //!                                           AdamW (decay on matrices only)
@@ -20,7 +20,7 @@ use super::pretrained::LanguageModel;
 use super::sample::SamplingConfig;
 pub use crate::metrics::Metrics;
 use crate::optim::{ensure_finite, optimize, AdamConfig, AdamW, ParamGroup};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -130,11 +130,12 @@ pub fn epoch_batch(
 pub struct TrainConfig {
     /// Total number of optimiser updates.
     pub steps: usize,
-    /// Peak learning rate.
-    pub lr: f64,
-    /// The cosine schedule ends at `lr · min_lr_ratio`.
+    /// Peak learning rate η (`lr` in files of earlier versions).
+    #[serde(alias = "lr")]
+    pub learning_rate: f64,
+    /// The cosine schedule ends at `learning_rate · min_lr_ratio`.
     pub min_lr_ratio: f64,
-    /// Updates of linear warmup from 0 to `lr`.
+    /// Updates of linear warmup from 0 to `learning_rate`.
     pub warmup_steps: usize,
     /// Decoupled weight decay on weight matrices and embeddings.
     pub weight_decay: f64,
@@ -155,7 +156,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         Self {
             steps: 600,
-            lr: 3e-3,
+            learning_rate: 3e-3,
             min_lr_ratio: 0.1,
             warmup_steps: 30,
             weight_decay: 0.1,
@@ -173,10 +174,10 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         let checks = [
             (
-                "lr",
-                self.lr,
+                "learning_rate",
+                self.learning_rate,
                 "a positive number",
-                self.lr > 0.0 && self.lr.is_finite(),
+                self.learning_rate > 0.0 && self.learning_rate.is_finite(),
             ),
             (
                 "min_lr_ratio",
@@ -225,23 +226,27 @@ impl TrainConfig {
 
     /// Learning rate of update `step` (0-based): linear warmup over
     /// `warmup_steps`, then cosine decay (Loshchilov & Hutter 2017) to
-    /// `lr · min_lr_ratio` at `steps`.
-    pub fn lr_at(&self, step: usize) -> f64 {
+    /// `learning_rate · min_lr_ratio` at `steps`.
+    pub fn learning_rate_at(&self, step: usize) -> f64 {
         if step < self.warmup_steps {
-            return self.lr * (step + 1) as f64 / self.warmup_steps as f64;
+            return self.learning_rate * (step + 1) as f64 / self.warmup_steps as f64;
         }
         let span = self.steps.saturating_sub(self.warmup_steps).max(1) as f64;
         let progress = ((step - self.warmup_steps) as f64 / span).min(1.0);
-        let min = self.lr * self.min_lr_ratio;
-        min + 0.5 * (self.lr - min) * (1.0 + (std::f64::consts::PI * progress).cos())
+        let min = self.learning_rate * self.min_lr_ratio;
+        min + 0.5 * (self.learning_rate - min) * (1.0 + (std::f64::consts::PI * progress).cos())
     }
 }
 
 /// One logged update.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainRecord {
+    /// Updates done, this one included (0: the evaluation before training).
     pub step: usize,
-    pub lr: f64,
+    /// The learning rate of this update (`lr` in files of earlier versions).
+    #[serde(alias = "lr")]
+    pub learning_rate: f64,
+    /// The objective's loss before the update.
     pub loss: f64,
     /// Global gradient norm before clipping.
     pub grad_norm: f64,
@@ -323,8 +328,9 @@ impl<O: Objective> Trainer<O> {
     /// weight decay; vectors (RMSNorm gains) do not, as in nanoGPT.
     pub fn new(objective: O, config: TrainConfig) -> Result<Self> {
         config.validate()?;
+        crate::allocator::keep_freed_memory();
         let adam = AdamConfig {
-            lr: config.lr,
+            learning_rate: config.learning_rate,
             beta1: config.beta1,
             beta2: config.beta2,
             eps: 1e-8,
@@ -343,16 +349,16 @@ impl<O: Objective> Trainer<O> {
     }
 
     /// Change the peak learning rate of a resumed run: the schedule keeps its
-    /// shape (warmup, cosine to `lr · min_lr_ratio`), scaled to the new peak,
+    /// shape (warmup, cosine to `learning_rate · min_lr_ratio`), scaled to the new peak,
     /// from the current update on. Returns the note a command prints on
-    /// stderr when `lr` differs from the checkpoint's, `None` when it is the same.
-    pub fn change_lr(&mut self, lr: f64) -> Result<Option<String>> {
-        let old = self.config.lr;
+    /// stderr when it differs from the checkpoint's, `None` when it is the same.
+    pub fn change_learning_rate(&mut self, learning_rate: f64) -> Result<Option<String>> {
+        let (lr, old) = (learning_rate, self.config.learning_rate);
         if lr == old {
             return Ok(None);
         }
         let config = TrainConfig {
-            lr,
+            learning_rate: lr,
             ..self.config.clone()
         };
         config.validate()?;
@@ -433,8 +439,8 @@ impl<O: Objective> Trainer<O> {
     /// One update on `batch`; returns its record (without evaluation).
     pub fn train_step(&mut self, batch: &O::Batch) -> Result<TrainRecord> {
         let start = Instant::now();
-        let lr = self.config.lr_at(self.step);
-        self.optimizer.set_lr(lr);
+        let learning_rate = self.config.learning_rate_at(self.step);
+        self.optimizer.set_learning_rate(learning_rate);
         // Dropout's masks: a function of the seed and the update, so a resumed
         // run draws the same ones.
         let step_seed = crate::seeds::seed_for(
@@ -450,7 +456,7 @@ impl<O: Objective> Trainer<O> {
         self.step += 1;
         Ok(TrainRecord {
             step: self.step,
-            lr,
+            learning_rate,
             loss: update.loss,
             grad_norm: update.grad_norm,
             tokens_per_sec: out.tokens / start.elapsed().as_secs_f64().max(1e-9),
@@ -517,7 +523,7 @@ impl<O: Objective> Trainer<O> {
             let l = metrics["loss"];
             let rec = TrainRecord {
                 step: 0,
-                lr: 0.0,
+                learning_rate: 0.0,
                 loss: l,
                 grad_norm: 0.0,
                 tokens_per_sec: 0.0,
@@ -576,49 +582,34 @@ impl<O: Objective> Trainer<O> {
     /// Write the model, the optimiser state and the history to `dir`,
     /// atomically: the new checkpoint is written beside it and swapped in by
     /// renames, so `dir` always holds a complete checkpoint (after a crash
-    /// between the two renames, `DIR.old` holds it and [`checkpoint_to_resume`]
+    /// between the two renames, `DIR.old` holds it and [`crate::io::checkpoint_to_resume`]
     /// finds it).
     pub fn save_checkpoint(&self, dir: &Path) -> Result<()> {
+        use crate::io::checkpoint::OPTIMIZER;
         crate::io::write_dir_atomic(dir, |tmp| {
             self.objective.save(tmp)?;
-            crate::io::save_safetensors_atomic(
-                &self.optimizer.state()?,
-                &tmp.join("optimizer.safetensors"),
-            )?;
+            self.optimizer.save_state(&tmp.join(OPTIMIZER))?;
             let state = TrainerState {
                 config: self.config.clone(),
                 step: self.step,
                 history: self.history.clone(),
                 samples: self.samples.clone(),
             };
-            crate::io::write_json_atomic(&tmp.join("trainer_state.json"), &state)?;
-            Ok(())
+            crate::io::write_trainer_state(tmp, &state)
         })
     }
 
-    /// Continue from the checkpoint folder `dir` (see [`checkpoint_to_resume`]):
+    /// Continue from the checkpoint folder `dir` (see [`crate::io::checkpoint_to_resume`]):
     /// `objective` must be built from the model saved there; this restores the
     /// optimiser's moments, the step, the history and the config, so training
     /// goes on exactly where it stopped. `steps` can be raised through
     /// `config`'s field afterwards.
     pub fn resume(objective: O, dir: &Path) -> Result<Self> {
-        let path = dir.join("trainer_state.json");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let state: TrainerState = serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a trainer state", path.display()))?;
+        let state: TrainerState = crate::io::read_trainer_state(dir, "a trainer state")?;
         let mut trainer = Self::new(objective, state.config)?;
-        let opt_path = dir.join("optimizer.safetensors");
-        let device = match trainer.objective.parameters().first() {
-            Some((_, v)) => v.device().clone(),
-            None => Device::Cpu,
-        };
-        let opt = candle_core::safetensors::load(&opt_path, &device)
-            .with_context(|| format!("reading {}", opt_path.display()))?;
         trainer
             .optimizer
-            .load_state(&opt)
-            .with_context(|| opt_path.display().to_string())?;
+            .load_state_file(&dir.join(crate::io::checkpoint::OPTIMIZER))?;
         trainer.step = state.step;
         trainer.history = state.history;
         trainer.samples = state.samples;
@@ -626,7 +617,7 @@ impl<O: Objective> Trainer<O> {
         Ok(trainer)
     }
 
-    /// The history as CSV: `step, lr, loss, grad_norm, tokens_per_sec`, then
+    /// The history as CSV: `step, learning_rate, loss, grad_norm, tokens_per_sec`, then
     /// `eval/NAME` and `train/NAME` for the objective's metrics.
     pub fn history_csv(&self) -> String {
         crate::metrics::to_csv(&self.history).expect("training records serialise")
@@ -638,15 +629,17 @@ impl<O: Objective> Trainer<O> {
     }
 }
 
-/// The folder to resume from: `dir` if it holds a checkpoint, else `DIR.old`
-/// (left by a crash between the two renames of a checkpoint swap).
-pub fn checkpoint_to_resume(dir: &Path) -> Result<PathBuf> {
-    crate::io::checkpoint_to_resume(dir, "trainer_state.json")
+/// A pre-training or SFT run read back from its checkpoint folder.
+pub struct ResumedRun {
+    /// The language model saved in the checkpoint.
+    pub model: LanguageModel,
+    /// Its trainer, at the saved step with the saved optimiser moments.
+    pub trainer: LmTrainer,
 }
 
 /// Resume pre-training or SFT from a checkpoint folder: the language model
 /// saved there and its trainer.
-pub fn resume_language_model(dir: &Path, device: &Device) -> Result<(LanguageModel, LmTrainer)> {
+pub fn resume_language_model(dir: &Path, device: &Device) -> Result<ResumedRun> {
     resume_language_model_as(dir, device, candle_core::DType::F32)
 }
 
@@ -657,11 +650,11 @@ pub fn resume_language_model_as(
     dir: &Path,
     device: &Device,
     dtype: candle_core::DType,
-) -> Result<(LanguageModel, LmTrainer)> {
-    let dir = checkpoint_to_resume(dir)?;
-    let lm = LanguageModel::load(&dir, device, dtype)?;
-    let trainer = Trainer::resume(super::data::NextTokenLoss::new(&lm), &dir)?;
-    Ok((lm, trainer))
+) -> Result<ResumedRun> {
+    let dir = crate::io::checkpoint_to_resume(dir)?;
+    let model = LanguageModel::load(&dir, device, dtype)?;
+    let trainer = Trainer::resume(super::data::NextTokenLoss::new(&model), &dir)?;
+    Ok(ResumedRun { model, trainer })
 }
 
 #[cfg(test)]
@@ -672,20 +665,23 @@ mod tests {
     fn schedule_warms_up_then_decays_to_the_floor() {
         let c = TrainConfig {
             steps: 110,
-            lr: 1.0,
+            learning_rate: 1.0,
             warmup_steps: 10,
             min_lr_ratio: 0.1,
             ..Default::default()
         };
-        assert!((c.lr_at(0) - 0.1).abs() < 1e-12);
-        assert!((c.lr_at(9) - 1.0).abs() < 1e-12);
-        assert!((c.lr_at(10) - 1.0).abs() < 1e-12);
-        assert!((c.lr_at(60) - 0.55).abs() < 1e-12); // halfway: (1 + 0.1) / 2
-        assert!((c.lr_at(110) - 0.1).abs() < 1e-12);
-        assert!(TrainConfig { lr: -1.0, ..c }
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("`lr`"));
+        assert!((c.learning_rate_at(0) - 0.1).abs() < 1e-12);
+        assert!((c.learning_rate_at(9) - 1.0).abs() < 1e-12);
+        assert!((c.learning_rate_at(10) - 1.0).abs() < 1e-12);
+        assert!((c.learning_rate_at(60) - 0.55).abs() < 1e-12); // halfway: (1 + 0.1) / 2
+        assert!((c.learning_rate_at(110) - 0.1).abs() < 1e-12);
+        assert!(TrainConfig {
+            learning_rate: -1.0,
+            ..c
+        }
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("`learning_rate`"));
     }
 }

@@ -8,22 +8,33 @@ use crate::plot::{BarChart, Figure, LineChart};
 use anyhow::Result;
 use gridworld::Solution;
 
-/// `(environment steps, f(metrics))` per iteration, ready for a [`LineChart`].
+/// One metric over training, ready for [`LineChart::series`]: x is the
+/// environment steps taken by the end of each iteration.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricCurve {
+    /// Environment steps at the end of each iteration (the x axis).
+    pub steps: Vec<f64>,
+    /// The metric at those iterations (the y axis).
+    pub values: Vec<f64>,
+}
+
+/// `f(metrics)` of every iteration against the environment steps.
 pub fn metric_curve(
     metrics: &[IterationMetrics],
     f: impl Fn(&IterationMetrics) -> f64,
-) -> (Vec<f64>, Vec<f64>) {
-    metrics.iter().map(|m| (m.global_step as f64, f(m))).unzip()
+) -> MetricCurve {
+    let (steps, values) = metrics.iter().map(|m| (m.global_step as f64, f(m))).unzip();
+    MetricCurve { steps, values }
 }
 
 /// Discounted return from the start per iteration, with V*(start) as a reference line.
 pub fn learning_curve(title: &str, metrics: &[IterationMetrics], optimal_return: f64) -> LineChart {
-    let (x, y) = metric_curve(metrics, |m| m.discounted_return);
+    let curve = metric_curve(metrics, |m| m.discounted_return);
     LineChart::new(title)
         .x_label("environment steps")
         .y_label("discounted return from the start")
         .smoothing(0.6)
-        .series("agent", &x, &y)
+        .series("agent", &curve.steps, &curve.values)
         .hline("V*(start)", optimal_return)
 }
 

@@ -194,7 +194,10 @@ impl GridworldTrainer {
             terminated: &terminated,
             episode_end: &episode_end,
         };
-        let (adv, ret) = ppo::gae(&inputs, self.gamma(), lambda)?;
+        let ppo::Gae {
+            advantages: adv,
+            returns: ret,
+        } = ppo::gae(&inputs, self.gamma(), lambda)?;
         Ok((adv.flatten_all()?.to_vec1()?, ret.flatten_all()?.to_vec1()?))
     }
 }

@@ -113,6 +113,7 @@ impl GridworldTrainer {
     /// A fresh agent on `device`.
     pub fn new_on(world: GridWorld, config: PpoConfig, device: Device) -> Result<Self> {
         config.validate()?;
+        crate::allocator::keep_freed_memory();
         let world = Arc::new(world);
         let mut rng = Rng::new(config.seed);
         let obs_dim = config.encoding.dim(&world);
@@ -141,7 +142,7 @@ impl GridworldTrainer {
         let optimizer = AdamW::new(
             vars,
             AdamConfig {
-                lr: config.learning_rate,
+                learning_rate: config.learning_rate,
                 eps: 1e-5,
                 ..Default::default()
             },
@@ -314,7 +315,7 @@ impl GridworldTrainer {
     fn iterate(&mut self) -> Result<()> {
         let started = Instant::now();
         self.iteration += 1;
-        self.optimizer.set_lr(self.learning_rate_now());
+        self.optimizer.set_learning_rate(self.learning_rate_now());
         let rule = UpdateRule::of(&self.config);
 
         let rollout = self.collect_rollout()?;
@@ -348,7 +349,7 @@ impl GridworldTrainer {
             clip_fraction: shift.clip_fraction,
             explained_variance,
             grad_norm: stats.mean(stats.grad_norm),
-            learning_rate: self.optimizer.config.lr,
+            learning_rate: self.optimizer.config.learning_rate,
             steps_per_second: batch.len() as f64 / secs.max(1e-9),
         };
         self.check_divergence(&metrics)?;
@@ -427,20 +428,21 @@ impl GridworldTrainer {
         Ok(())
     }
 
-    /// Write the agent to `dir`: `weights.safetensors` (networks and Adam moments) and
-    /// `trainer.json` (config, map, counters, RNG and environment states, metrics).
-    /// Both files are written atomically; loading them continues training exactly.
+    /// Write the agent to `dir` in the checkpoint layout of every trainer
+    /// ([`crate::io::checkpoint`]): `model.safetensors` (the networks),
+    /// `optimizer.safetensors` (Adam's moments) and `trainer_state.json`
+    /// (config, map, counters, RNG and environment states, metrics). Each file
+    /// is written atomically; loading them continues training exactly.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        use crate::io::checkpoint::{MODEL, OPTIMIZER};
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let mut tensors: HashMap<String, Tensor> = HashMap::new();
-        for (name, var) in named_vars(&self.varmap) {
-            tensors.insert(format!("model.{name}"), var.as_tensor().clone());
-        }
-        for (name, t) in self.optimizer.state()? {
-            tensors.insert(format!("adam.{name}"), t);
-        }
-        crate::io::save_safetensors_atomic(&tensors, &dir.join("weights.safetensors"))?;
+        let weights: HashMap<String, Tensor> = named_vars(&self.varmap)
+            .into_iter()
+            .map(|(name, var)| (name, var.as_tensor().clone()))
+            .collect();
+        crate::io::save_safetensors_atomic(&weights, &dir.join(MODEL))?;
+        self.optimizer.save_state(&dir.join(OPTIMIZER))?;
         let state = TrainerState {
             config: self.config.clone(),
             map_text: self.world.map.to_text(),
@@ -451,9 +453,7 @@ impl GridworldTrainer {
             episode_discount: self.episode_discount.clone(),
             metrics: self.metrics.clone(),
         };
-        let json = serde_json::to_string_pretty(&state)?;
-        crate::io::write_atomic(&dir.join("trainer.json"), json.as_bytes())
-            .with_context(|| format!("writing {}", dir.join("trainer.json").display()))
+        crate::io::write_trainer_state(dir, &state)
     }
 
     /// Write a checkpoint to `dir` atomically as a whole folder
@@ -467,10 +467,7 @@ impl GridworldTrainer {
     /// Continue from the checkpoint folder `dir` (or `DIR.old` after a crash
     /// mid-swap, [`crate::io::checkpoint_to_resume`]) exactly where it stopped.
     pub fn resume(dir: impl AsRef<Path>) -> Result<Self> {
-        Self::load(crate::io::checkpoint_to_resume(
-            dir.as_ref(),
-            "trainer.json",
-        )?)
+        Self::load(crate::io::checkpoint_to_resume(dir.as_ref())?)
     }
 
     /// Load an agent saved with [`Self::save`].
@@ -480,26 +477,23 @@ impl GridworldTrainer {
 
     /// Load an agent saved with [`Self::save`] onto `device`.
     pub fn load_on(dir: impl AsRef<Path>, device: Device) -> Result<Self> {
+        use crate::io::checkpoint::{MODEL, OPTIMIZER, TRAINER_STATE};
         let dir = dir.as_ref();
-        let state_path = dir.join("trainer.json");
-        let text = std::fs::read_to_string(&state_path)
-            .with_context(|| format!("reading {}", state_path.display()))?;
-        let state: TrainerState = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a trainer state", state_path.display()))?;
-        let map = gridworld::Map::from_str_named(&state.map_text, "saved")
-            .map_err(|e| anyhow::anyhow!("{}: saved map: {e}", state_path.display()))?;
+        let state: TrainerState = crate::io::read_trainer_state(dir, "a gridworld trainer state")?;
+        let map = gridworld::Map::from_str_named(&state.map_text, "saved").map_err(|e| {
+            anyhow::anyhow!("{}: saved map: {e}", dir.join(TRAINER_STATE).display())
+        })?;
         let mut t = Self::new_on(GridWorld::new(map), state.config.clone(), device.clone())?;
-        let weights_path = dir.join("weights.safetensors");
-        let tensors = candle_core::safetensors::load(&weights_path, &device)
+        let weights_path = dir.join(MODEL);
+        let weights = candle_core::safetensors::load(&weights_path, &device)
             .with_context(|| format!("reading {}", weights_path.display()))?;
         for (name, var) in named_vars(&t.varmap) {
-            let key = format!("model.{name}");
-            let Some(w) = tensors.get(&key) else {
-                bail!("{}: missing tensor `{key}`", weights_path.display())
+            let Some(w) = weights.get(&name) else {
+                bail!("{}: missing tensor `{name}`", weights_path.display())
             };
             if w.dims() != var.dims() {
                 bail!(
-                    "{}: tensor `{key}` has shape {:?}, expected {:?}",
+                    "{}: tensor `{name}` has shape {:?}, expected {:?}",
                     weights_path.display(),
                     w.dims(),
                     var.dims()
@@ -507,13 +501,7 @@ impl GridworldTrainer {
             }
             var.set(w)?;
         }
-        let adam: HashMap<String, Tensor> = tensors
-            .iter()
-            .filter_map(|(k, v)| k.strip_prefix("adam.").map(|k| (k.to_string(), v.clone())))
-            .collect();
-        t.optimizer
-            .load_state(&adam)
-            .with_context(|| format!("{}: optimizer state", weights_path.display()))?;
+        t.optimizer.load_state_file(&dir.join(OPTIMIZER))?;
         t.iteration = state.iteration;
         t.global_step = state.global_step;
         t.rng = state.rng;

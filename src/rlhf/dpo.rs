@@ -130,7 +130,7 @@ impl Default for DpoConfig {
             max_answer_tokens: 128,
             train: TrainConfig {
                 steps: 0,
-                lr: 2e-5,
+                learning_rate: 2e-5,
                 min_lr_ratio: 0.1,
                 warmup_steps: 10,
                 weight_decay: 0.0,

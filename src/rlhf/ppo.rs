@@ -479,7 +479,10 @@ pub fn answer_advantages(
         terminated: &end,
         episode_end: &end,
     };
-    let (adv, ret) = ppo::gae(&inputs, gamma, lam)?;
+    let ppo::Gae {
+        advantages: adv,
+        returns: ret,
+    } = ppo::gae(&inputs, gamma, lam)?;
     Ok((
         (adv.t()?.contiguous()? * mask)?,
         (ret.t()?.contiguous()? * mask)?,
@@ -860,6 +863,7 @@ impl PpoTrainer {
     /// A trainer for `models` on `prompts` (the preference data's training prompts).
     pub fn new(models: RlhfModels, prompts: Vec<Prompt>, config: RlhfPpoConfig) -> Result<Self> {
         config.validate()?;
+        crate::allocator::keep_freed_memory();
         if config.lora.is_some() != models.policy.lora().is_some() {
             bail!(
                 "the PPO config {} `lora` but the policy {} adapters: build the models with RlhfModels::for_config",
@@ -878,7 +882,7 @@ impl PpoTrainer {
             AdamW::with_groups(
                 ParamGroup::decay_matrices_only(vars, 0.0),
                 AdamConfig {
-                    lr,
+                    learning_rate: lr,
                     eps: 1e-5,
                     ..AdamConfig::default()
                 },
@@ -1237,17 +1241,14 @@ impl PpoTrainer {
     /// (`value/`), the optimiser and the trainer state to `dir`, atomically
     /// (written beside it, then swapped in).
     pub fn save_checkpoint(&self, dir: &Path) -> Result<()> {
+        use crate::io::checkpoint::OPTIMIZER;
         crate::io::write_dir_atomic(dir, |tmp| {
             self.models.policy.save(&tmp.join("policy"))?;
             self.models.value.save(&tmp.join("value"))?;
-            crate::io::save_safetensors_atomic(
-                &self.policy_optimizer.state()?,
-                &tmp.join("policy_optimizer.safetensors"),
-            )?;
-            crate::io::save_safetensors_atomic(
-                &self.value_optimizer.state()?,
-                &tmp.join("value_optimizer.safetensors"),
-            )?;
+            self.policy_optimizer
+                .save_state(&tmp.join(format!("policy_{OPTIMIZER}")))?;
+            self.value_optimizer
+                .save_state(&tmp.join(format!("value_{OPTIMIZER}")))?;
             let state = PpoState {
                 config: self.config.clone(),
                 iteration: self.iteration,
@@ -1256,8 +1257,7 @@ impl PpoTrainer {
                 samples: self.samples.clone(),
                 held_out: self.held_out.clone(),
             };
-            crate::io::write_json_atomic(&tmp.join("trainer_state.json"), &state)?;
-            Ok(())
+            crate::io::write_trainer_state(tmp, &state)
         })
     }
 
@@ -1270,13 +1270,8 @@ impl PpoTrainer {
         reward: &RewardModel,
         prompts: Vec<Prompt>,
     ) -> Result<Self> {
-        let dir = crate::lm::checkpoint_to_resume(dir)?;
-        let path = dir.join("trainer_state.json");
-        let state: PpoState = serde_json::from_str(
-            &std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?,
-        )
-        .with_context(|| format!("{}: not a PPO trainer state", path.display()))?;
+        let dir = crate::io::checkpoint_to_resume(dir)?;
+        let state: PpoState = crate::io::read_trainer_state(&dir, "a PPO trainer state")?;
         let device = reference.device().clone();
         let policy = LanguageModel::load(&dir.join("policy"), &device, DType::F32)?;
         // Under LoRA the checkpoint holds the adapters and names the base: the
@@ -1292,17 +1287,11 @@ impl PpoTrainer {
             value: RewardModel::load(&dir.join("value"), &device)?,
         };
         let mut t = Self::new(models, prompts, state.config)?;
-        for (file, optimizer) in [
-            ("policy_optimizer.safetensors", &mut t.policy_optimizer),
-            ("value_optimizer.safetensors", &mut t.value_optimizer),
-        ] {
-            let path = dir.join(file);
-            let state = candle_core::safetensors::load(&path, &device)
-                .with_context(|| format!("reading {}", path.display()))?;
-            optimizer
-                .load_state(&state)
-                .with_context(|| path.display().to_string())?;
-        }
+        use crate::io::checkpoint::OPTIMIZER;
+        t.policy_optimizer
+            .load_state_file(&dir.join(format!("policy_{OPTIMIZER}")))?;
+        t.value_optimizer
+            .load_state_file(&dir.join(format!("value_{OPTIMIZER}")))?;
         t.iteration = state.iteration;
         t.kl_coef = state.kl_coef;
         t.history = state.history;

@@ -25,24 +25,7 @@ use gridworld::Rng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Train, validation and test parts of something, split by prompt.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Splits<T> {
-    pub train: T,
-    pub validation: T,
-    pub test: T,
-}
-
-impl<T> Splits<T> {
-    /// The parts with their names, in order.
-    pub fn named(&self) -> [(&'static str, &T); 3] {
-        [
-            ("train", &self.train),
-            ("validation", &self.validation),
-            ("test", &self.test),
-        ]
-    }
-}
+pub use crate::splits::Splits;
 
 /// Who judges: [`honest_crowd`] of `size`, of whom the last `long_share` form a
 /// narrow group that likes long answers ([`narrow_group`], names ending in

@@ -293,7 +293,7 @@ pub fn train_probe(
     )?;
     let train_config = TrainConfig {
         steps,
-        lr: 0.05,
+        learning_rate: 0.05,
         warmup_steps: 0,
         weight_decay: 0.0,
         eval_every: steps.max(1),

@@ -625,7 +625,7 @@ impl Default for RewardTrainConfig {
             data: RewardDataConfig::default(),
             train: crate::lm::TrainConfig {
                 steps: 0,
-                lr: 5e-4,
+                learning_rate: 5e-4,
                 warmup_steps: 10,
                 eval_every: 50,
                 ..Default::default()

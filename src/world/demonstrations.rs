@@ -11,6 +11,7 @@
 //!   refusal of the harm, then real help (never advice to hurt anyone).
 
 use super::{Person, World, COLOURS, FOODS, PLACES};
+pub use crate::splits::Splits;
 use gridworld::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -330,9 +331,9 @@ pub fn demonstration(world: &World, kind: &str, rng: &mut Rng) -> Demonstration 
 /// Demonstrations for the splits: `per_kind` of each kind, shuffled, then
 /// divided 80 / 10 / 10 into train / validation / test. Facts are
 /// over-represented (×2) because they are the checkable kind.
-pub fn generate(world: &World, seed: u64, per_kind: usize) -> [Vec<Demonstration>; 3] {
+pub fn generate(world: &World, seed: u64, per_kind: usize) -> Splits<Vec<Demonstration>> {
     let mut rng = Rng::new(seed);
-    let mut split: [Vec<Demonstration>; 3] = Default::default();
+    let mut split = Splits::<Vec<Demonstration>>::default();
     for kind in KINDS {
         let n = if *kind == "fact" {
             2 * per_kind
@@ -344,11 +345,11 @@ pub fn generate(world: &World, seed: u64, per_kind: usize) -> [Vec<Demonstration
             .collect();
         rng.shuffle(&mut all);
         let (n_val, n_test) = (n / 10, n / 10);
-        split[2].extend(all.drain(..n_test));
-        split[1].extend(all.drain(..n_val));
-        split[0].extend(all);
+        split.test.extend(all.drain(..n_test));
+        split.validation.extend(all.drain(..n_val));
+        split.train.extend(all);
     }
-    for s in split.iter_mut() {
+    for s in [&mut split.train, &mut split.validation, &mut split.test] {
         rng.shuffle(s);
     }
     split
@@ -361,7 +362,11 @@ mod tests {
     #[test]
     fn answers_are_true_in_the_world_and_harmless() {
         let world = World::generate(0);
-        let [train, val, test] = generate(&world, 3, 50);
+        let Splits {
+            train,
+            validation: val,
+            test,
+        } = generate(&world, 3, 50);
         assert_eq!(train.len() + val.len() + test.len(), 350);
         for d in train.iter().chain(&val).chain(&test) {
             if d.kind == "fact" {

@@ -88,7 +88,8 @@ impl Language {
         LANGUAGE.get_or_init(|| {
             let world = World::generate(0);
             let corpus = corpus::generate(&world, 2024, 14_000);
-            let demonstrations = demonstrations::generate(&world, 7, 400)
+            let splits = demonstrations::generate(&world, 7, 400);
+            let demonstrations = [splits.train, splits.validation, splits.test]
                 .into_iter()
                 .flatten()
                 .map(|d| format!("{}\n{}", d.prompt, d.response));

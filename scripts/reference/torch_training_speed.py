@@ -1,0 +1,78 @@
+"""PyTorch's training speed on the shape `rlhf-lab lm speed` measures, for a
+side-by-side comparison (issue 17): Hugging Face's LlamaForCausalLM built from
+the committed tiny model's config.json (4 layers, width 128, 4 query / 2 KV
+heads, MLP 344, tied embeddings), a batch of 16 windows × 64 target tokens,
+AdamW (β = 0.9, 0.95; weight decay 0.1 on matrices) with global-norm clipping
+at 1.0 — the same update `rlhf_lab::lm::Trainer` takes. Tokens/s counts the
+target tokens of the timed updates after one untimed warm-up update, as
+`lm::speed::measure_speed` does.
+
+Needs torch and transformers in a scratch environment (not a project
+dependency, not run by CI):
+
+    python -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch transformers
+    /tmp/torchvenv/bin/python scripts/reference/torch_training_speed.py --threads 1 --json
+"""
+import argparse
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+from transformers import LlamaConfig, LlamaForCausalLM
+
+p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+p.add_argument("--config", default="datasets/models/tiny-pretrained/config.json")
+p.add_argument("--threads", type=int, default=1)
+p.add_argument("--steps", type=int, default=20)
+p.add_argument("--batch-size", type=int, default=16)
+p.add_argument("--seq-len", type=int, default=64)
+p.add_argument("--json", action="store_true", help="print one line of JSON")
+args = p.parse_args()
+
+torch.set_num_threads(args.threads)
+torch.manual_seed(0)
+with open(args.config) as f:
+    config = LlamaConfig(**json.load(f))
+model = LlamaForCausalLM(config)
+model.train()
+decay = [p for p in model.parameters() if p.dim() >= 2]
+no_decay = [p for p in model.parameters() if p.dim() < 2]
+optimizer = torch.optim.AdamW(
+    [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+    lr=3e-3,
+    betas=(0.9, 0.95),
+)
+vocab = config.vocab_size
+
+
+def update():
+    window = torch.randint(0, vocab, (args.batch_size, args.seq_len + 1))
+    logits = model(input_ids=window[:, :-1]).logits
+    loss = F.cross_entropy(logits.reshape(-1, vocab), window[:, 1:].reshape(-1))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+
+
+update()  # warm-up, untimed
+start = time.perf_counter()
+for _ in range(args.steps):
+    update()
+seconds = time.perf_counter() - start
+tokens = args.steps * args.batch_size * args.seq_len
+report = {
+    "torch": torch.__version__,
+    "threads": torch.get_num_threads(),
+    "parameters": sum(p.numel() for p in model.parameters()),
+    "tokens_per_second": tokens / seconds,
+    "ms_per_step": 1e3 * seconds / args.steps,
+}
+if args.json:
+    print(json.dumps(report))
+else:
+    print(
+        f"PyTorch {report['torch']}, {report['threads']} threads, {report['parameters']} parameters: "
+        f"{report['tokens_per_second']:.0f} tokens/s ({report['ms_per_step']:.1f} ms/step)"
+    )

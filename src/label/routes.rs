@@ -809,6 +809,27 @@ fn json_response(cookie: Option<String>, value: serde_json::Value) -> Response {
     res
 }
 
+/// An API request's context, the cookie to set and the caller's name; a 400
+/// when the caller has no name yet ([`annotator`]).
+#[allow(clippy::result_large_err)]
+fn api_caller(
+    headers: &HeaderMap,
+    nonce: &Nonce,
+) -> Result<(PageContext, Option<String>, String), Response> {
+    let (ctx, cookie) = context(headers, nonce);
+    let name = annotator(&ctx)?;
+    Ok((ctx, cookie, name))
+}
+
+/// The system that wrote answer `key` of prompt `prompt_id` ("" if unknown).
+fn system_of(state: &AppState, prompt_id: &str, key: &str) -> String {
+    state
+        .catalogue
+        .answer(prompt_id, key)
+        .map(|r| state.catalogue.get(r).1.system.clone())
+        .unwrap_or_default()
+}
+
 /// The next pair as JSON (for simulated annotators, with the systems, which
 /// the page hides from people): 204 when the annotator has judged every pair.
 async fn api_arena_next(
@@ -816,21 +837,14 @@ async fn api_arena_next(
     headers: HeaderMap,
     Extension(nonce): Extension<Nonce>,
 ) -> Response {
-    let (ctx, cookie) = context(&headers, &nonce);
-    let name = match annotator(&ctx) {
-        Ok(a) => a,
+    let (ctx, cookie, name) = match api_caller(&headers, &nonce) {
+        Ok(caller) => caller,
         Err(r) => return r,
     };
     let Some(t) = next_arena_task(&state, &name) else {
         return StatusCode::NO_CONTENT.into_response();
     };
-    let system = |key: &str| {
-        state
-            .catalogue
-            .answer(&t.prompt_id, key)
-            .map(|r| state.catalogue.get(r).1.system.clone())
-            .unwrap_or_default()
-    };
+    let system = |key: &str| system_of(&state, &t.prompt_id, key);
     json_response(
         cookie,
         serde_json::json!({
@@ -848,19 +862,14 @@ async fn api_single_next(
     headers: HeaderMap,
     Extension(nonce): Extension<Nonce>,
 ) -> Response {
-    let (ctx, cookie) = context(&headers, &nonce);
-    let name = match annotator(&ctx) {
-        Ok(a) => a,
+    let (ctx, cookie, name) = match api_caller(&headers, &nonce) {
+        Ok(caller) => caller,
         Err(r) => return r,
     };
     let Some(t) = next_single_task(&state, &name) else {
         return StatusCode::NO_CONTENT.into_response();
     };
-    let system = state
-        .catalogue
-        .answer(&t.prompt_id, &t.answer.key)
-        .map(|r| state.catalogue.get(r).1.system.clone())
-        .unwrap_or_default();
+    let system = system_of(&state, &t.prompt_id, &t.answer.key);
     json_response(
         cookie,
         serde_json::json!({

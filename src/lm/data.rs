@@ -76,7 +76,7 @@ impl LmBatch {
 /// `L = − Σᵢ mᵢ log p(yᵢ | x≤ᵢ) / Σᵢ mᵢ` (cross-entropy; perplexity is e^L).
 pub fn next_token_loss(model: &Llama, batch: &LmBatch) -> Result<Tensor> {
     let logits = model.forward(&batch.input_ids)?.logits;
-    let logp = crate::ppo::log_prob_of(&logits, &batch.targets)?;
+    let logp = super::ops::target_log_probs(&logits, &batch.targets)?;
     Ok(crate::ppo::masked_mean(&logp, Some(&batch.loss_mask))?.neg()?)
 }
 

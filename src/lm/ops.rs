@@ -2,9 +2,12 @@
 //!
 //! candle 0.11's fused CPU/CUDA kernels for softmax, RMSNorm and RoPE have no
 //! backward pass: used in training, they silently cut the gradient. These
-//! versions are written with differentiable primitives, and a test checks them
-//! against the fused kernels on values and against finite differences on
-//! gradients.
+//! versions are differentiable: on CPU in f32, softmax and the target
+//! log-probabilities of the cross-entropy are fused kernels of our own
+//! with analytic backward passes (fewer, larger passes over memory than a
+//! chain of small ops); elsewhere they are composed from differentiable
+//! primitives. Tests check them against candle's kernels and the composed
+//! versions on values, and against finite differences on gradients.
 
 use candle_core::{DType, Result, Tensor, D};
 
@@ -111,6 +114,145 @@ impl candle_core::CustomOp1 for FusedSoftmax {
     }
 }
 
+/// log p(yᵢ) of each row's target under the softmax of its logits,
+/// `log p(yᵢ) = zᵢ[yᵢ] − log Σⱼ exp(zᵢ[j])`: the values of
+/// [`crate::ppo::log_prob_of`], whose negative mean is the next-token
+/// cross-entropy. `logits` is (…, V), `targets` (…) u32.
+///
+/// On CPU in f32 it is one fused pass per row (rows in parallel) instead of
+/// log-softmax's chain of full-size tensors, with the analytic backward
+/// `∂L/∂zᵢⱼ = gᵢ · (1[j = yᵢ] − softmax(zᵢ)ⱼ)` in one more pass (the gradient
+/// of cross-entropy, Goodfellow et al. 2016, §6.2.2.2); elsewhere it is
+/// [`crate::ppo::log_prob_of`]. A target outside the vocabulary is an error
+/// naming it.
+pub fn target_log_probs(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let fused = logits.device().is_cpu()
+        && logits.dtype() == DType::F32
+        && targets.dtype() == DType::U32
+        && logits.rank() >= 1;
+    if !fused {
+        return crate::ppo::log_prob_of(logits, targets);
+    }
+    let (lead, _vocab) = logits.dims().split_at(logits.rank() - 1);
+    if targets.dims() != lead {
+        candle_core::bail!(
+            "target_log_probs: targets have shape {:?}, expected {lead:?} (the logits' {:?} without the vocabulary axis)",
+            targets.dims(),
+            logits.dims()
+        );
+    }
+    logits
+        .contiguous()?
+        .apply_op2(&targets.contiguous()?, FusedTargetLogProb)
+}
+
+/// `log Σⱼ exp(zⱼ)` of one row, stable (the max subtracted first).
+fn log_sum_exp(row: &[f32]) -> f32 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = row.iter().map(|&z| (z - max).exp()).sum();
+    max + sum.ln()
+}
+
+/// The contiguous f32 logits and u32 targets of a fused op's storages.
+fn logits_and_targets<'a>(
+    s1: &'a candle_core::CpuStorage,
+    l1: &candle_core::Layout,
+    s2: &'a candle_core::CpuStorage,
+    l2: &candle_core::Layout,
+) -> Result<(&'a [f32], &'a [u32], usize)> {
+    let (Some((a, b)), Some((c, d))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+        candle_core::bail!("target_log_probs: inputs must be contiguous");
+    };
+    let vocab = l1.dims().last().copied().unwrap_or(1).max(1);
+    let (logits, targets) = (&s1.as_slice::<f32>()?[a..b], &s2.as_slice::<u32>()?[c..d]);
+    if let Some(&t) = targets.iter().find(|&&t| t as usize >= vocab) {
+        candle_core::bail!(
+            "target_log_probs: target token {t} is outside the vocabulary of {vocab}"
+        );
+    }
+    Ok((logits, targets, vocab))
+}
+
+/// The forward pass of [`target_log_probs`] on CPU, with its backward.
+struct FusedTargetLogProb;
+
+impl candle_core::CustomOp2 for FusedTargetLogProb {
+    fn name(&self) -> &'static str {
+        "rlhf-lab-target-log-prob"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &candle_core::CpuStorage,
+        l1: &candle_core::Layout,
+        s2: &candle_core::CpuStorage,
+        l2: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use rayon::prelude::*;
+        let (logits, targets, vocab) = logits_and_targets(s1, l1, s2, l2)?;
+        let out: Vec<f32> = logits
+            .par_chunks(vocab)
+            .zip(targets.par_iter())
+            .map(|(row, &t)| row[t as usize] - log_sum_exp(row))
+            .collect();
+        Ok((candle_core::CpuStorage::F32(out), l2.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = logits.apply_op3_no_bwd(
+            targets,
+            &grad_res.to_dtype(DType::F32)?.contiguous()?,
+            &TargetLogProbGrad,
+        )?;
+        Ok((Some(grad), None))
+    }
+}
+
+/// `gᵢ · (1[j = yᵢ] − softmax(zᵢ)ⱼ)`: the gradient of [`target_log_probs`]
+/// with respect to the logits, one pass per row.
+struct TargetLogProbGrad;
+
+impl candle_core::CustomOp3 for TargetLogProbGrad {
+    fn name(&self) -> &'static str {
+        "rlhf-lab-target-log-prob-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &candle_core::CpuStorage,
+        l1: &candle_core::Layout,
+        s2: &candle_core::CpuStorage,
+        l2: &candle_core::Layout,
+        s3: &candle_core::CpuStorage,
+        l3: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use rayon::prelude::*;
+        let (logits, targets, vocab) = logits_and_targets(s1, l1, s2, l2)?;
+        let Some((a, b)) = l3.contiguous_offsets() else {
+            candle_core::bail!("target_log_probs backward: the gradient must be contiguous");
+        };
+        let grads = &s3.as_slice::<f32>()?[a..b];
+        let mut out = vec![0f32; logits.len()];
+        out.par_chunks_mut(vocab)
+            .zip(logits.par_chunks(vocab))
+            .zip(targets.par_iter().zip(grads.par_iter()))
+            .for_each(|((o, row), (&t, &g))| {
+                let lse = log_sum_exp(row);
+                for (oj, &z) in o.iter_mut().zip(row) {
+                    *oj = -g * (z - lse).exp();
+                }
+                o[t as usize] += g;
+            });
+        Ok((candle_core::CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
 /// Rotary embedding in the "rotate half" layout: with x = [x₁, x₂] split in
 /// halves along the last axis, `[x₁ cos − x₂ sin, x₂ cos + x₁ sin]`.
 /// `cos`/`sin` have the shape of x₁ or broadcast to it.
@@ -173,6 +315,82 @@ mod tests {
             .backward()
             .unwrap();
         assert!(max_abs_diff(g1.get(&x).unwrap(), g2.get(&x).unwrap()) < 1e-6);
+    }
+
+    /// The fused target log-probabilities equal the composed log-softmax and
+    /// gather of `ppo::log_prob_of` (values 1e-5, gradients 1e-6, f32), and a
+    /// target outside the vocabulary is an error naming it.
+    #[test]
+    fn fused_target_log_probs_match_composed() {
+        let logits = Var::from_tensor(&(randn(&[3, 5, 11], 21) * 3.0).unwrap()).unwrap();
+        let targets = Tensor::from_vec(
+            (0..15u32).map(|i| (i * 7) % 11).collect::<Vec<_>>(),
+            (3, 5),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let weights = randn(&[3, 5], 22);
+        let fused = target_log_probs(logits.as_tensor(), &targets).unwrap();
+        let composed = crate::ppo::log_prob_of(logits.as_tensor(), &targets).unwrap();
+        assert_eq!(fused.dims(), [3, 5]);
+        assert!(max_abs_diff(&fused, &composed) < 1e-5);
+        let grad = |t: &Tensor| {
+            let g = (t * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            g.get(&logits).unwrap().clone()
+        };
+        assert!(max_abs_diff(&grad(&fused), &grad(&composed)) < 1e-6);
+        let bad = Tensor::from_vec(vec![3u32, 11], 2, &Device::Cpu).unwrap();
+        let row = logits.as_tensor().get(0).unwrap().narrow(0, 0, 2).unwrap();
+        let err = target_log_probs(&row, &bad).unwrap_err().to_string();
+        assert!(
+            err.contains("target token 11 is outside the vocabulary of 11"),
+            "{err}"
+        );
+    }
+
+    /// The fused backward agrees with central finite differences of the
+    /// fused forward (f32, h = 1e-2, tolerance 2e-3: f32 rounding over h).
+    #[test]
+    fn fused_target_log_probs_gradient_matches_finite_differences() {
+        let x0 = randn(&[4, 9], 23);
+        let targets = Tensor::from_vec(vec![0u32, 8, 3, 3], 4, &Device::Cpu).unwrap();
+        let weights = randn(&[4], 24);
+        let loss = |x: &Tensor| {
+            (target_log_probs(x, &targets).unwrap() * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+        };
+        let var = Var::from_tensor(&x0).unwrap();
+        let grads = loss(var.as_tensor()).backward().unwrap();
+        let g: Vec<f32> = grads
+            .get(&var)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let flat: Vec<f32> = x0.flatten_all().unwrap().to_vec1().unwrap();
+        for i in 0..flat.len() {
+            let eval = |delta: f32| {
+                let mut v = flat.clone();
+                v[i] += delta;
+                let t = Tensor::from_vec(v, x0.shape(), &Device::Cpu).unwrap();
+                loss(&t).to_scalar::<f32>().unwrap()
+            };
+            let h = 1e-2;
+            let numeric = (eval(h) - eval(-h)) / (2.0 * h);
+            assert!(
+                (numeric - g[i]).abs() < 2e-3,
+                "d/dx[{i}] analytic {} vs numeric {numeric}",
+                g[i]
+            );
+        }
     }
 
     /// Gradients agree with central finite differences (f64, tolerance 1e-6).

@@ -366,31 +366,7 @@ mod tests {
                 .sum_all()
                 .unwrap()
         };
-        let var = Var::from_tensor(&x0).unwrap();
-        let grads = loss(var.as_tensor()).backward().unwrap();
-        let g: Vec<f32> = grads
-            .get(&var)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let flat: Vec<f32> = x0.flatten_all().unwrap().to_vec1().unwrap();
-        for i in 0..flat.len() {
-            let eval = |delta: f32| {
-                let mut v = flat.clone();
-                v[i] += delta;
-                let t = Tensor::from_vec(v, x0.shape(), &Device::Cpu).unwrap();
-                loss(&t).to_scalar::<f32>().unwrap()
-            };
-            let h = 1e-2;
-            let numeric = (eval(h) - eval(-h)) / (2.0 * h);
-            assert!(
-                (numeric - g[i]).abs() < 2e-3,
-                "d/dx[{i}] analytic {} vs numeric {numeric}",
-                g[i]
-            );
-        }
+        assert_gradient_matches_finite_differences("target_log_probs", &x0, &loss, 1e-2, 2e-3);
     }
 
     /// Gradients agree with central finite differences (f64, tolerance 1e-6).
@@ -418,31 +394,48 @@ mod tests {
         ];
         for (name, f) in fns {
             let loss = |x: &Tensor| (f(x) * &proj).unwrap().sum_all().unwrap();
-            let var = Var::from_tensor(&x0).unwrap();
-            let grads = loss(var.as_tensor()).backward().unwrap();
-            let g: Vec<f64> = grads
-                .get(&var)
+            assert_gradient_matches_finite_differences(name, &x0, &loss, 1e-5, 1e-6);
+        }
+    }
+
+    /// Assert that the autograd gradient of the scalar `loss` at `x0` equals
+    /// central finite differences `(L(x + h eᵢ) − L(x − h eᵢ)) / 2h` within
+    /// `tol`, coordinate by coordinate (compared in f64, evaluated in x0's dtype).
+    fn assert_gradient_matches_finite_differences(
+        name: &str,
+        x0: &Tensor,
+        loss: &dyn Fn(&Tensor) -> Tensor,
+        h: f64,
+        tol: f64,
+    ) {
+        let as_f64 = |t: &Tensor| -> Vec<f64> {
+            t.flatten_all()
                 .unwrap()
-                .flatten_all()
+                .to_dtype(DType::F64)
                 .unwrap()
                 .to_vec1()
-                .unwrap();
-            let flat: Vec<f64> = x0.flatten_all().unwrap().to_vec1().unwrap();
-            for i in 0..flat.len() {
-                let eval = |delta: f64| {
-                    let mut v = flat.clone();
-                    v[i] += delta;
-                    let t = Tensor::from_vec(v, x0.shape(), &Device::Cpu).unwrap();
-                    loss(&t).to_scalar::<f64>().unwrap()
-                };
-                let h = 1e-5;
-                let numeric = (eval(h) - eval(-h)) / (2.0 * h);
-                assert!(
-                    (numeric - g[i]).abs() < 1e-6,
-                    "{name}: d/dx[{i}] analytic {} vs numeric {numeric}",
-                    g[i]
-                );
-            }
+                .unwrap()
+        };
+        let var = Var::from_tensor(x0).unwrap();
+        let grads = loss(var.as_tensor()).backward().unwrap();
+        let g = as_f64(grads.get(&var).unwrap());
+        let flat = as_f64(x0);
+        for i in 0..flat.len() {
+            let eval = |delta: f64| {
+                let mut v = flat.clone();
+                v[i] += delta;
+                let t = Tensor::from_vec(v, x0.shape(), &Device::Cpu)
+                    .unwrap()
+                    .to_dtype(x0.dtype())
+                    .unwrap();
+                as_f64(&loss(&t))[0]
+            };
+            let numeric = (eval(h) - eval(-h)) / (2.0 * h);
+            assert!(
+                (numeric - g[i]).abs() < tol,
+                "{name}: d/dx[{i}] analytic {} vs numeric {numeric}",
+                g[i]
+            );
         }
     }
 }

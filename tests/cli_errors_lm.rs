@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Tensor};
 use rlhf_lab::lm::sft::SftDataset;
 use rlhf_lab::lm::sft_data;
 use rlhf_lab::lm::{LanguageModel, NextTokenLoss, RunOptions, TrainConfig, Trainer};
-use rlhf_lab::world::demonstrations::Splits;
+use rlhf_lab::splits::Splits;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 

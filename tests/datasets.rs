@@ -1,7 +1,7 @@
 //! The committed datasets are exactly what their generators write.
 
 use rlhf_lab::lm::{pretrain, sft_data};
-use rlhf_lab::world::demonstrations::Splits;
+use rlhf_lab::splits::Splits;
 
 fn same_file(a: &std::path::Path, b: &std::path::Path) {
     let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());

@@ -11,7 +11,7 @@ use rlhf_lab::lm::sft::SftDataset;
 use rlhf_lab::lm::sft_data;
 use rlhf_lab::lm::{LanguageModel, NextTokenLoss, TrainConfig, Trainer};
 use rlhf_lab::rlhf::preferences::tiny_sft_dir;
-use rlhf_lab::world::demonstrations::Splits;
+use rlhf_lab::splits::Splits;
 use std::path::Path;
 
 fn sft() -> LanguageModel {

@@ -12,7 +12,7 @@ use rlhf_lab::lm::{
     resume_language_model, LanguageModel, LlamaConfig, NextTokenLoss, ResumedRun, RunOptions,
     TokenStream, TrainConfig, Trainer,
 };
-use rlhf_lab::world::demonstrations::Splits;
+use rlhf_lab::splits::Splits;
 
 fn small_setup(seed: u64) -> (LanguageModel, TokenStream) {
     let dir = pretrain::corpus_dir();

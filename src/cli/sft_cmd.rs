@@ -11,7 +11,7 @@ use rlhf_lab::lm::pretrained::resolve_model_path;
 use rlhf_lab::lm::sft::SftDataset;
 use rlhf_lab::lm::sft_data;
 use rlhf_lab::lm::{LanguageModel, NextTokenLoss, RunOptions, TrainConfig, Trainer};
-use rlhf_lab::world::demonstrations::Splits;
+use rlhf_lab::splits::Splits;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]

@@ -85,10 +85,7 @@ impl candle_core::CustomOp1 for FusedSoftmax {
         layout: &candle_core::Layout,
     ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
         use rayon::prelude::*;
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("softmax: input must be contiguous");
-        };
-        let x = &storage.as_slice::<f32>()?[start..end];
+        let x = contiguous_slice::<f32>(storage, layout, "softmax: input")?;
         let n = layout.dims().last().copied().unwrap_or(1).max(1);
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(n * 64)
@@ -153,6 +150,19 @@ fn log_sum_exp(row: &[f32]) -> f32 {
     max + sum.ln()
 }
 
+/// The elements of a fused op's contiguous input; `what` names it in the
+/// error ("softmax: input must be contiguous").
+fn contiguous_slice<'a, T: candle_core::WithDType>(
+    storage: &'a candle_core::CpuStorage,
+    layout: &candle_core::Layout,
+    what: &str,
+) -> Result<&'a [T]> {
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{what} must be contiguous");
+    };
+    Ok(&storage.as_slice::<T>()?[start..end])
+}
+
 /// The contiguous f32 logits and u32 targets of a fused op's storages.
 fn logits_and_targets<'a>(
     s1: &'a candle_core::CpuStorage,
@@ -160,11 +170,9 @@ fn logits_and_targets<'a>(
     s2: &'a candle_core::CpuStorage,
     l2: &candle_core::Layout,
 ) -> Result<(&'a [f32], &'a [u32], usize)> {
-    let (Some((a, b)), Some((c, d))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
-        candle_core::bail!("target_log_probs: inputs must be contiguous");
-    };
+    let logits = contiguous_slice::<f32>(s1, l1, "target_log_probs: the logits")?;
+    let targets = contiguous_slice::<u32>(s2, l2, "target_log_probs: the targets")?;
     let vocab = l1.dims().last().copied().unwrap_or(1).max(1);
-    let (logits, targets) = (&s1.as_slice::<f32>()?[a..b], &s2.as_slice::<u32>()?[c..d]);
     if let Some(&t) = targets.iter().find(|&&t| t as usize >= vocab) {
         candle_core::bail!(
             "target_log_probs: target token {t} is outside the vocabulary of {vocab}"
@@ -234,10 +242,7 @@ impl candle_core::CustomOp3 for TargetLogProbGrad {
     ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
         use rayon::prelude::*;
         let (logits, targets, vocab) = logits_and_targets(s1, l1, s2, l2)?;
-        let Some((a, b)) = l3.contiguous_offsets() else {
-            candle_core::bail!("target_log_probs backward: the gradient must be contiguous");
-        };
-        let grads = &s3.as_slice::<f32>()?[a..b];
+        let grads = contiguous_slice::<f32>(s3, l3, "target_log_probs backward: the gradient")?;
         let mut out = vec![0f32; logits.len()];
         out.par_chunks_mut(vocab)
             .zip(logits.par_chunks(vocab))

@@ -5,7 +5,8 @@
 
 use super::tokenizer::ChatMessage;
 use crate::io::jsonl::{self, JsonlOptions, SkipReport};
-use crate::world::demonstrations::{Splits, HELP_PHRASE, KINDS, REFUSAL_OPENING};
+use crate::splits::Splits;
+use crate::world::demonstrations::{HELP_PHRASE, KINDS, REFUSAL_OPENING};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;

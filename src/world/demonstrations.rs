@@ -11,7 +11,7 @@
 //!   refusal of the harm, then real help (never advice to hurt anyone).
 
 use super::{Person, World, COLOURS, FOODS, PLACES};
-pub use crate::splits::Splits;
+use crate::splits::Splits;
 use gridworld::Rng;
 use serde::{Deserialize, Serialize};
 

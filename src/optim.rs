@@ -301,6 +301,11 @@ pub struct Update {
     pub grad_norm: f64,
     /// The factor clipping multiplied the gradients by (1 when not clipped).
     pub clip_scale: f64,
+    /// Wall-clock seconds of the backward pass (shared by every optimiser of
+    /// one [`optimize_each`]).
+    pub backward_seconds: f64,
+    /// Wall-clock seconds of this optimiser's gradient norm, clipping and step.
+    pub step_seconds: f64,
 }
 
 /// The one optimiser step of every trainer in the crate:
@@ -332,9 +337,12 @@ pub fn optimize_each(
     let update = optimizers.first().map_or(0, |o| o.step_count()) + 1;
     let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
     ensure_finite("training loss", value, update)?;
+    let backward_start = std::time::Instant::now();
     let grads = loss.backward()?;
+    let backward_seconds = backward_start.elapsed().as_secs_f64();
     let mut updates = Vec::with_capacity(optimizers.len());
     for optimizer in optimizers.iter() {
+        let step_start = std::time::Instant::now();
         let norm = grad_norm(&grads, &optimizer.vars())?;
         ensure_finite("gradient norm", norm, update)?;
         let clip_scale = if max_grad_norm > 0.0 {
@@ -346,10 +354,14 @@ pub fn optimize_each(
             loss: value,
             grad_norm: norm,
             clip_scale,
+            backward_seconds,
+            step_seconds: step_start.elapsed().as_secs_f64(),
         });
     }
-    for (optimizer, u) in optimizers.iter_mut().zip(&updates) {
+    for (optimizer, u) in optimizers.iter_mut().zip(&mut updates) {
+        let step_start = std::time::Instant::now();
         optimizer.step(&grads, u.clip_scale)?;
+        u.step_seconds += step_start.elapsed().as_secs_f64();
     }
     Ok(updates)
 }

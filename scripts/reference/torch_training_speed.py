@@ -46,20 +46,29 @@ optimizer = torch.optim.AdamW(
 vocab = config.vocab_size
 
 
+phases = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
+
+
 def update():
     window = torch.randint(0, vocab, (args.batch_size, args.seq_len + 1))
+    t0 = time.perf_counter()
     logits = model(input_ids=window[:, :-1]).logits
     loss = F.cross_entropy(logits.reshape(-1, vocab), window[:, 1:].reshape(-1))
+    t1 = time.perf_counter()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    t2 = time.perf_counter()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
+    t3 = time.perf_counter()
+    return t1 - t0, t2 - t1, t3 - t2
 
 
 update()  # warm-up, untimed
 start = time.perf_counter()
 for _ in range(args.steps):
-    update()
+    for name, seconds in zip(phases, update()):
+        phases[name] += seconds
 seconds = time.perf_counter() - start
 tokens = args.steps * args.batch_size * args.seq_len
 report = {
@@ -68,11 +77,16 @@ report = {
     "parameters": sum(p.numel() for p in model.parameters()),
     "tokens_per_second": tokens / seconds,
     "ms_per_step": 1e3 * seconds / args.steps,
+    "forward_ms": 1e3 * phases["forward"] / args.steps,
+    "backward_ms": 1e3 * phases["backward"] / args.steps,
+    "optimizer_ms": 1e3 * phases["optimizer"] / args.steps,
 }
 if args.json:
     print(json.dumps(report))
 else:
     print(
         f"PyTorch {report['torch']}, {report['threads']} threads, {report['parameters']} parameters: "
-        f"{report['tokens_per_second']:.0f} tokens/s ({report['ms_per_step']:.1f} ms/step)"
+        f"{report['tokens_per_second']:.0f} tokens/s ({report['ms_per_step']:.1f} ms/step: "
+        f"forward {report['forward_ms']:.1f}, backward {report['backward_ms']:.1f}, "
+        f"optimizer {report['optimizer_ms']:.1f})"
     )

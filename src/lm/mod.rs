@@ -55,5 +55,5 @@ pub use sample::{Generated, SamplingConfig, TextGeneration};
 pub use tokenizer::{ChatMessage, PaddingSide, TextTokenizer};
 pub use train::{
     resume_language_model, resume_language_model_as, BatchSource, LmTrainer, LossOutput, Metrics,
-    Objective, ResumedRun, RunOptions, SampleRecord, TrainConfig, TrainRecord, Trainer,
+    Objective, ResumedRun, RunOptions, SampleRecord, StepPhases, TrainConfig, TrainRecord, Trainer,
 };

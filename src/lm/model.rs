@@ -25,6 +25,8 @@ use super::ops;
 use super::quantize::Int8Matrix;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, VarBuilder};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// RMSNorm (Zhang & Sennrich 2019): `y = x / √(mean(x²) + ε) · g`, computed in f32.
 #[derive(Debug, Clone)]
@@ -39,6 +41,19 @@ impl RmsNorm {
             weight: vb.get(size, "weight")?,
             eps,
         })
+    }
+}
+
+impl RmsNorm {
+    /// The norm in a forward pass: in a training step the fused kernel with its
+    /// analytic backward ([`ops::rms_norm_for_training`]), otherwise the
+    /// composed op, whose values the committed samples were drawn with.
+    pub fn forward_in(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+        if training {
+            ops::rms_norm_for_training(x, &self.weight, self.eps)
+        } else {
+            ops::rms_norm(x, &self.weight, self.eps)
+        }
     }
 }
 
@@ -89,11 +104,34 @@ impl RotaryEmbedding {
 
     /// Rotate `x` of shape (b, heads, t, d_head) by the positions (b, t) (u32).
     pub fn apply(&self, x: &Tensor, positions: &Tensor) -> Result<Tensor> {
-        let (b, _, t, d) = x.dims4()?;
+        self.tables(positions)?.rotate(x)
+    }
+
+    /// cos and sin at the positions (b, t) (u32), gathered once per forward
+    /// pass and shared by every layer's queries and keys.
+    pub fn tables(&self, positions: &Tensor) -> Result<RopeTables> {
+        let (b, t) = positions.dims2()?;
+        let half = self.cos.dim(1)?;
         let flat = positions.flatten_all()?;
-        let cos = self.cos.index_select(&flat, 0)?.reshape((b, 1, t, d / 2))?;
-        let sin = self.sin.index_select(&flat, 0)?.reshape((b, 1, t, d / 2))?;
-        ops::rotate_half_rope(x, &cos, &sin)
+        let gather = |table: &Tensor| table.index_select(&flat, 0)?.reshape((b, 1, t, half));
+        Ok(RopeTables {
+            cos: gather(&self.cos)?,
+            sin: gather(&self.sin)?,
+        })
+    }
+}
+
+/// The rotary tables at one forward pass's positions, (b, 1, t, d_head/2) each.
+#[derive(Debug, Clone)]
+pub struct RopeTables {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl RopeTables {
+    /// Rotate `x` (b, heads, t, d_head).
+    pub fn rotate(&self, x: &Tensor) -> Result<Tensor> {
+        ops::rotate_half_rope(x, &self.cos, &self.sin)
     }
 }
 
@@ -247,7 +285,6 @@ impl Attention {
     fn forward(
         &self,
         x: &Tensor,
-        rope: &RotaryEmbedding,
         at: &Positions,
         cache: Option<&mut Option<(Tensor, Tensor)>>,
     ) -> Result<(Tensor, Tensor)> {
@@ -260,8 +297,8 @@ impl Attention {
         let q = heads(self.q_proj.forward(x)?, self.num_heads)?;
         let k = heads(self.k_proj.forward(x)?, self.num_kv_heads)?;
         let v = heads(self.v_proj.forward(x)?, self.num_kv_heads)?;
-        let q = rope.apply(&q, &at.ids)?;
-        let mut k = rope.apply(&k, &at.ids)?;
+        let q = at.rope.rotate(&q)?;
+        let mut k = at.rope.rotate(&k)?;
         let mut v = v;
         if let Some(slot) = cache {
             if let Some((pk, pv)) = slot.as_ref() {
@@ -326,8 +363,8 @@ impl SwiGlu {
 
 impl Module for SwiGlu {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = candle_nn::ops::silu(&self.gate_proj.forward(x)?)?;
-        self.down_proj.forward(&(gate * self.up_proj.forward(x)?)?)
+        let gated = ops::swiglu(&self.gate_proj.forward(x)?, &self.up_proj.forward(x)?)?;
+        self.down_proj.forward(&gated)
     }
 }
 
@@ -364,14 +401,13 @@ impl DecoderLayer {
     fn forward(
         &self,
         x: &Tensor,
-        rope: &RotaryEmbedding,
         at: &Positions,
         cache: Option<&mut Option<(Tensor, Tensor)>>,
     ) -> Result<(Tensor, Tensor)> {
-        let norm1 = self.input_layernorm.forward(x)?;
-        let (attn, probs) = self.self_attn.forward(&norm1, rope, at, cache)?;
+        let norm1 = self.input_layernorm.forward_in(x, at.training)?;
+        let (attn, probs) = self.self_attn.forward(&norm1, at, cache)?;
         let x = (x + attn)?; // x = x + attn(norm1(x))    (b, t, d)
-        let norm2 = self.post_attention_layernorm.forward(&x)?;
+        let norm2 = self.post_attention_layernorm.forward_in(&x, at.training)?;
         let x = (&x + self.mlp.forward(&norm2)?)?; // x = x + mlp(norm2(x))    (b, t, d)
         Ok((x, probs))
     }
@@ -424,6 +460,9 @@ pub struct Llama {
     /// `None` for a trunk without a language-modelling head (a reward model's).
     lm_head: Option<Linear>,
     rope: RotaryEmbedding,
+    /// In a training step ([`Self::set_training`]): RMSNorm takes its fused
+    /// kernel (see [`RmsNorm::forward_in`]). Shared by clones.
+    training: Arc<AtomicBool>,
 }
 
 impl Llama {
@@ -464,6 +503,7 @@ impl Llama {
             norm: RmsNorm::new(cfg.hidden_size, cfg.rms_norm_eps, vb.pp("model.norm"))?,
             lm_head,
             rope: RotaryEmbedding::new(cfg, vb.dtype(), vb.device())?,
+            training: Arc::default(),
         })
     }
 
@@ -491,6 +531,7 @@ impl Llama {
     /// a forward pass keeps no intermediate tensors for a backward pass.
     pub fn frozen(&self) -> Self {
         let mut model = self.clone();
+        model.training = Arc::default();
         let detach = |n: &mut RmsNorm| n.weight = n.weight.detach();
         model.embed_tokens = Embedding::new(
             self.embed_tokens.embeddings().detach(),
@@ -645,7 +686,7 @@ impl Llama {
         let mut x = self.embed_tokens.forward(input_ids)?;
         let mut maps = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
-            let (next, probs) = layer.forward(&x, &self.rope, &at, None)?;
+            let (next, probs) = layer.forward(&x, &at, None)?;
             x = next;
             maps.push(probs);
         }
@@ -677,6 +718,13 @@ impl Llama {
         attention_mask: Option<&Tensor>,
     ) -> Result<Tensor> {
         self.run_hidden(input_ids, attention_mask, None)
+    }
+
+    /// Mark the forward passes that follow as part of a training step (`true`)
+    /// or not, for this model and its clones. Only the kernel choice changes
+    /// (values agree to 1e-6), never what is computed.
+    pub fn set_training(&self, training: bool) {
+        self.training.store(training, Ordering::Relaxed);
     }
 
     /// A fresh, empty cache for this model.
@@ -714,9 +762,9 @@ impl Llama {
         let mut x = self.embed_tokens.forward(input_ids)?; // (b, t, d)
         for (i, layer) in self.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            x = layer.forward(&x, &self.rope, &at, slot)?.0; // (b, t, d)
+            x = layer.forward(&x, &at, slot)?.0; // (b, t, d)
         }
-        self.norm.forward(&x)
+        self.norm.forward_in(&x, at.training)
     }
 
     /// Where `t` new tokens after `past` cached ones sit, from the attention
@@ -752,8 +800,10 @@ impl Llama {
             }
         }
         let device = self.device();
+        let ids = Tensor::from_vec(ids, (b, t), device)?;
         Ok(Positions {
-            ids: Tensor::from_vec(ids, (b, t), device)?,
+            rope: self.rope.tables(&ids)?,
+            training: self.training.load(Ordering::Relaxed),
             bias: match bias {
                 Some((data, rows)) => Some(Tensor::from_vec(data, (rows, 1, t, past + t), device)?),
                 None => None,
@@ -766,8 +816,10 @@ impl Llama {
 /// reads.
 #[derive(Debug)]
 struct Positions {
-    /// Position ids (b, t), u32, for the rotary embedding.
-    ids: Tensor,
+    /// The rotary tables at the position ids (b, t).
+    rope: RopeTables,
+    /// Whether this forward pass is part of a training step.
+    training: bool,
     /// Additive attention bias (b or 1, 1, t, past + t) in f32, or `None` for a
     /// single new token that may see everything.
     bias: Option<Tensor>,

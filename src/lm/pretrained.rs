@@ -361,10 +361,11 @@ impl LanguageModel {
         }
     }
 
-    /// Training mode (adapter dropout on, masks seeded by `step_seed`) or
-    /// eval mode, for this model and its clones. Without adapters (or with
-    /// `lora_dropout` 0) nothing changes: the rest of the model has no dropout.
+    /// Training mode (adapter dropout on, masks seeded by `step_seed`; RMSNorm's
+    /// fused training kernel, [`Llama::set_training`]) or eval mode, for this
+    /// model and its clones. The rest of the model has no dropout.
     pub fn set_training(&self, training: bool, step_seed: u64) {
+        self.model.set_training(training);
         if let Some(lora) = &self.lora {
             lora.switch.set_training(training, step_seed);
         }

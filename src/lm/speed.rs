@@ -12,7 +12,7 @@
 //! batch 1 from a fixed prompt, with and without the KV cache.
 
 use super::pretrain;
-use super::{BatchSource, NextTokenLoss, SamplingConfig, TrainConfig, Trainer};
+use super::{BatchSource, NextTokenLoss, SamplingConfig, StepPhases, TrainConfig, Trainer};
 use anyhow::Result;
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
@@ -57,6 +57,15 @@ pub struct TrainingSpeed {
     pub tokens_per_second: f64,
     /// Milliseconds per update (forward + backward + AdamW).
     pub ms_per_step: f64,
+    /// Milliseconds per update in the forward pass to the loss.
+    #[serde(default)]
+    pub forward_ms: f64,
+    /// Milliseconds per update in the backward pass.
+    #[serde(default)]
+    pub backward_ms: f64,
+    /// Milliseconds per update in the gradient norm, clipping and AdamW.
+    #[serde(default)]
+    pub optimizer_ms: f64,
     /// Timed updates.
     pub steps: usize,
 }
@@ -123,10 +132,11 @@ impl fmt::Display for SpeedReport {
                 "returned (malloc's defaults)"
             }
         )?;
+        let t = &self.training;
         writeln!(
             f,
-            "training: {:.0} tokens/s ({:.1} ms/step over {} steps)",
-            self.training.tokens_per_second, self.training.ms_per_step, self.training.steps
+            "training: {:.0} tokens/s ({:.1} ms/step over {} steps: forward {:.1}, backward {:.1}, optimizer {:.1})",
+            t.tokens_per_second, t.ms_per_step, t.steps, t.forward_ms, t.backward_ms, t.optimizer_ms
         )?;
         for g in [&self.generation_cached, &self.generation_uncached] {
             writeln!(
@@ -165,15 +175,24 @@ pub fn measure_speed(config: &SpeedConfig, device: &Device) -> Result<SpeedRepor
     trainer.train_step(&setup.data.train_batch(0, device)?)?; // warm-up, untimed
     let start = Instant::now();
     let mut tokens = 0.0;
+    let mut phases = StepPhases::default();
     for step in 1..=config.steps {
         let batch = setup.data.train_batch(step, device)?;
         tokens += batch.counted_tokens()?;
         trainer.train_step(&batch)?;
+        let p = trainer.last_step_phases();
+        phases.forward_seconds += p.forward_seconds;
+        phases.backward_seconds += p.backward_seconds;
+        phases.optimizer_seconds += p.optimizer_seconds;
     }
     let seconds = start.elapsed().as_secs_f64();
+    let ms_per_step = |s: f64| 1e3 * s / config.steps as f64;
     let training = TrainingSpeed {
         tokens_per_second: tokens / seconds,
-        ms_per_step: 1e3 * seconds / config.steps as f64,
+        ms_per_step: ms_per_step(seconds),
+        forward_ms: ms_per_step(phases.forward_seconds),
+        backward_ms: ms_per_step(phases.backward_seconds),
+        optimizer_ms: ms_per_step(phases.optimizer_seconds),
         steps: config.steps,
     };
     let generation = |kv_cache: bool| -> Result<GenerationSpeed> {
@@ -222,6 +241,14 @@ mod tests {
         assert!(
             report.training.tokens_per_second.is_finite()
                 && report.training.tokens_per_second > 0.0
+        );
+        // The phases are parts of each update's time: each positive, together
+        // no more than the whole.
+        let t = &report.training;
+        assert!(t.forward_ms > 0.0 && t.backward_ms > 0.0 && t.optimizer_ms > 0.0);
+        assert!(
+            t.forward_ms + t.backward_ms + t.optimizer_ms <= t.ms_per_step,
+            "{t:?}"
         );
         assert_eq!(report.generation_cached.new_tokens, 5);
         assert_eq!(report.generation_uncached.new_tokens, 5);

@@ -318,6 +318,18 @@ pub struct Trainer<O: Objective> {
     /// (`None` before the first): the one a NaN stop names.
     pub last_checkpoint: Option<PathBuf>,
     optimizer: AdamW,
+    last_phases: StepPhases,
+}
+
+/// Where the wall-clock time of one update went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepPhases {
+    /// The objective's forward pass to the loss.
+    pub forward_seconds: f64,
+    /// The backward pass.
+    pub backward_seconds: f64,
+    /// Gradient norm, clipping and the AdamW step.
+    pub optimizer_seconds: f64,
 }
 
 /// The trainer of pre-training and SFT.
@@ -345,7 +357,14 @@ impl<O: Objective> Trainer<O> {
             history: Vec::new(),
             samples: Vec::new(),
             last_checkpoint: None,
+            last_phases: StepPhases::default(),
         })
+    }
+
+    /// Where the time of the last [`Self::train_step`] went (zeros before the
+    /// first).
+    pub fn last_step_phases(&self) -> StepPhases {
+        self.last_phases
     }
 
     /// Change the peak learning rate of a resumed run: the schedule keeps its
@@ -452,7 +471,13 @@ impl<O: Objective> Trainer<O> {
         let out = self.objective.loss(batch);
         self.objective.set_training(false, step_seed);
         let out = out?;
+        let forward_seconds = start.elapsed().as_secs_f64();
         let update = optimize(&out.loss, &mut self.optimizer, self.config.grad_clip)?;
+        self.last_phases = StepPhases {
+            forward_seconds,
+            backward_seconds: update.backward_seconds,
+            optimizer_seconds: update.step_seconds,
+        };
         self.step += 1;
         Ok(TrainRecord {
             step: self.step,

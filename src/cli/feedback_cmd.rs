@@ -118,7 +118,7 @@ pub fn run(cmd: FeedbackCommand) -> Result<()> {
             json,
             systems,
         } => {
-            let numbered = comparison_lines(&read_feedback_lines(&file)?);
+            let numbered = comparison_lines(read_feedback_lines(&file)?);
             anyhow::ensure!(!numbered.is_empty(), "{}: no comparisons", file.display());
             if let Some((line, _)) = numbered
                 .iter()

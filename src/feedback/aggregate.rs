@@ -8,7 +8,7 @@ use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 // Every map that is iterated is a BTreeMap, so that sums and ties run in the
 // same order on every run (a HashMap's order changes between runs).
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A proportion k/n with a confidence interval around it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -275,12 +275,14 @@ pub fn item_matches(
     items: impl Fn(&Comparison) -> (String, String),
 ) -> ItemMatches {
     let pairs: Vec<(String, String)> = comparisons.iter().map(&items).collect();
-    let mut names: Vec<String> = pairs
+    // The distinct names, sorted: a set of borrowed names, then a sort of
+    // those few, not a sort of every copy.
+    let distinct: HashSet<&str> = pairs
         .iter()
-        .flat_map(|(a, b)| [a.clone(), b.clone()])
+        .flat_map(|(a, b)| [a.as_str(), b.as_str()])
         .collect();
+    let mut names: Vec<String> = distinct.into_iter().map(str::to_string).collect();
     names.sort();
-    names.dedup();
     let index: HashMap<&str, usize> = names
         .iter()
         .enumerate()

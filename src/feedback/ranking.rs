@@ -166,6 +166,62 @@ impl Default for BtOptions {
     }
 }
 
+/// The matches of each pair of items, (i, j, Σ weights) with i < j, sorted by
+/// (i, j) so that the sums that use them run in the same order every time;
+/// adds each item's (weighted) score to `wins`. Few items (at most
+/// [`DENSE_PAIRS_UP_TO`]) count into a dense table, more into a hash map:
+/// the same sums in the same order either way.
+fn pair_counts(n_items: usize, matches: &[Match], wins: &mut [f64]) -> Vec<(usize, usize, f64)> {
+    pair_counts_in(n_items, matches, wins, n_items <= DENSE_PAIRS_UP_TO)
+}
+
+/// [`pair_counts`] in a dense table (`dense`) or a hash map.
+fn pair_counts_in(
+    n_items: usize,
+    matches: &[Match],
+    wins: &mut [f64],
+    dense: bool,
+) -> Vec<(usize, usize, f64)> {
+    let ordered = matches.iter().filter(|m| m.a != m.b).map(|m| {
+        if m.a < m.b {
+            (m.a, m.b, m.score_a, m.weight)
+        } else {
+            (m.b, m.a, 1.0 - m.score_a, m.weight)
+        }
+    });
+    if dense {
+        // (Σ weights, seen) per pair: a pair with matches of weight 0 still counts.
+        let mut table = vec![(0.0, false); n_items * n_items];
+        for (i, j, s, w) in ordered {
+            let e = &mut table[i * n_items + j];
+            e.0 += w;
+            e.1 = true;
+            wins[i] += w * s;
+            wins[j] += w * (1.0 - s);
+        }
+        return (0..n_items)
+            .flat_map(|i| (i + 1..n_items).map(move |j| (i, j)))
+            .filter_map(|(i, j)| {
+                let (n, seen) = table[i * n_items + j];
+                seen.then_some((i, j, n))
+            })
+            .collect();
+    }
+    let mut pairs: HashMap<(usize, usize), f64> = HashMap::new();
+    for (i, j, s, w) in ordered {
+        *pairs.entry((i, j)).or_insert(0.0) += w;
+        wins[i] += w * s;
+        wins[j] += w * (1.0 - s);
+    }
+    let mut pairs: Vec<(usize, usize, f64)> =
+        pairs.into_iter().map(|((i, j), n)| (i, j, n)).collect();
+    pairs.sort_by_key(|&(i, j, _)| (i, j));
+    pairs
+}
+
+/// Up to how many items [`pair_counts`] uses a dense n × n table (512: 4 MiB).
+const DENSE_PAIRS_UP_TO: usize = 512;
+
 /// Bradley–Terry (1952) maximum likelihood by the MM algorithm (Hunter 2004,
 /// *MM algorithms for generalized Bradley–Terry models*, eq. 3):
 ///
@@ -177,31 +233,9 @@ impl Default for BtOptions {
 /// R_i = 1000 + 400 · log10(p_i / geometric mean of p), so that a difference of 400
 /// means 10:1 odds, as in Elo.
 pub fn bradley_terry(n_items: usize, matches: &[Match], opts: BtOptions) -> Vec<f64> {
-    // Aggregate into pairs: (i, j) with i < j → (n_ij, score of i against j).
-    let mut pairs: HashMap<(usize, usize), (f64, f64)> = HashMap::new();
+    // Aggregate into pairs: (i, j) with i < j → n_ij, and each item's score.
     let mut wins = vec![0.0; n_items];
-    for m in matches {
-        if m.a == m.b {
-            continue;
-        }
-        let (i, j, s) = if m.a < m.b {
-            (m.a, m.b, m.score_a)
-        } else {
-            (m.b, m.a, 1.0 - m.score_a)
-        };
-        let e = pairs.entry((i, j)).or_insert((0.0, 0.0));
-        e.0 += m.weight;
-        e.1 += m.weight * s;
-        wins[i] += m.weight * s;
-        wins[j] += m.weight * (1.0 - s);
-    }
-    // Sorted, so the sums below run in the same order every time (a HashMap's
-    // order changes between runs, and with it the last bits of the result).
-    let mut pairs: Vec<(usize, usize, f64)> = pairs
-        .into_iter()
-        .map(|((i, j), (n, _))| (i, j, n))
-        .collect();
-    pairs.sort_by_key(|&(i, j, _)| (i, j));
+    let pairs = pair_counts(n_items, matches, &mut wins);
     let mut p = vec![1.0; n_items];
     let mut denom = vec![0.0; n_items];
     for _ in 0..opts.max_iterations {
@@ -373,6 +407,31 @@ pub fn simulate_matches(true_ratings: &[f64], n_matches: usize, seed: u64) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The dense table and the hash map give the same pairs, counts and wins,
+    /// bit for bit, including a pair whose only match has weight 0 and a
+    /// self-match (skipped).
+    #[test]
+    fn pair_counts_agree_dense_and_hashed() {
+        let mut rng = gridworld::Rng::new(5);
+        let mut matches: Vec<Match> = (0..2000)
+            .map(|_| {
+                let score = [0.0, 0.5, 1.0][rng.below(3)];
+                Match::new(rng.below(9), rng.below(9), score)
+            })
+            .collect();
+        matches.push(Match {
+            weight: 0.0,
+            ..Match::new(9, 3, 1.0)
+        });
+        let (mut wins_dense, mut wins_hashed) = (vec![0.0; 10], vec![0.0; 10]);
+        let dense = pair_counts_in(10, &matches, &mut wins_dense, true);
+        let hashed = pair_counts_in(10, &matches, &mut wins_hashed, false);
+        assert_eq!(dense, hashed);
+        assert_eq!(wins_dense, wins_hashed);
+        assert!(dense.contains(&(3, 9, 0.0)));
+        assert!(dense.iter().all(|&(i, j, _)| i < j));
+    }
 
     /// Two players at 1000, K = 32: a win moves the winner to 1016, the loser to 984.
     /// Then 1016 vs 984 with a tie: E = 1/(1+10^(−32/400)) = 0.54592…, so the

@@ -457,7 +457,7 @@ mod tests {
         let before = process_memory().unwrap();
         assert!(before.rss_bytes > 0 && before.peak_rss_bytes >= before.rss_bytes);
         reset_peak_rss().unwrap();
-        let v = vec![1u8; 64 << 20];
+        let v = std::hint::black_box(vec![1u8; 64 << 20]);
         let after = process_memory().unwrap();
         assert!(
             after.peak_rss_bytes >= before.rss_bytes + (60 << 20),

@@ -6,8 +6,9 @@ use super::ranking::{bradley_terry, elo, elo_expected, kendall_tau, BtOptions, E
 use super::records::{Checklist, Comparison, Flaw, Rating, Thumbs, Winner};
 use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
-// Every map that is iterated is a BTreeMap, so that sums and ties run in the
-// same order on every run (a HashMap's order changes between runs).
+// Every map whose iteration order reaches a result is a BTreeMap, so that sums
+// and ties run in the same order on every run (a HashMap's order changes
+// between runs); a hash set is only iterated to be sorted.
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A proportion k/n with a confidence interval around it.

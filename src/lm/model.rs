@@ -42,9 +42,7 @@ impl RmsNorm {
             eps,
         })
     }
-}
 
-impl RmsNorm {
     /// The norm in a forward pass: in a training step the fused kernel with its
     /// analytic backward ([`ops::rms_norm_for_training`]), otherwise the
     /// composed op, whose values the committed samples were drawn with.

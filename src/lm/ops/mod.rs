@@ -36,10 +36,7 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
 /// samples from the committed checkpoints.
 pub fn rms_norm_for_training(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     let width = x.dims().last().copied().unwrap_or(0);
-    let fused = x.device().is_cpu()
-        && x.dtype() == DType::F32
-        && weight.dtype() == DType::F32
-        && weight.dims() == [width];
+    let fused = cpu_f32(x) && cpu_f32(weight) && weight.dims() == [width];
     if fused {
         let op = rms_norm::FusedRmsNorm { eps: eps as f32 };
         return x.contiguous()?.apply_op2(&weight.contiguous()?, op);
@@ -93,7 +90,7 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
 /// parallel) with the analytic backward `∂L/∂x = p ⊙ (g − Σⱼ gⱼ pⱼ)`; elsewhere
 /// it is composed from differentiable primitives.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == DType::F32 {
+    if cpu_f32(x) {
         return x.contiguous()?.apply_op1(FusedSoftmax);
     }
     softmax_composed(x)
@@ -117,10 +114,7 @@ fn softmax_composed(x: &Tensor) -> Result<Tensor> {
 /// [`crate::ppo::log_prob_of`]. A target outside the vocabulary is an error
 /// naming it.
 pub fn target_log_probs(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    let fused = logits.device().is_cpu()
-        && logits.dtype() == DType::F32
-        && targets.dtype() == DType::U32
-        && logits.rank() >= 1;
+    let fused = cpu_f32(logits) && targets.dtype() == DType::U32 && logits.rank() >= 1;
     if !fused {
         return crate::ppo::log_prob_of(logits, targets);
     }
@@ -144,8 +138,7 @@ pub fn target_log_probs(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
 /// bit-identical to candle's `silu` then a multiply, with a one-pass analytic
 /// backward; elsewhere it is composed.
 pub fn swiglu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
-    if f32_cpu(a) && f32_cpu(b) && a.dims() == b.dims() {
+    if cpu_f32(a) && cpu_f32(b) && a.dims() == b.dims() {
         return a
             .contiguous()?
             .apply_op2(&b.contiguous()?, swiglu::FusedSwiGlu);
@@ -155,6 +148,11 @@ pub fn swiglu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 fn swiglu_composed(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     candle_nn::ops::silu(a)? * b
+}
+
+/// Whether `t` is an f32 tensor on the CPU: where the fused kernels run.
+fn cpu_f32(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == DType::F32
 }
 
 /// The elements of a fused op's contiguous input; `what` names it in the
@@ -178,8 +176,7 @@ fn contiguous_slice<'a, T: candle_core::WithDType>(
 /// (`ops/rope.rs`), bit-identical to the composed version, whose backward
 /// is the inverse rotation; elsewhere it is composed.
 pub fn rotate_half_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
-    if f32_cpu(x) && f32_cpu(cos) && f32_cpu(sin) && x.rank() == 4 && x.dim(3)? % 2 == 0 {
+    if cpu_f32(x) && cpu_f32(cos) && cpu_f32(sin) && x.rank() == 4 && x.dim(3)? % 2 == 0 {
         let (b, _, t, d) = x.dims4()?;
         let table = |c: &Tensor| c.broadcast_as((b, 1, t, d / 2))?.contiguous();
         let op = rope::FusedRope { inverse: false };

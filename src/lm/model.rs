@@ -279,13 +279,14 @@ impl Attention {
 
     /// `x` (b, t, d) at positions `at`, reading and extending this layer's
     /// `cache` slot when given. Returns the output (b, t, d) and the attention
-    /// probabilities A (b, h, t, past + t).
+    /// probabilities A (b, h, t, past + t), except in a training step (which
+    /// does not keep them).
     fn forward(
         &self,
         x: &Tensor,
         at: &Positions,
         cache: Option<&mut Option<(Tensor, Tensor)>>,
-    ) -> Result<(Tensor, Tensor)> {
+    ) -> Result<(Tensor, Option<Tensor>)> {
         let (b, t, _) = x.dims3()?;
         let heads = |y: Tensor, n: usize| -> Result<Tensor> {
             y.reshape((b, t, n, self.head_dim))?
@@ -297,6 +298,16 @@ impl Attention {
         let v = heads(self.v_proj.forward(x)?, self.num_kv_heads)?;
         let q = at.rope.rotate(&q)?;
         let mut k = at.rope.rotate(&k)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        // A training step takes the fused kernel (same values, no stored
+        // probabilities; see `ops::fused_attention`).
+        if at.training && cache.is_none() && ops::fused_attention_applies(&q, &k, &v) {
+            let y = ops::fused_attention(&q, &k, &v, scale, at.bias.as_ref())?;
+            let y = y
+                .transpose(1, 2)?
+                .reshape((b, t, self.num_heads * self.head_dim))?;
+            return Ok((self.o_proj.forward(&y)?, None));
+        }
         let mut v = v;
         if let Some(slot) = cache {
             if let Some((pk, pv)) = slot.as_ref() {
@@ -311,7 +322,6 @@ impl Attention {
 
         // Scores in f32 whatever the weights' precision.
         let dtype = q.dtype();
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
         let q = q.to_dtype(DType::F32)?;
         let k = k.to_dtype(DType::F32)?;
         let scores = (q.matmul(&k.t()?)? * scale)?;
@@ -325,7 +335,7 @@ impl Attention {
             .transpose(1, 2)?
             .reshape((b, t, self.num_heads * self.head_dim))?;
         let out = self.o_proj.forward(&y)?;
-        Ok((out, probs))
+        Ok((out, Some(probs)))
     }
 }
 
@@ -395,13 +405,13 @@ impl DecoderLayer {
 
     /// The pre-norm residual block, as nanoGPT's `Block` and candle's llama
     /// `Block` write it. Returns the new x and this block's attention
-    /// probabilities (b, h, t, past + t).
+    /// probabilities (b, h, t, past + t), which a training step does not keep.
     fn forward(
         &self,
         x: &Tensor,
         at: &Positions,
         cache: Option<&mut Option<(Tensor, Tensor)>>,
-    ) -> Result<(Tensor, Tensor)> {
+    ) -> Result<(Tensor, Option<Tensor>)> {
         let norm1 = self.input_layernorm.forward_in(x, at.training)?;
         let (attn, probs) = self.self_attn.forward(&norm1, at, cache)?;
         let x = (x + attn)?; // x = x + attn(norm1(x))    (b, t, d)
@@ -680,13 +690,19 @@ impl Llama {
     /// the other forward passes keep no layer's probabilities.
     pub fn attention_maps(&self, input_ids: &Tensor) -> Result<Vec<Tensor>> {
         let (b, t) = input_ids.dims2()?;
-        let at = self.positions(b, t, 0, None)?;
+        let at = Positions {
+            training: false, // the maps are kept outside a training step only
+            ..self.positions(b, t, 0, None)?
+        };
         let mut x = self.embed_tokens.forward(input_ids)?;
         let mut maps = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
             let (next, probs) = layer.forward(&x, &at, None)?;
             x = next;
-            maps.push(probs);
+            maps.push(candle_core::Context::context(
+                probs,
+                "attention probabilities outside a training step",
+            )?);
         }
         Ok(maps)
     }

@@ -4,11 +4,11 @@
 use super::contiguous_slice;
 use candle_core::{DType, Result, Tensor};
 
-/// `log Σⱼ exp(zⱼ)` of one row, stable (the max subtracted first).
+/// `log Σⱼ exp(zⱼ)` of one row, stable (the max subtracted first), with the
+/// vectorisable [`super::exp`].
 fn log_sum_exp(row: &[f32]) -> f32 {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = row.iter().map(|&z| (z - max).exp()).sum();
-    max + sum.ln()
+    max + super::exp::sum_exp(row, max).ln()
 }
 
 /// The contiguous f32 logits and u32 targets of a fused op's storages.
@@ -98,7 +98,7 @@ impl candle_core::CustomOp3 for TargetLogProbGrad {
             .for_each(|((o, row), (&t, &g))| {
                 let lse = log_sum_exp(row);
                 for (oj, &z) in o.iter_mut().zip(row) {
-                    *oj = -g * (z - lse).exp();
+                    *oj = -g * super::exp::exp(z - lse);
                 }
                 o[t as usize] += g;
             });

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! The forward computes silu exactly as candle's `silu` does,
-//! `a / (1 + exp(−a))`, so its values are bit-identical to the composed op's.
+//! `a / (1 + exp(−a))`, so its values are bit-identical to the composed op's;
+//! the backward (training only) uses the vectorisable [`super::exp`].
 
 use super::contiguous_slice;
 use candle_core::{CpuStorage, Layout, Result, Shape, Tensor};
@@ -93,10 +94,11 @@ impl candle_core::CustomOp3 for SwiGluGrad {
                     .zip(dy.par_chunks(ELEMENTS_PER_TASK)),
             )
             .for_each(|(((da, db), a), (b, dy))| {
-                for i in 0..a.len() {
-                    let sigma = 1.0 / (1.0 + (-a[i]).exp());
-                    da[i] = dy[i] * b[i] * sigma * (1.0 + a[i] * (1.0 - sigma));
-                    db[i] = dy[i] * a[i] * sigma;
+                let inputs = a.iter().zip(b).zip(dy);
+                for ((dai, dbi), ((&ai, &bi), &dyi)) in da.iter_mut().zip(db).zip(inputs) {
+                    let sigma = 1.0 / (1.0 + super::exp::exp(-ai));
+                    *dai = dyi * bi * sigma * (1.0 + ai * (1.0 - sigma));
+                    *dbi = dyi * ai * sigma;
                 }
             });
         let mut dims = vec![2];

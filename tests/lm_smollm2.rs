@@ -76,6 +76,10 @@ fn gguf_tokenizer_matches_transformers() {
 /// Greedy continuations equal transformers' (24 tokens, both prompts) and
 /// candle-transformers' quantized_llama (20 tokens of \"Once upon a time\").
 #[test]
+#[cfg_attr(
+    feature = "avx512",
+    ignore = "the committed values come from the default (AVX2) matmul kernels; see README, Speed"
+)]
 fn greedy_continuation_matches_references() {
     let Some(lm) = model() else { return };
     use candle_transformers::models::quantized_llama::ModelWeights;

@@ -27,6 +27,7 @@
 //! composed op's to about 1e-7 rather than bit for bit (it runs in training
 //! steps only).
 
+use super::gemm::{gemm_into, Matrix, Threads};
 use candle_core::{CpuStorage, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -87,49 +88,6 @@ fn with_slice<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> Result<R>) ->
     f(super::contiguous_slice::<f32>(cpu, layout, what)?)
 }
 
-/// `dst (m, n) = [dst +] lhs (m, k) · rhs (k, n)`, strides (row, column) for
-/// each operand, one thread: the call candle's CPU matmul makes for a
-/// product this small.
-#[allow(clippy::too_many_arguments)]
-fn gemm_into(
-    (m, n, k): (usize, usize, usize),
-    dst: &mut [f32],
-    accumulate: bool,
-    lhs: &[f32],
-    (lhs_rs, lhs_cs): (usize, usize),
-    rhs: &[f32],
-    (rhs_rs, rhs_cs): (usize, usize),
-) {
-    assert!(dst.len() >= m * n);
-    assert!(m == 0 || k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
-    assert!(k == 0 || n == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
-    // SAFETY: the asserts above keep every address the strides reach inside
-    // the slices; dst is written with strides (n, 1).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
-            if accumulate { 1.0 } else { 0.0 },
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
 /// P = softmax(s·Q Kᵀ + M) row by row into `probs` (t, T): the composed op's
 /// arithmetic in its order (product, scale, bias, then softmax).
 fn probabilities(
@@ -141,7 +99,14 @@ fn probabilities(
     probs: &mut [f32],
 ) {
     let (t, keys, d) = (dims.queries, dims.keys, dims.head_dim);
-    gemm_into((t, keys, d), probs, false, q, (d, 1), k, (1, d));
+    gemm_into(
+        (t, keys, d),
+        probs,
+        false,
+        Matrix::rows(q, d),
+        Matrix::transposed(k, d),
+        Threads::One,
+    );
     for (i, row) in probs.chunks_mut(keys).enumerate() {
         match bias {
             Some(m) => {
@@ -232,7 +197,14 @@ impl candle_core::CustomOp3 for FusedAttention {
                     let heads = y.chunks_mut(t * d).zip(p.chunks_mut(t * keys));
                     for ((yh, ph), qh) in heads.zip(q.chunks(t * d)) {
                         probabilities(dims, qh, k, self.scale, bias, ph);
-                        gemm_into((t, d, keys), yh, false, ph, (keys, 1), v, (d, 1));
+                        gemm_into(
+                            (t, d, keys),
+                            yh,
+                            false,
+                            Matrix::rows(ph, keys),
+                            Matrix::rows(v, d),
+                            Threads::One,
+                        );
                     }
                 });
             Ok(())
@@ -280,9 +252,23 @@ impl candle_core::CustomOp3 for FusedAttention {
                                     let at = group * group_p + r * t * keys;
                                     let p = &saved[at..at + t * keys];
                                     // ∂L/∂V_g += Pᵀ G
-                                    gemm_into((keys, d, t), dv, true, p, (1, keys), gh, (d, 1));
+                                    gemm_into(
+                                        (keys, d, t),
+                                        dv,
+                                        true,
+                                        Matrix::transposed(p, keys),
+                                        Matrix::rows(gh, d),
+                                        Threads::One,
+                                    );
                                     // ∂L/∂P = G V_gᵀ
-                                    gemm_into((t, keys, d), &mut ds, false, gh, (d, 1), v, (1, d));
+                                    gemm_into(
+                                        (t, keys, d),
+                                        &mut ds,
+                                        false,
+                                        Matrix::rows(gh, d),
+                                        Matrix::transposed(v, d),
+                                        Threads::One,
+                                    );
                                     // ∂L/∂S, times s for both products below
                                     for (dsr, pr) in ds.chunks_mut(keys).zip(p.chunks(keys)) {
                                         let dot: f32 = dsr.iter().zip(pr).map(|(a, b)| a * b).sum();
@@ -291,9 +277,23 @@ impl candle_core::CustomOp3 for FusedAttention {
                                         }
                                     }
                                     // ∂L/∂Q_h = s·∂L/∂S K_g
-                                    gemm_into((t, d, keys), dqh, false, &ds, (keys, 1), k, (d, 1));
+                                    gemm_into(
+                                        (t, d, keys),
+                                        dqh,
+                                        false,
+                                        Matrix::rows(&ds, keys),
+                                        Matrix::rows(k, d),
+                                        Threads::One,
+                                    );
                                     // ∂L/∂K_g += s·(∂L/∂S)ᵀ Q_h
-                                    gemm_into((keys, d, t), dk, true, &ds, (1, keys), qh, (d, 1));
+                                    gemm_into(
+                                        (keys, d, t),
+                                        dk,
+                                        true,
+                                        Matrix::transposed(&ds, keys),
+                                        Matrix::rows(qh, d),
+                                        Threads::One,
+                                    );
                                 }
                             },
                         );

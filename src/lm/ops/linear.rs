@@ -15,57 +15,8 @@
 //! bit-identical to the composed op's; so is ∂L/∂X.
 
 use super::contiguous_slice;
+use super::gemm::{matmul, Matrix};
 use candle_core::{CpuStorage, Layout, Result, Shape, Tensor};
-
-/// A row-major f32 matrix in a slice, or a transposed view of one: element
-/// (i, j) is at `i·row_stride + j·col_stride`.
-#[derive(Clone, Copy)]
-struct Matrix<'a> {
-    data: &'a [f32],
-    row_stride: usize,
-    col_stride: usize,
-}
-
-/// `lhs (m, k) · rhs (k, n)` into a new row-major (m, n) buffer, by the
-/// `gemm` crate as candle's CPU matmul calls it (threads as candle's
-/// `get_num_threads`).
-fn matmul(m: usize, n: usize, k: usize, lhs: Matrix, rhs: Matrix) -> Vec<f32> {
-    assert!(lhs.data.len() >= m * k && rhs.data.len() >= k * n);
-    let mut dst = vec![0f32; m * n];
-    let threads = candle_core::utils::get_num_threads();
-    let parallelism = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: dst holds m·n elements written with strides (n, 1); lhs and rhs
-    // hold at least m·k and k·n elements and their strides address only
-    // those (checked above and by the callers' shapes).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.data.as_ptr(),
-            lhs.col_stride as isize,
-            lhs.row_stride as isize,
-            rhs.data.as_ptr(),
-            rhs.col_stride as isize,
-            rhs.row_stride as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
-    dst
-}
 
 /// (rows, cols) of a layout read as a matrix: its last axis is the columns,
 /// all leading axes together the rows. An error naming `what` for a scalar.
@@ -110,18 +61,12 @@ impl candle_core::CustomOp2 for FusedLinear {
         }
         let x = contiguous_slice::<f32>(s1, l1, "linear: the input")?;
         let w = contiguous_slice::<f32>(s2, l2, "linear: the weight")?;
-        let x = Matrix {
-            data: x,
-            row_stride: inner,
-            col_stride: 1,
-        };
-        // Wᵀ (in, out) read from W (out, in).
-        let w_t = Matrix {
-            data: w,
-            row_stride: 1,
-            col_stride: inner,
-        };
-        let y = matmul(n, out, inner, x, w_t);
+        // X (n, in) times Wᵀ (in, out), read from W (out, in).
+        let y = matmul(
+            (n, out, inner),
+            Matrix::rows(x, inner),
+            Matrix::transposed(w, inner),
+        );
         Ok((CpuStorage::F32(y), with_last(l1.dims(), out)))
     }
 
@@ -133,53 +78,27 @@ impl candle_core::CustomOp2 for FusedLinear {
         grad_res: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad_res.contiguous()?;
-        let grad_x = grad.apply_op2_no_bwd(w, &InputGrad)?;
-        let grad_w = grad.apply_op2_no_bwd(x, &WeightGrad)?;
+        let grad_x = grad.apply_op2_no_bwd(w, &LinearGrad::Input)?;
+        let grad_w = grad.apply_op2_no_bwd(x, &LinearGrad::Weight)?;
         Ok((Some(grad_x), Some(grad_w)))
     }
 }
 
-/// ∂L/∂X = G W for G (…, out) and W (out, in); (…, in).
-struct InputGrad;
-
-impl candle_core::CustomOp2 for InputGrad {
-    fn name(&self) -> &'static str {
-        "rlhf-lab-linear-input-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (n, out) = dims2(l1, "linear backward: the output gradient")?;
-        let (_, inner) = dims2(l2, "linear backward: the weight")?;
-        let g = Matrix {
-            data: contiguous_slice::<f32>(s1, l1, "linear backward: the output gradient")?,
-            row_stride: out,
-            col_stride: 1,
-        };
-        let w = Matrix {
-            data: contiguous_slice::<f32>(s2, l2, "linear backward: the weight")?,
-            row_stride: inner,
-            col_stride: 1,
-        };
-        Ok((
-            CpuStorage::F32(matmul(n, inner, out, g, w)),
-            with_last(l1.dims(), inner),
-        ))
-    }
+/// The two products of the backward pass, each from the output gradient
+/// G (…, out) and one operand.
+enum LinearGrad {
+    /// ∂L/∂X = G W from W (out, in); (…, in).
+    Input,
+    /// ∂L/∂W = Gᵀ X from X (…, in), summed over all leading axes; (out, in).
+    Weight,
 }
 
-/// ∂L/∂W = Gᵀ X for G (…, out) and X (…, in), summed over all leading
-/// axes; (out, in).
-struct WeightGrad;
-
-impl candle_core::CustomOp2 for WeightGrad {
+impl candle_core::CustomOp2 for LinearGrad {
     fn name(&self) -> &'static str {
-        "rlhf-lab-linear-weight-grad"
+        match self {
+            Self::Input => "rlhf-lab-linear-input-grad",
+            Self::Weight => "rlhf-lab-linear-weight-grad",
+        }
     }
 
     fn cpu_fwd(
@@ -189,22 +108,33 @@ impl candle_core::CustomOp2 for WeightGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (n, out) = dims2(l1, "linear backward: the output gradient")?;
-        let (_, inner) = dims2(l2, "linear backward: the input")?;
-        // Gᵀ (out, n) read from G (n, out).
-        let g_t = Matrix {
-            data: contiguous_slice::<f32>(s1, l1, "linear backward: the output gradient")?,
-            row_stride: 1,
-            col_stride: out,
+        let what = "linear backward: the output gradient";
+        let (n, out) = dims2(l1, what)?;
+        let g = contiguous_slice::<f32>(s1, l1, what)?;
+        let what = match self {
+            Self::Input => "linear backward: the weight",
+            Self::Weight => "linear backward: the input",
         };
-        let x = Matrix {
-            data: contiguous_slice::<f32>(s2, l2, "linear backward: the input")?,
-            row_stride: inner,
-            col_stride: 1,
-        };
-        Ok((
-            CpuStorage::F32(matmul(out, inner, n, g_t, x)),
-            Shape::from((out, inner)),
-        ))
+        let (_, inner) = dims2(l2, what)?;
+        let other = contiguous_slice::<f32>(s2, l2, what)?;
+        Ok(match self {
+            Self::Input => (
+                CpuStorage::F32(matmul(
+                    (n, inner, out),
+                    Matrix::rows(g, out),
+                    Matrix::rows(other, inner),
+                )),
+                with_last(l1.dims(), inner),
+            ),
+            // Gᵀ (out, n) read from G (n, out).
+            Self::Weight => (
+                CpuStorage::F32(matmul(
+                    (out, inner, n),
+                    Matrix::transposed(g, out),
+                    Matrix::rows(other, inner),
+                )),
+                Shape::from((out, inner)),
+            ),
+        })
     }
 }

@@ -13,6 +13,7 @@
 mod attention;
 mod cross_entropy;
 mod exp;
+mod gemm;
 mod linear;
 mod rms_norm;
 mod rope;

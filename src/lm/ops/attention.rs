@@ -45,7 +45,7 @@ pub(super) struct FusedAttention {
 
 /// The sizes of one call.
 #[derive(Clone, Copy)]
-struct Dims {
+pub(super) struct Dims {
     batch: usize,
     heads: usize,
     kv_heads: usize,
@@ -60,7 +60,9 @@ impl Dims {
     }
 }
 
-fn check_dims(q: &[usize], k: &[usize], v: &[usize]) -> Result<Dims> {
+/// The sizes of q (b, h, t, d), k and v (b, h_kv, T, d), or an error naming
+/// the shapes when they do not fit (h a multiple of h_kv).
+pub(super) fn check_dims(q: &[usize], k: &[usize], v: &[usize]) -> Result<Dims> {
     let (&[batch, heads, queries, head_dim], &[kb, kv_heads, keys, kd]) = (q, k) else {
         candle_core::bail!("attention: q and k must have rank 4, got {q:?} and {k:?}");
     };

@@ -168,11 +168,8 @@ fn swiglu_composed(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// Whether [`fused_attention`] runs for these q (b, h, t, d), k and v
 /// (b, h_kv, T, d): on the CPU in f32 with h a multiple of h_kv.
 pub fn fused_attention_applies(q: &Tensor, k: &Tensor, v: &Tensor) -> bool {
-    let heads_fit = match (q.dims(), k.dims()) {
-        (&[b, h, _, d], &[kb, hk, _, kd]) => b == kb && d == kd && hk > 0 && h % hk == 0,
-        _ => false,
-    };
-    heads_fit && k.dims() == v.dims() && cpu_f32(q) && cpu_f32(k) && cpu_f32(v)
+    let shapes_fit = attention::check_dims(q.dims(), k.dims(), v.dims()).is_ok();
+    shapes_fit && cpu_f32(q) && cpu_f32(k) && cpu_f32(v)
 }
 
 /// Scaled dot-product attention with grouped-query heads,

@@ -18,6 +18,9 @@ pub fn stream_seed(seed: u64, index: u64, salt: u64) -> u64 {
     seed ^ index.wrapping_add(1).wrapping_mul(salt)
 }
 
+/// SplitMix64's Weyl increment, ⌊2⁶⁴/φ⌋ made odd.
+const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
 /// SplitMix64 generator. `Clone` it to fork a reproducible stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rng {
@@ -31,12 +34,23 @@ impl Rng {
     }
 
     /// Next 64 random bits.
+    #[inline]
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        self.state = self.state.wrapping_add(GAMMA);
         let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+
+    /// Jump over the next `n` outputs of [`Rng::next_u64`] at once: the state
+    /// is a Weyl sequence (`state += γ` per output), so `n` steps are
+    /// `state += n·γ`. Lets a loop's iterations run in parallel on the very
+    /// draws the sequential loop would make (iteration `r` skips `r` times
+    /// its draw count).
+    #[inline]
+    pub fn skip(&mut self, n: u64) {
+        self.state = self.state.wrapping_add(n.wrapping_mul(GAMMA));
     }
 
     /// Uniform in `[0, 1)` with 53 bits of precision.
@@ -48,6 +62,7 @@ impl Rng {
     ///
     /// # Panics
     /// If `n == 0`.
+    #[inline]
     pub fn below(&mut self, n: usize) -> usize {
         assert!(n > 0, "Rng::below(0): empty range");
         ((self.next_u64() as u128 * n as u128) >> 64) as usize
@@ -120,6 +135,18 @@ mod tests {
         assert_eq!(stream_seed(0, 2, 5), 15);
         assert_eq!(stream_seed(7, u64::MAX, 3), 7);
         assert_eq!(stream_seed(0, 1, 1 << 63), 0);
+    }
+
+    #[test]
+    fn skipping_n_draws_lands_where_drawing_them_does() {
+        let mut drawn = Rng::new(42);
+        for _ in 0..1000 {
+            drawn.next_u64();
+        }
+        let mut skipped = Rng::new(42);
+        skipped.skip(1000);
+        assert_eq!(skipped, drawn);
+        assert_eq!(skipped.next_u64(), drawn.next_u64());
     }
 
     #[test]

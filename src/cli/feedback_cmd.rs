@@ -4,12 +4,14 @@ use clap::{Subcommand, ValueEnum};
 use rlhf_lab::feedback::aggregate::{robust_bradley_terry, system_matches, ItemMatches};
 use rlhf_lab::feedback::annotators::{honest_crowd, narrow_group, with_trolls, Behaviour};
 use rlhf_lab::feedback::candidates::{candidates, prompts};
-use rlhf_lab::feedback::ranking::{bootstrap, bradley_terry, elo, BtOptions, EloConfig};
+use rlhf_lab::feedback::ranking::{
+    bootstrap, bootstrap_bradley_terry, bradley_terry, elo, BtOptions, EloConfig,
+};
 use rlhf_lab::feedback::records::{
-    check_systems_known, comparison_lines, read_feedback_lines, write_feedback, Comparison,
-    Feedback,
+    check_systems_known, parse_votes, write_feedback, Feedback, Vote,
 };
 use rlhf_lab::feedback::simulate::simulate_comparisons;
+use rlhf_lab::io::mapped::MappedText;
 use rlhf_lab::world::World;
 use std::path::PathBuf;
 
@@ -118,23 +120,26 @@ pub fn run(cmd: FeedbackCommand) -> Result<()> {
             json,
             systems,
         } => {
-            let numbered = comparison_lines(read_feedback_lines(&file)?);
-            anyhow::ensure!(!numbered.is_empty(), "{}: no comparisons", file.display());
+            let source = file.display().to_string();
+            let text = MappedText::open(&file)?;
+            let numbered = parse_votes(text.as_str(), &source)?;
+            anyhow::ensure!(!numbered.is_empty(), "{source}: no comparisons");
             if let Some((line, _)) = numbered
                 .iter()
-                .find(|(_, c)| c.system_a.is_empty() || c.system_b.is_empty())
+                .find(|(_, v)| v.system_a.is_empty() || v.system_b.is_empty())
             {
                 anyhow::bail!(
-                    "{}:{line}: every comparison needs `system_a` and `system_b` to rank systems",
-                    file.display()
+                    "{source}:{line}: every comparison needs `system_a` and `system_b` to rank systems"
                 );
             }
             if let Some(known) = &systems {
-                check_systems_known(&file.display().to_string(), &numbered, known)?;
+                check_systems_known(&source, &numbered, known)?;
             }
-            let comps: Vec<Comparison> = numbered.into_iter().map(|(_, c)| c).collect();
-            let ItemMatches { names, matches } = system_matches(&comps);
+            let votes: Vec<Vote> = numbered.into_iter().map(|(_, v)| v).collect();
+            let ItemMatches { names, matches } = system_matches(&votes);
             let n = names.len();
+            let bt_intervals =
+                || bootstrap_bradley_terry(n, &matches, rounds, 1, BtOptions::default());
             let (ratings, intervals) = match method {
                 Method::Elo => (
                     elo(n, &matches, EloConfig::default()),
@@ -142,17 +147,9 @@ pub fn run(cmd: FeedbackCommand) -> Result<()> {
                 ),
                 Method::Bt => (
                     bradley_terry(n, &matches, BtOptions::default()),
-                    bootstrap(n, &matches, rounds, 1, |m| {
-                        bradley_terry(n, m, BtOptions::default())
-                    }),
+                    bt_intervals(),
                 ),
-                Method::Robust => {
-                    let fit = robust_bradley_terry(&comps, 3);
-                    let ci = bootstrap(n, &matches, rounds, 1, |m| {
-                        bradley_terry(n, m, BtOptions::default())
-                    });
-                    (fit.ratings, ci)
-                }
+                Method::Robust => (robust_bradley_terry(&votes, 3).ratings, bt_intervals()),
             };
             let mut order: Vec<usize> = (0..n).collect();
             order.sort_by(|&a, &b| ratings[b].total_cmp(&ratings[a]));

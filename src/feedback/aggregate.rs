@@ -3,13 +3,14 @@
 //! Bradley–Terry that down-weights bad-faith annotators, and normalisation.
 
 use super::ranking::{bradley_terry, elo, elo_expected, kendall_tau, BtOptions, EloConfig, Match};
-use super::records::{Checklist, Comparison, Flaw, Rating, Thumbs, Winner};
+use super::records::{Checklist, Comparison, Flaw, Judged, Rating, Thumbs, Winner};
+use super::FastHash;
 use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 // Every map whose iteration order reaches a result is a BTreeMap, so that sums
 // and ties run in the same order on every run (a HashMap's order changes
 // between runs); a hash set is only iterated to be sorted.
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 /// A proportion k/n with a confidence interval around it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -265,36 +266,61 @@ pub struct ItemMatches {
 }
 
 /// Comparisons between systems as matches.
-pub fn system_matches(comparisons: &[Comparison]) -> ItemMatches {
-    item_matches(comparisons, |c| (c.system_a.clone(), c.system_b.clone()))
+pub fn system_matches<C: Judged>(comparisons: &[C]) -> ItemMatches {
+    item_matches(comparisons, |c| (c.system_a(), c.system_b()))
 }
 
 /// Comparisons as matches between the items `items(c)` names for A and B
 /// (systems, or single answers).
-pub fn item_matches(
-    comparisons: &[Comparison],
-    items: impl Fn(&Comparison) -> (String, String),
+pub fn item_matches<'c, C: Judged, K: AsRef<str>>(
+    comparisons: &'c [C],
+    items: impl Fn(&'c C) -> (K, K),
 ) -> ItemMatches {
-    let pairs: Vec<(String, String)> = comparisons.iter().map(&items).collect();
-    // The distinct names, sorted: a set of borrowed names, then a sort of
-    // those few, not a sort of every copy.
-    let distinct: HashSet<&str> = pairs
-        .iter()
-        .flat_map(|(a, b)| [a.as_str(), b.as_str()])
-        .collect();
-    let mut names: Vec<String> = distinct.into_iter().map(str::to_string).collect();
-    names.sort();
-    let index: HashMap<&str, usize> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.as_str(), i))
-        .collect();
+    // Each name numbered at its first appearance: one hash lookup per name
+    // (a million records' names are far apart in memory, so each visit costs
+    // a cache miss), then the few distinct names sorted and the numbers
+    // mapped to their places in that order.
+    let pairs: Vec<(K, K)> = comparisons.iter().map(&items).collect();
+    let Numbered { names, ids } =
+        number_sorted(pairs.iter().flat_map(|(a, b)| [a.as_ref(), b.as_ref()]));
     let matches = comparisons
         .iter()
-        .zip(&pairs)
-        .map(|(c, (a, b))| Match::new(index[a.as_str()], index[b.as_str()], c.winner.score_a()))
+        .zip(ids.chunks_exact(2))
+        .map(|(c, ab)| Match::new(ab[0], ab[1], c.winner().score_a()))
         .collect();
     ItemMatches { names, matches }
+}
+
+/// Names numbered by their place in sorted order ([`number_sorted`]).
+struct Numbered {
+    /// The distinct names, sorted.
+    names: Vec<String>,
+    /// Each name given, as its index in `names`.
+    ids: Vec<usize>,
+}
+
+/// Number the names of a long list by their place among the distinct names
+/// sorted. Each name is hashed once (a million records' names lie far apart
+/// in memory, so each visit costs a cache miss) and numbered at its first
+/// appearance; then the few distinct names are sorted and the numbers mapped.
+fn number_sorted<'s>(names: impl Iterator<Item = &'s str>) -> Numbered {
+    let mut first_seen: HashMap<&str, usize, FastHash> = HashMap::default();
+    let ids: Vec<usize> = names
+        .map(|name| {
+            let next = first_seen.len();
+            *first_seen.entry(name).or_insert(next)
+        })
+        .collect();
+    let mut by_name: Vec<(&str, usize)> = first_seen.into_iter().collect();
+    by_name.sort();
+    let mut place = vec![0; by_name.len()];
+    for (i, &(_, first)) in by_name.iter().enumerate() {
+        place[first] = i;
+    }
+    Numbered {
+        names: by_name.into_iter().map(|(n, _)| n.to_string()).collect(),
+        ids: ids.into_iter().map(|first| place[first]).collect(),
+    }
 }
 
 /// One annotator as the robust fit judged it.
@@ -325,66 +351,63 @@ pub struct RobustFit {
 /// decisive votes agree with the fit's prediction (P > ½); give it the weight
 /// `max(0, 2·agreement − 1)²` — 0 for a coin-flipper or a contrarian, 1 for perfect
 /// agreement — and refit. Honest but noisy annotators keep most of their weight.
-pub fn robust_bradley_terry(comparisons: &[Comparison], rounds: usize) -> RobustFit {
-    robust_bradley_terry_items(comparisons, rounds, |c| {
-        (c.system_a.clone(), c.system_b.clone())
-    })
+pub fn robust_bradley_terry<C: Judged>(comparisons: &[C], rounds: usize) -> RobustFit {
+    robust_bradley_terry_items(comparisons, rounds, |c| (c.system_a(), c.system_b()))
 }
 
 /// [`robust_bradley_terry`] over the items `items(c)` names (see [`item_matches`]),
 /// for example single answers rather than systems.
-pub fn robust_bradley_terry_items(
-    comparisons: &[Comparison],
+pub fn robust_bradley_terry_items<'c, C: Judged, K: AsRef<str>>(
+    comparisons: &'c [C],
     rounds: usize,
-    items: impl Fn(&Comparison) -> (String, String),
+    items: impl Fn(&'c C) -> (K, K),
 ) -> RobustFit {
     let ItemMatches {
         names,
         matches: base,
     } = item_matches(comparisons, items);
-    let mut weights: BTreeMap<&str, f64> = comparisons
-        .iter()
-        .map(|c| (c.annotator.as_str(), 1.0))
-        .collect();
+    let Numbered {
+        names: annotators,
+        ids: judged_by,
+    } = number_sorted(comparisons.iter().map(|c| c.annotator()));
+    let mut weights = vec![1.0; annotators.len()];
     let mut ratings = bradley_terry(names.len(), &base, BtOptions::default());
     let mut report = Vec::new();
     for _ in 0..rounds.max(1) {
-        let mut tally: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
-        for (c, m) in comparisons.iter().zip(&base) {
-            if c.winner == Winner::Tie {
+        // (votes agreeing with the fit, decisive votes) per annotator.
+        let mut tally = vec![(0.0, 0.0); annotators.len()];
+        for ((c, m), &who) in comparisons.iter().zip(&base).zip(&judged_by) {
+            if c.winner() == Winner::Tie {
                 continue;
             }
             let p = elo_expected(ratings[m.a], ratings[m.b], 400.0);
             if (p - 0.5).abs() < 1e-9 {
                 continue;
             }
-            let agrees = (p > 0.5) == (c.winner == Winner::A);
-            let e = tally.entry(c.annotator.as_str()).or_default();
-            e.0 += agrees as u8 as f64;
-            e.1 += 1.0;
+            let agrees = (p > 0.5) == (c.winner() == Winner::A);
+            tally[who].0 += agrees as u8 as f64;
+            tally[who].1 += 1.0;
         }
         report.clear();
-        for (who, w) in weights.iter_mut() {
-            let (same, n) = tally.get(who).copied().unwrap_or((0.0, 0.0));
+        for ((who, w), &(same, n)) in annotators.iter().zip(&mut weights).zip(&tally) {
             let agreement = if n > 0.0 { same / n } else { 0.5 };
             *w = (2.0 * agreement - 1.0).max(0.0).powi(2);
             report.push(AnnotatorWeight {
-                annotator: who.to_string(),
+                annotator: who.clone(),
                 agreement,
                 weight: *w,
             });
         }
-        let weighted: Vec<Match> = comparisons
+        let weighted: Vec<Match> = base
             .iter()
-            .zip(&base)
-            .map(|(c, m)| Match {
-                weight: weights[c.annotator.as_str()],
+            .zip(&judged_by)
+            .map(|(m, &who)| Match {
+                weight: weights[who],
                 ..*m
             })
             .collect();
         ratings = bradley_terry(names.len(), &weighted, BtOptions::default());
     }
-    report.sort_by(|a, b| a.annotator.cmp(&b.annotator));
     RobustFit {
         names,
         ratings,
@@ -436,7 +459,7 @@ pub fn answer_scores(comparisons: &[Comparison], aggregation: Aggregation) -> Ve
     for id in order {
         let comps = &by_prompt[id];
         let ItemMatches { names, matches } =
-            item_matches(comps, |c| (c.response_a.clone(), c.response_b.clone()));
+            item_matches(comps, |c| (c.response_a.as_str(), c.response_b.as_str()));
         let ratings = match aggregation {
             Aggregation::BradleyTerry => bradley_terry(names.len(), &matches, BtOptions::default()),
             Aggregation::Elo => elo(names.len(), &matches, EloConfig::default()),

@@ -2,6 +2,7 @@
 //! likelihood, both on the 400-point Elo scale, with bootstrap intervals; and the
 //! rank correlations that measure a ranking against the truth.
 
+use super::FastHash;
 use gridworld::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -236,11 +237,18 @@ pub fn bradley_terry(n_items: usize, matches: &[Match], opts: BtOptions) -> Vec<
     // Aggregate into pairs: (i, j) with i < j → n_ij, and each item's score.
     let mut wins = vec![0.0; n_items];
     let pairs = pair_counts(n_items, matches, &mut wins);
+    bradley_terry_mm(&pairs, &wins, opts)
+}
+
+/// The MM iterations of [`bradley_terry`] from its sufficient statistics:
+/// `pairs` (i, j, n_ij) with i < j sorted, and `wins` W_i.
+fn bradley_terry_mm(pairs: &[(usize, usize, f64)], wins: &[f64], opts: BtOptions) -> Vec<f64> {
+    let n_items = wins.len();
     let mut p = vec![1.0; n_items];
     let mut denom = vec![0.0; n_items];
     for _ in 0..opts.max_iterations {
         denom.iter_mut().for_each(|d| *d = 0.0);
-        for &(i, j, n) in &pairs {
+        for &(i, j, n) in pairs {
             let t = n / (p[i] + p[j]);
             denom[i] += t;
             denom[j] += t;
@@ -283,22 +291,119 @@ pub struct Interval {
 /// Bootstrap (Efron 1979) as Chatbot Arena does: resample the matches with
 /// replacement `rounds` times, re-rate each resample with `rate`, and report per
 /// item the median and the 2.5 / 97.5 percentiles.
+///
+/// Round `r` is made of draws `r·n .. (r+1)·n` of `Rng::new(seed)` (`n`
+/// matches), the draws of a loop over the rounds in turn, so the rounds run
+/// in parallel ([`Rng::skip`]) and give the same intervals on any number of
+/// threads.
 pub fn bootstrap(
     n_items: usize,
     matches: &[Match],
     rounds: usize,
     seed: u64,
-    rate: impl Fn(&[Match]) -> Vec<f64>,
+    rate: impl Fn(&[Match]) -> Vec<f64> + Sync,
 ) -> Vec<Interval> {
-    let mut rng = Rng::new(seed);
-    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); n_items];
-    let mut resample = Vec::with_capacity(matches.len());
-    for _ in 0..rounds {
-        resample.clear();
-        for _ in 0..matches.len() {
-            resample.push(matches[rng.below(matches.len())]);
-        }
-        for (i, r) in rate(&resample).into_iter().enumerate() {
+    let n = matches.len();
+    let table = MatchTable::new(matches);
+    let per_round = parallel_rounds(
+        rounds,
+        n,
+        seed,
+        || Vec::with_capacity(n),
+        |resample: &mut Vec<Match>, rng| {
+            resample.clear();
+            resample.extend((0..n).map(|_| table.get(rng.below(n))));
+            rate(resample)
+        },
+    );
+    intervals(n_items, per_round)
+}
+
+/// [`bootstrap`] of [`bradley_terry`]: the same intervals, bit for bit, from
+/// the same draws, without writing out the resamples. Bradley–Terry reads a
+/// resample only through its pair counts n_ij and scores W_i; when every
+/// match has weight 1 and a score of 0, ½ or 1, those are sums of halves,
+/// exact in any order, so counting how often each distinct match was drawn
+/// gives them exactly. Other matches take [`bootstrap`].
+pub fn bootstrap_bradley_terry(
+    n_items: usize,
+    matches: &[Match],
+    rounds: usize,
+    seed: u64,
+    opts: BtOptions,
+) -> Vec<Interval> {
+    let resampled = |m: &[Match]| bradley_terry(n_items, m, opts);
+    let exact_in_any_order = matches
+        .iter()
+        .all(|m| m.weight == 1.0 && [0.0, 0.5, 1.0].contains(&m.score_a));
+    if !exact_in_any_order {
+        return bootstrap(n_items, matches, rounds, seed, resampled);
+    }
+    let MatchTable::Distinct { distinct, ids } = MatchTable::new(matches) else {
+        return bootstrap(n_items, matches, rounds, seed, resampled);
+    };
+    let n = matches.len();
+    let per_round = parallel_rounds(
+        rounds,
+        n,
+        seed,
+        || vec![0u32; distinct.len()],
+        |drawn: &mut Vec<u32>, rng| {
+            drawn.iter_mut().for_each(|c| *c = 0);
+            for _ in 0..n {
+                drawn[ids[rng.below(n)] as usize] += 1;
+            }
+            // Each distinct match drawn c times, as one match of weight c.
+            let counted: Vec<Match> = distinct
+                .iter()
+                .zip(drawn.iter())
+                .filter(|&(_, &c)| c > 0)
+                .map(|(m, &c)| Match {
+                    weight: c as f64,
+                    ..*m
+                })
+                .collect();
+            let mut wins = vec![0.0; n_items];
+            let pairs = pair_counts(n_items, &counted, &mut wins);
+            bradley_terry_mm(&pairs, &wins, opts)
+        },
+    );
+    intervals(n_items, per_round)
+}
+
+/// `round(state, rng)` for each of `rounds` rounds, in parallel, `rng` at
+/// draw `r·draws_per_round` of `Rng::new(seed)` in round `r`: the draws of
+/// a loop over the rounds in turn ([`Rng::skip`]), so the results are the
+/// same on any number of threads. Each worker makes one `state` (a buffer)
+/// for its share of rounds.
+fn parallel_rounds<S>(
+    rounds: usize,
+    draws_per_round: usize,
+    seed: u64,
+    state: impl Fn() -> S + Sync,
+    round: impl Fn(&mut S, &mut Rng) -> Vec<f64> + Sync,
+) -> Vec<Vec<f64>> {
+    use rayon::prelude::*;
+    let workers = rayon::current_num_threads().clamp(1, rounds.max(1));
+    (0..workers)
+        .into_par_iter()
+        .flat_map_iter(|w| {
+            let mut s = state();
+            let round = &round;
+            (w * rounds / workers..(w + 1) * rounds / workers).map(move |r| {
+                let mut rng = Rng::new(seed);
+                rng.skip(r as u64 * draws_per_round as u64);
+                round(&mut s, &mut rng)
+            })
+        })
+        .collect()
+}
+
+/// Each item's median and 95% interval over the rounds' ratings.
+fn intervals(n_items: usize, per_round: Vec<Vec<f64>>) -> Vec<Interval> {
+    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(per_round.len()); n_items];
+    for round in per_round {
+        for (i, r) in round.into_iter().enumerate() {
             samples[i].push(r);
         }
     }
@@ -313,6 +418,46 @@ pub fn bootstrap(
             }
         })
         .collect()
+}
+
+/// Matches as a resample reads them, at random: when they are few distinct
+/// matches (systems: a few hundred among a million) a table of those and a
+/// 2-byte id per match, which stay in cache where a million 32-byte matches
+/// do not; otherwise the matches themselves.
+enum MatchTable<'m> {
+    Distinct { distinct: Vec<Match>, ids: Vec<u16> },
+    Direct(&'m [Match]),
+}
+
+impl<'m> MatchTable<'m> {
+    /// Up to how many distinct matches are kept as a table (64 Ki: 2 MiB).
+    const MAX_DISTINCT: usize = 1 << 16;
+
+    fn new(matches: &'m [Match]) -> Self {
+        let key = |m: &Match| (m.a, m.b, m.score_a.to_bits(), m.weight.to_bits());
+        let mut index: HashMap<(usize, usize, u64, u64), u16, FastHash> = HashMap::default();
+        let mut distinct = Vec::new();
+        let mut ids = Vec::with_capacity(matches.len());
+        for m in matches {
+            let id = *index.entry(key(m)).or_insert_with(|| {
+                distinct.push(*m);
+                (distinct.len() - 1) as u16
+            });
+            if distinct.len() > Self::MAX_DISTINCT {
+                return MatchTable::Direct(matches);
+            }
+            ids.push(id);
+        }
+        MatchTable::Distinct { distinct, ids }
+    }
+
+    /// Match `i`, bit for bit.
+    fn get(&self, i: usize) -> Match {
+        match self {
+            MatchTable::Distinct { distinct, ids } => distinct[ids[i] as usize],
+            MatchTable::Direct(matches) => matches[i],
+        }
+    }
 }
 
 /// Linear-interpolated percentile of sorted data.
@@ -502,5 +647,90 @@ mod tests {
         for i in 0..3 {
             assert!(ci[i].lo < est[i] && est[i] < ci[i].hi && ci[i].lo < ci[i].hi);
         }
+    }
+
+    /// The rounds run in parallel from a table of distinct matches, yet each
+    /// is the resample the one-loop bootstrap draws: the same ratings, bit
+    /// for bit, with few distinct matches (a table) and with many (direct).
+    #[test]
+    fn parallel_bootstrap_draws_the_sequential_resamples() {
+        fn sequential(
+            n_items: usize,
+            matches: &[Match],
+            rounds: usize,
+            seed: u64,
+            rate: impl Fn(&[Match]) -> Vec<f64>,
+        ) -> Vec<Vec<f64>> {
+            let mut rng = Rng::new(seed);
+            let mut samples = vec![Vec::new(); n_items];
+            for _ in 0..rounds {
+                let resample: Vec<Match> = (0..matches.len())
+                    .map(|_| matches[rng.below(matches.len())])
+                    .collect();
+                for (i, r) in rate(&resample).into_iter().enumerate() {
+                    samples[i].push(r);
+                }
+            }
+            samples
+        }
+        let truth = [900.0, 1000.0, 1100.0, 1150.0];
+        let few = simulate_matches(&truth, 3000, 4);
+        let many: Vec<Match> = simulate_matches(&truth, MatchTable::MAX_DISTINCT + 1000, 5)
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Match {
+                weight: 1.0 + i as f64 * 1e-3,
+                ..*m
+            })
+            .collect();
+        for (matches, distinct) in [(&few, true), (&many, false)] {
+            assert_eq!(
+                matches!(MatchTable::new(matches), MatchTable::Distinct { .. }),
+                distinct
+            );
+            let rate = |m: &[Match]| elo(4, m, EloConfig::default());
+            let ci = bootstrap(4, matches, 12, 9, rate);
+            for (i, mut xs) in sequential(4, matches, 12, 9, rate).into_iter().enumerate() {
+                xs.sort_by(|a, b| a.total_cmp(b));
+                let expected = Interval {
+                    median: percentile(&xs, 0.5),
+                    lo: percentile(&xs, 0.025),
+                    hi: percentile(&xs, 0.975),
+                };
+                assert_eq!(ci[i], expected, "item {i}");
+            }
+        }
+        assert!(
+            bootstrap(4, &few, 0, 9, |m| elo(4, m, EloConfig::default()))
+                .iter()
+                .all(|ci| ci.median.is_nan())
+        );
+    }
+
+    /// Counting draws gives Bradley–Terry the pair counts and scores of the
+    /// written-out resamples exactly: the same intervals bit for bit, with
+    /// ties, both orders of a pair, a self-match and an item never met; and
+    /// weighted matches (not exact in any order) take the general path.
+    #[test]
+    fn counted_bradley_terry_bootstrap_is_the_resampled_one() {
+        let mut rng = Rng::new(11);
+        let mut matches: Vec<Match> = (0..5000)
+            .map(|_| {
+                let (a, b) = rng.distinct_pair(5);
+                Match::new(a, b, [0.0, 0.5, 1.0][rng.below(3)])
+            })
+            .collect();
+        matches.push(Match::new(2, 2, 1.0));
+        let opts = BtOptions::default();
+        let resampled = |m: &[Match]| bradley_terry(6, m, opts);
+        assert_eq!(
+            bootstrap_bradley_terry(6, &matches, 40, 3, opts),
+            bootstrap(6, &matches, 40, 3, resampled)
+        );
+        matches[7].weight = 0.3;
+        assert_eq!(
+            bootstrap_bradley_terry(6, &matches, 5, 3, opts),
+            bootstrap(6, &matches, 5, 3, resampled)
+        );
     }
 }

@@ -7,6 +7,7 @@
 use crate::io::jsonl::{self, JsonlOptions};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::path::Path;
 
 /// Outcome of a head-to-head comparison.
@@ -90,14 +91,7 @@ impl Comparison {
     /// yet a ranking would count it as two matches: `system_a` and `system_b`
     /// must differ when both are given.
     pub fn check_distinct_systems(&self) -> std::result::Result<(), String> {
-        if !self.system_a.is_empty() && self.system_a == self.system_b {
-            return Err(format!(
-                "fields `system_a` and `system_b` are both `{}`: a comparison of a system \
-                 with itself says nothing about which is better",
-                self.system_a
-            ));
-        }
-        Ok(())
+        check_distinct_systems(&self.system_a, &self.system_b)
     }
 
     /// The preferred and the other answer, or `None` for a tie.
@@ -106,6 +100,168 @@ impl Comparison {
             Winner::A => Some((&self.response_a, &self.response_b)),
             Winner::B => Some((&self.response_b, &self.response_a)),
             Winner::Tie => None,
+        }
+    }
+}
+
+/// A text field must hold more than white space; the message names it.
+fn nonempty(field: &str, text: &str) -> std::result::Result<(), String> {
+    if text.trim().is_empty() {
+        return Err(format!("field `{field}` is empty"));
+    }
+    Ok(())
+}
+
+/// See [`Comparison::check_distinct_systems`].
+fn check_distinct_systems(system_a: &str, system_b: &str) -> std::result::Result<(), String> {
+    if !system_a.is_empty() && system_a == system_b {
+        return Err(format!(
+            "fields `system_a` and `system_b` are both `{system_a}`: a comparison of a system \
+             with itself says nothing about which is better"
+        ));
+    }
+    Ok(())
+}
+
+/// A comparison as ranking reads it: the systems that wrote the answers, the
+/// verdict and who gave it. [`Comparison`] is one; so is [`Vote`], the same
+/// read without copying the text.
+pub trait Judged {
+    /// The system that wrote answer A (empty when unknown).
+    fn system_a(&self) -> &str;
+    /// The system that wrote answer B (empty when unknown).
+    fn system_b(&self) -> &str;
+    /// Which answer won.
+    fn winner(&self) -> Winner;
+    /// Who judged.
+    fn annotator(&self) -> &str;
+}
+
+/// What ranking keeps of a comparison record ([`Judged`]), its text borrowed
+/// from the text it was read from where it can be (a JSON string without
+/// escapes): see [`parse_votes`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vote<'a> {
+    pub system_a: Cow<'a, str>,
+    pub system_b: Cow<'a, str>,
+    pub winner: Winner,
+    pub annotator: Cow<'a, str>,
+}
+
+/// [`Judged`] for a type with the fields `system_a`, `system_b`, `winner`,
+/// `annotator`.
+macro_rules! judged_by_its_fields {
+    ($($record:ty),*) => {$(
+        impl Judged for $record {
+            fn system_a(&self) -> &str {
+                &self.system_a
+            }
+            fn system_b(&self) -> &str {
+                &self.system_b
+            }
+            fn winner(&self) -> Winner {
+                self.winner
+            }
+            fn annotator(&self) -> &str {
+                &self.annotator
+            }
+        }
+    )*};
+}
+
+judged_by_its_fields!(Comparison, Vote<'_>);
+
+/// A comparison record as its line holds it, `kind` included, its text fields
+/// borrowing the line (`Cow::Borrowed` unless a string has escapes). It
+/// accepts exactly what [`Feedback`]'s tagged enum accepts as a comparison:
+/// one `kind`, `comparison`, anywhere among the fields of [`Comparison`], and
+/// no other field. Read directly it is about twice as fast as the tagged enum,
+/// which buffers every field before it chooses the variant.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ComparisonLine<'a> {
+    #[serde(rename = "kind")]
+    _kind: ComparisonKind,
+    #[serde(borrow)]
+    prompt_id: Cow<'a, str>,
+    #[serde(borrow)]
+    prompt: Cow<'a, str>,
+    #[serde(borrow)]
+    response_a: Cow<'a, str>,
+    #[serde(borrow)]
+    response_b: Cow<'a, str>,
+    #[serde(borrow, default)]
+    system_a: Cow<'a, str>,
+    #[serde(borrow, default)]
+    system_b: Cow<'a, str>,
+    winner: Winner,
+    #[serde(borrow)]
+    annotator: Cow<'a, str>,
+    #[serde(default)]
+    time: u64,
+}
+
+/// The one `kind` a [`ComparisonLine`] has.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ComparisonKind {
+    Comparison,
+}
+
+impl<'a> ComparisonLine<'a> {
+    /// The line read as a comparison record, if it is one (`None` for
+    /// anything else, to be read as a [`Feedback`] of any kind).
+    fn read(line: &'a str) -> Option<Self> {
+        line.trim_start().starts_with('{').then_some(())?;
+        serde_json::from_str(line).ok()
+    }
+
+    /// [`Feedback::validate`] of a comparison: the message names the field.
+    fn validate(&self) -> std::result::Result<(), String> {
+        nonempty("prompt", &self.prompt)?;
+        nonempty("response_a", &self.response_a)?;
+        nonempty("response_b", &self.response_b)?;
+        nonempty("annotator", &self.annotator)?;
+        check_distinct_systems(&self.system_a, &self.system_b)
+    }
+
+    /// A comparison's fields, borrowed.
+    fn borrowing(c: &'a Comparison) -> Self {
+        ComparisonLine {
+            _kind: ComparisonKind::Comparison,
+            prompt_id: Cow::Borrowed(&c.prompt_id),
+            prompt: Cow::Borrowed(&c.prompt),
+            response_a: Cow::Borrowed(&c.response_a),
+            response_b: Cow::Borrowed(&c.response_b),
+            system_a: Cow::Borrowed(&c.system_a),
+            system_b: Cow::Borrowed(&c.system_b),
+            winner: c.winner,
+            annotator: Cow::Borrowed(&c.annotator),
+            time: c.time,
+        }
+    }
+
+    /// What ranking keeps of it.
+    fn into_vote(self) -> Vote<'a> {
+        Vote {
+            system_a: self.system_a,
+            system_b: self.system_b,
+            winner: self.winner,
+            annotator: self.annotator,
+        }
+    }
+
+    fn into_comparison(self) -> Comparison {
+        Comparison {
+            prompt_id: self.prompt_id.into_owned(),
+            prompt: self.prompt.into_owned(),
+            response_a: self.response_a.into_owned(),
+            response_b: self.response_b.into_owned(),
+            system_a: self.system_a.into_owned(),
+            system_b: self.system_b.into_owned(),
+            winner: self.winner,
+            annotator: self.annotator.into_owned(),
+            time: self.time,
         }
     }
 }
@@ -158,41 +314,21 @@ pub enum Feedback {
 }
 
 impl Feedback {
-    /// One record from its JSON text. A comparison in the form this crate
-    /// writes (`{"kind":"comparison",` first) is read straight into a
-    /// [`Comparison`], which accepts exactly what the tagged enum would (its
-    /// fields deny unknown ones, a second `kind` included) at about twice the
-    /// speed: serde's tagged enums buffer every field before choosing the
-    /// variant. Anything else, and any line that fails that way, is read as
-    /// the tagged enum, whose error is the one reported.
+    /// One record from its JSON text. A comparison is read straight into a
+    /// [`Comparison`] (see `ComparisonLine`: the same records accepted, about
+    /// twice as fast); anything else, and any line that fails that way, is
+    /// read as the tagged enum, whose error is the one reported.
     pub fn from_json(line: &str) -> serde_json::Result<Feedback> {
-        const COMPARISON: &str = r#"{"kind":"comparison","#;
-        if let Some(rest) = line.strip_prefix(COMPARISON) {
-            let fields = format!("{{{rest}");
-            if let Ok(c) = serde_json::from_str::<Comparison>(&fields) {
-                return Ok(Feedback::Comparison(c));
-            }
+        match ComparisonLine::read(line) {
+            Some(c) => Ok(Feedback::Comparison(c.into_comparison())),
+            None => serde_json::from_str(line),
         }
-        serde_json::from_str(line)
     }
 
     /// Semantic checks beyond the JSON shape; the message names the field.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        let nonempty = |field: &str, v: &str| {
-            if v.trim().is_empty() {
-                Err(format!("field `{field}` is empty"))
-            } else {
-                Ok(())
-            }
-        };
         match self {
-            Feedback::Comparison(c) => {
-                nonempty("prompt", &c.prompt)?;
-                nonempty("response_a", &c.response_a)?;
-                nonempty("response_b", &c.response_b)?;
-                nonempty("annotator", &c.annotator)?;
-                c.check_distinct_systems()
-            }
+            Feedback::Comparison(c) => ComparisonLine::borrowing(c).validate(),
             Feedback::Thumbs(t) => {
                 nonempty("prompt", &t.prompt)?;
                 nonempty("response", &t.response)?;
@@ -263,6 +399,41 @@ pub fn parse_feedback_lines(text: &str, source: &str) -> Result<Vec<(usize, Feed
     .records)
 }
 
+/// The comparisons of JSONL feedback text (`source` names it in errors) as
+/// [`Vote`]s borrowing `text`, each with its line number (from 1): what
+/// [`parse_feedback_lines`] then [`comparison_lines`] give, validated the same
+/// way with the same errors, without copying prompts and answers, so that
+/// ranking a million comparisons is not spent allocating their text. Records
+/// of other kinds are checked and left out.
+pub fn parse_votes<'a>(text: &'a str, source: &str) -> Result<Vec<(usize, Vote<'a>)>> {
+    /// A line as first read: a comparison in place, or any record.
+    enum Read<'a> {
+        Comparison(ComparisonLine<'a>),
+        Other(Feedback),
+    }
+    let read = |line: &'a str| match ComparisonLine::read(line) {
+        Some(c) => Ok(Read::Comparison(c)),
+        None => Feedback::from_json(line).map(Read::Other),
+    };
+    let keep = |record: Read<'a>| match record {
+        Read::Comparison(c) => c.validate().map(|_| Some(c.into_vote())),
+        Read::Other(f) => f.validate().map(|_| match f {
+            Feedback::Comparison(c) => Some(Vote {
+                system_a: c.system_a.into(),
+                system_b: c.system_b.into(),
+                winner: c.winner,
+                annotator: c.annotator.into(),
+            }),
+            _ => None,
+        }),
+    };
+    let votes = jsonl::parse_jsonl_map(text, source, &FEEDBACK, read, keep)?.records;
+    Ok(votes
+        .into_iter()
+        .filter_map(|(line, vote)| vote.map(|v| (line, v)))
+        .collect())
+}
+
 /// Seconds of labelling per comparison: the span of the session clock (the
 /// `time` field, seconds since the session started) over the number of labels.
 /// `None` without times.
@@ -302,14 +473,14 @@ pub fn comparison_lines(records: Vec<(usize, Feedback)>) -> Vec<(usize, Comparis
 /// Check that every system a comparison names (`system_a`, `system_b`) is in
 /// `catalogue`, the systems known to exist; `source` names the file. The
 /// error names the file, the line, the field and the unknown id.
-pub fn check_systems_known(
+pub fn check_systems_known<C: Judged>(
     source: &str,
-    comparisons: &[(usize, Comparison)],
+    comparisons: &[(usize, C)],
     catalogue: &[String],
 ) -> Result<()> {
     for (line, c) in comparisons {
-        for (field, id) in [("system_a", &c.system_a), ("system_b", &c.system_b)] {
-            if !catalogue.contains(id) {
+        for (field, id) in [("system_a", c.system_a()), ("system_b", c.system_b())] {
+            if !catalogue.iter().any(|known| known == id) {
                 bail!(
                     "{source}:{line}: field `{field}` is `{id}`, not a known system (known: {})",
                     catalogue.join(", ")
@@ -528,5 +699,53 @@ mod tests {
             (back[0].response_a.as_str(), back[0].winner),
             ("y", Winner::A)
         );
+    }
+
+    /// Votes read in place are what the full reading keeps of the same
+    /// comparisons, with the same line numbers, for every layout (escaped
+    /// names, `kind` last, other kinds in between); and a bad line is the
+    /// same error.
+    #[test]
+    fn votes_are_the_comparisons_read_in_full_and_fail_alike() {
+        let text = concat!(
+            r#"{"kind":"comparison","prompt_id":"p","prompt":"q","response_a":"x","response_b":"y","system_a":"s1","system_b":"s2","winner":"a","annotator":"ann"}"#,
+            "\n\n",
+            r#"{"kind":"thumbs","prompt_id":"p","prompt":"q","response":"x","up":true,"annotator":"ann"}"#,
+            "\n",
+            r#"{"prompt_id":"p","prompt":"q","response_a":"x","response_b":"y","system_a":"s\u00e9","system_b":"s\"2","winner":"tie","annotator":"b\tc","kind":"comparison"}"#,
+            "\n",
+            r#"  {"kind": "comparison", "prompt_id":"p","prompt":"q","response_a":"x","response_b":"y","winner":"b","annotator":"ann","time":4}"#,
+            "\n",
+        );
+        let full: Vec<(usize, Comparison)> =
+            comparison_lines(parse_feedback_lines(text, "f").unwrap());
+        let votes = parse_votes(text, "f").unwrap();
+        assert_eq!(votes.len(), 3);
+        for ((line, c), (vote_line, v)) in full.iter().zip(&votes) {
+            assert_eq!(line, vote_line);
+            assert_eq!(
+                (v.system_a(), v.system_b(), v.winner(), v.annotator()),
+                (c.system_a(), c.system_b(), c.winner(), c.annotator())
+            );
+        }
+        assert_eq!(votes[1].1.system_b, "s\"2");
+        assert!(matches!(votes[0].1.system_a, Cow::Borrowed(_)));
+        let first = text.lines().next().unwrap();
+        for bad in [
+            first.replace(r#""winner":"a""#, r#""winner":"c""#),
+            first.replace(r#""annotator":"ann""#, r#""annotator":" ""#),
+            first.replace(r#""system_b":"s2""#, r#""system_b":"s1""#),
+            first.replace(r#""winner":"a""#, r#""winner":"a","colour":"red""#),
+            first.replace(r#""winner":"a""#, r#""winner":"a","kind":"thumbs""#),
+            first.replace(r#""prompt":"q","#, ""),
+            r#"{"kind":"rating","prompt_id":"p","prompt":"q","response":"x","score":11,"annotator":"a"}"#.to_string(),
+            "not json".to_string(),
+        ] {
+            let with_bad = format!("{text}{bad}\n");
+            let expected = parse_feedback_lines(&with_bad, "f").unwrap_err().to_string();
+            let got = parse_votes(&with_bad, "f").unwrap_err().to_string();
+            assert_eq!(got, expected);
+            assert!(got.starts_with("f:6: "), "{got}");
+        }
     }
 }

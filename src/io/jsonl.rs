@@ -65,13 +65,28 @@ pub fn parse_jsonl_with<T: DeserializeOwned + Send>(
 /// [`parse_jsonl_with`] with the line parser `parse` (for a record type with
 /// a faster reading of its common form). Lines are parsed in parallel; the
 /// records, and the first error, come in file order.
-pub fn parse_jsonl_by<T: Send>(
-    text: &str,
+pub fn parse_jsonl_by<'a, T: Send>(
+    text: &'a str,
     source: &str,
     options: &JsonlOptions,
-    parse: impl Fn(&str) -> serde_json::Result<T> + Sync,
+    parse: impl Fn(&'a str) -> serde_json::Result<T> + Sync,
     check: impl Fn(&T) -> std::result::Result<(), String> + Sync,
 ) -> Result<JsonlRecords<T>> {
+    parse_jsonl_map(text, source, options, parse, |record| {
+        check(&record).map(|_| record)
+    })
+}
+
+/// [`parse_jsonl_by`] whose check also maps the record it accepts to what is
+/// kept of it (`keep`), so that a reader can drop most of a record while the
+/// line is still hot in cache: `parse` may borrow from `text`.
+pub fn parse_jsonl_map<'a, T, U: Send>(
+    text: &'a str,
+    source: &str,
+    options: &JsonlOptions,
+    parse: impl Fn(&'a str) -> serde_json::Result<T> + Sync,
+    keep: impl Fn(T) -> std::result::Result<U, String> + Sync,
+) -> Result<JsonlRecords<U>> {
     use rayon::prelude::*;
     let lines: Vec<(usize, &str)> = text
         .lines()
@@ -79,11 +94,11 @@ pub fn parse_jsonl_by<T: Send>(
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(i, line)| (i + 1, line))
         .collect();
-    let parsed: Vec<(usize, std::result::Result<T, String>)> = lines
+    let parsed: Vec<(usize, std::result::Result<U, String>)> = lines
         .into_par_iter()
         .map(|(n, line)| {
             let record = match parse(line) {
-                Ok(record) => check(&record).map(|_| record),
+                Ok(record) => keep(record),
                 Err(e) => Err(match options.record {
                     Some(name) => format!("bad {name}: {e}"),
                     None => e.to_string(),
@@ -122,9 +137,14 @@ pub fn read_jsonl_by<T: Send>(
     parse: impl Fn(&str) -> serde_json::Result<T> + Sync,
     check: impl Fn(&T) -> std::result::Result<(), String> + Sync,
 ) -> Result<JsonlRecords<T>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    parse_jsonl_by(&text, &path.display().to_string(), options, parse, check)
+    let text = super::mapped::MappedText::open(path)?;
+    parse_jsonl_by(
+        text.as_str(),
+        &path.display().to_string(),
+        options,
+        parse,
+        check,
+    )
 }
 
 /// Read a JSON Lines file into records; the first line that is not a `T` is

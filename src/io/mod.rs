@@ -7,16 +7,18 @@
 //! | [`atomic`] | files and whole folders written atomically; the folder swap | no |
 //! | [`checkpoint`] | the one checkpoint layout of every trainer, and which folder to resume | no |
 //! | [`jsonl`] | the one JSON Lines reader and writer | no |
+//! | [`mapped`] | a file's text mapped into memory, not copied | no |
 //! | [`config`] | JSON config files over a type's defaults | no |
 //! | [`safetensors`] | named tensors as safetensors, atomically | yes |
 //!
 //! Rung 5 ([`crate::feedback`]) uses no candle: it imports [`atomic`] and
-//! [`jsonl`] only.
+//! [`jsonl`] (which reads through [`mapped`]) only.
 
 pub mod atomic;
 pub mod checkpoint;
 pub mod config;
 pub mod jsonl;
+pub mod mapped;
 pub mod safetensors;
 
 pub use atomic::{

@@ -7,7 +7,9 @@ use super::db::PairJudgement;
 use super::export::to_records;
 use crate::feedback::aggregate::{system_matches, ItemMatches};
 use crate::feedback::agreement::{agreement_with_consensus, fleiss_kappa, ConsensusAgreement};
-use crate::feedback::ranking::{bootstrap, bradley_terry, elo, BtOptions, EloConfig, Interval};
+use crate::feedback::ranking::{
+    bootstrap, bootstrap_bradley_terry, bradley_terry, elo, BtOptions, EloConfig, Interval,
+};
 use crate::feedback::records::{comparisons, Comparison};
 use crate::plot::{BarChart, Figure};
 use anyhow::Result;
@@ -58,9 +60,7 @@ pub fn leaderboard(pairs: &[PairJudgement]) -> Leaderboard {
             elo(n, m, EloConfig::default())
         });
         let bt = bradley_terry(n, &matches, BtOptions::default());
-        let bt_ci = bootstrap(n, &matches, BOOTSTRAP_ROUNDS, 2, |m| {
-            bradley_terry(n, m, BtOptions::default())
-        });
+        let bt_ci = bootstrap_bradley_terry(n, &matches, BOOTSTRAP_ROUNDS, 2, BtOptions::default());
         let mut games = vec![0usize; n];
         for m in &matches {
             games[m.a] += 1;

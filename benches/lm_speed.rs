@@ -1,13 +1,15 @@
 //! Language-model speed on this machine: training tokens/s of the tiny model
-//! (forward + backward + AdamW), and generation tokens/s with and without the
-//! KV cache ([`rlhf_lab::lm::speed::measure_speed`], the same measurement as
-//! `rlhf-lab lm speed` and `scripts/bench_kernel.py`). With `--features cuda`
+//! (forward + backward + AdamW) in its three training shapes — pre-training,
+//! SFT, the reward model — and generation tokens/s with and without the KV
+//! cache ([`rlhf_lab::lm::speed`], the same measurement as `rlhf-lab lm speed
+//! [--shape sft|rm]` and `scripts/bench_kernel.py`). With `--features cuda`
 //! and a GPU, also SmolLM2-135M on the GPU.
 //!
 //! `cargo bench --bench lm_speed` (env: LM_BENCH_STEPS, LM_BENCH_SCALE).
 
 use candle_core::Device;
-use rlhf_lab::lm::speed::{measure_speed, SpeedConfig};
+use rlhf_lab::lm::speed::{measure_sft_training, measure_speed, SpeedConfig};
+use rlhf_lab::rlhf::speed::measure_reward_training;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -24,6 +26,17 @@ fn main() -> anyhow::Result<()> {
     };
     for line in measure_speed(&config, &Device::Cpu)?.to_string().lines() {
         println!("[cpu] {line}");
+    }
+    if config.scale == 1 {
+        let steps = config.steps.div_ceil(2);
+        println!(
+            "[cpu] SFT training: {}",
+            measure_sft_training(steps, &Device::Cpu)?
+        );
+        println!(
+            "[cpu] reward-model training: {}",
+            measure_reward_training(steps, &Device::Cpu)?
+        );
     }
     #[cfg(feature = "cuda")]
     {

@@ -37,8 +37,22 @@ pub enum LmCommand {
     Speed(SpeedArgs),
 }
 
+/// Which training step `lm speed` times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SpeedShape {
+    /// Pre-training windows of the corpus (and generation with / without the KV cache).
+    Pretrain,
+    /// Supervised fine-tuning on `datasets/sft` (the `sft` defaults).
+    Sft,
+    /// The reward model on `datasets/preferences` (the `rm train` defaults).
+    Rm,
+}
+
 #[derive(Debug, Args)]
 pub struct SpeedArgs {
+    /// The training step to time; `sft` and `rm` time training only.
+    #[arg(long, value_enum, default_value = "pretrain")]
+    shape: SpeedShape,
     /// Timed training updates (after one untimed warm-up update).
     #[arg(long, default_value_t = 20, value_parser = super::value_parsers::at_least_one)]
     steps: usize,
@@ -186,13 +200,36 @@ pub fn resume_lm(
 }
 
 fn speed_cmd(a: SpeedArgs) -> Result<()> {
+    let device = device(a.cuda)?;
+    let training = match a.shape {
+        SpeedShape::Pretrain => None,
+        SpeedShape::Sft => Some(rlhf_lab::lm::speed::measure_sft_training(a.steps, &device)?),
+        SpeedShape::Rm => Some(rlhf_lab::rlhf::speed::measure_reward_training(
+            a.steps, &device,
+        )?),
+    };
+    if let Some(t) = training {
+        if a.json {
+            println!("{}", serde_json::to_string(&t)?);
+        } else {
+            let name = match a.shape {
+                SpeedShape::Sft => "SFT",
+                _ => "reward-model",
+            };
+            println!(
+                "{name} training, {} threads: {t}",
+                candle_core::utils::get_num_threads()
+            );
+        }
+        return Ok(());
+    }
     let config = rlhf_lab::lm::speed::SpeedConfig {
         steps: a.steps,
         scale: a.scale,
         new_tokens: a.new_tokens,
         ..Default::default()
     };
-    let report = rlhf_lab::lm::speed::measure_speed(&config, &device(a.cuda)?)?;
+    let report = rlhf_lab::lm::speed::measure_speed(&config, &device)?;
     if a.json {
         println!("{}", report.to_json());
     } else {

@@ -5,14 +5,21 @@
 //! notebook kernel (`scripts/bench_kernel.py` runs [`measure_speed`] inside
 //! one and compares it with the release CLI).
 //!
-//! Training: tokens/s = (tokens counted by the loss over `steps` updates) /
-//! seconds, each update a forward, a backward and an AdamW step on a
-//! `batch_size × seq_len` batch of the pre-training corpus, after one
-//! untimed warm-up update. Generation: new tokens/s of greedy decoding at
-//! batch 1 from a fixed prompt, with and without the KV cache.
+//! Training ([`time_training`]): tokens/s = (positions the model runs over
+//! `steps` updates, batch × padded length) / seconds, each update a forward,
+//! a backward and an AdamW step, after one untimed warm-up update. Three
+//! shapes: pre-training (`batch_size × seq_len` windows of the corpus, no
+//! padding), SFT ([`measure_sft_training`]: the `rlhf-lab sft` defaults) and,
+//! one rung up, the reward model (`rlhf::speed`). Generation: new tokens/s of
+//! greedy decoding at batch 1 from a fixed prompt, with and without the KV
+//! cache.
 
 use super::pretrain;
-use super::{BatchSource, NextTokenLoss, SamplingConfig, StepPhases, TrainConfig, Trainer};
+use super::sft::SftDataset;
+use super::{
+    BatchSource, LanguageModel, NextTokenLoss, Objective, SamplingConfig, StepPhases, TrainConfig,
+    Trainer,
+};
 use anyhow::Result;
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
@@ -53,7 +60,8 @@ impl Default for SpeedConfig {
 /// Training throughput.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainingSpeed {
-    /// Loss-counted tokens per second over the timed updates.
+    /// Positions run through the model per second over the timed updates
+    /// (batch × padded length: padding counts, as it costs the same).
     pub tokens_per_second: f64,
     /// Milliseconds per update (forward + backward + AdamW).
     pub ms_per_step: f64,
@@ -68,6 +76,29 @@ pub struct TrainingSpeed {
     pub optimizer_ms: f64,
     /// Timed updates.
     pub steps: usize,
+    /// Sequences per batch, mean over the timed updates.
+    #[serde(default)]
+    pub sequences: f64,
+    /// Padded length of a batch, mean over the timed updates.
+    #[serde(default)]
+    pub padded_len: f64,
+}
+
+impl fmt::Display for TrainingSpeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:.0} tokens/s ({:.1} ms/step over {} steps: forward {:.1}, backward {:.1}, optimizer {:.1}; batch {:.0} × {:.1} tokens)",
+            self.tokens_per_second,
+            self.ms_per_step,
+            self.steps,
+            self.forward_ms,
+            self.backward_ms,
+            self.optimizer_ms,
+            self.sequences,
+            self.padded_len
+        )
+    }
 }
 
 /// Generation throughput at batch 1.
@@ -132,12 +163,7 @@ impl fmt::Display for SpeedReport {
                 "returned (malloc's defaults)"
             }
         )?;
-        let t = &self.training;
-        writeln!(
-            f,
-            "training: {:.0} tokens/s ({:.1} ms/step over {} steps: forward {:.1}, backward {:.1}, optimizer {:.1})",
-            t.tokens_per_second, t.ms_per_step, t.steps, t.forward_ms, t.backward_ms, t.optimizer_ms
-        )?;
+        writeln!(f, "training: {}", self.training)?;
         for g in [&self.generation_cached, &self.generation_uncached] {
             writeln!(
                 f,
@@ -172,29 +198,9 @@ pub fn measure_speed(config: &SpeedConfig, device: &Device) -> Result<SpeedRepor
     )?;
     let lm = setup.model;
     let mut trainer = Trainer::new(NextTokenLoss::new(&lm), TrainConfig::default())?;
-    trainer.train_step(&setup.data.train_batch(0, device)?)?; // warm-up, untimed
-    let start = Instant::now();
-    let mut tokens = 0.0;
-    let mut phases = StepPhases::default();
-    for step in 1..=config.steps {
-        let batch = setup.data.train_batch(step, device)?;
-        tokens += batch.counted_tokens()?;
-        trainer.train_step(&batch)?;
-        let p = trainer.last_step_phases();
-        phases.forward_seconds += p.forward_seconds;
-        phases.backward_seconds += p.backward_seconds;
-        phases.optimizer_seconds += p.optimizer_seconds;
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    let ms_per_step = |s: f64| 1e3 * s / config.steps as f64;
-    let training = TrainingSpeed {
-        tokens_per_second: tokens / seconds,
-        ms_per_step: ms_per_step(seconds),
-        forward_ms: ms_per_step(phases.forward_seconds),
-        backward_ms: ms_per_step(phases.backward_seconds),
-        optimizer_ms: ms_per_step(phases.optimizer_seconds),
-        steps: config.steps,
-    };
+    let training = time_training(&mut trainer, &setup.data, config.steps, device, |b| {
+        Ok(b.input_ids.dims2()?)
+    })?;
     let generation = |kv_cache: bool| -> Result<GenerationSpeed> {
         let sampling = SamplingConfig {
             use_kv_cache: kv_cache,
@@ -220,6 +226,71 @@ pub fn measure_speed(config: &SpeedConfig, device: &Device) -> Result<SpeedRepor
         training,
         generation_cached: generation(true)?,
         generation_uncached: generation(false)?,
+    })
+}
+
+/// Time `steps` updates of `trainer`, one on each of `source`'s training
+/// batches `1..=steps`, after one untimed warm-up update on batch 0. `shape`
+/// gives a batch's (sequences, padded length); tokens/s counts every position
+/// the model runs, padding included: the work a framework handed batches of
+/// the same shape does.
+pub fn time_training<O, S>(
+    trainer: &mut Trainer<O>,
+    source: &S,
+    steps: usize,
+    device: &Device,
+    shape: impl Fn(&O::Batch) -> Result<(usize, usize)>,
+) -> Result<TrainingSpeed>
+where
+    O: Objective,
+    S: BatchSource<Batch = O::Batch>,
+{
+    anyhow::ensure!(steps >= 1, "timing training needs at least 1 step");
+    trainer.train_step(&source.train_batch(0, device)?)?; // warm-up, untimed
+    let (mut positions, mut sequences, mut padded_len) = (0.0, 0.0, 0.0);
+    let mut phases = StepPhases::default();
+    let start = Instant::now();
+    for step in 1..=steps {
+        let batch = source.train_batch(step, device)?;
+        let (rows, len) = shape(&batch)?;
+        positions += (rows * len) as f64;
+        sequences += rows as f64;
+        padded_len += len as f64;
+        trainer.train_step(&batch)?;
+        let p = trainer.last_step_phases();
+        phases.forward_seconds += p.forward_seconds;
+        phases.backward_seconds += p.backward_seconds;
+        phases.optimizer_seconds += p.optimizer_seconds;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let per_step = |s: f64| 1e3 * s / steps as f64;
+    Ok(TrainingSpeed {
+        tokens_per_second: positions / seconds,
+        ms_per_step: per_step(seconds),
+        forward_ms: per_step(phases.forward_seconds),
+        backward_ms: per_step(phases.backward_seconds),
+        optimizer_ms: per_step(phases.optimizer_seconds),
+        steps,
+        sequences: sequences / steps as f64,
+        padded_len: padded_len / steps as f64,
+    })
+}
+
+/// Supervised fine-tuning's training speed: the committed tiny pre-trained
+/// model on `datasets/sft`'s training conversations with the `rlhf-lab sft`
+/// defaults (16 conversations per batch, cut at 256 tokens, right-padded to
+/// the batch's longest; the loss on the assistant's tokens).
+pub fn measure_sft_training(steps: usize, device: &Device) -> Result<TrainingSpeed> {
+    let lm = LanguageModel::load(
+        &pretrain::tiny_pretrained_dir(),
+        device,
+        candle_core::DType::F32,
+    )?;
+    let splits = super::sft_data::read_splits(&super::sft_data::sft_dir())?;
+    let data = SftDataset::new(&lm.tokenizer, &splits.train, &splits.validation, 16, 256, 0)?;
+    let mut trainer = Trainer::new(NextTokenLoss::new(&lm), TrainConfig::default())?;
+    time_training(&mut trainer, &data, steps, device, |b| {
+        Ok(b.input_ids.dims2()?)
     })
 }
 
@@ -259,6 +330,22 @@ mod tests {
         assert!(
             text.contains("training:") && text.contains("KV cache off"),
             "{text}"
+        );
+        Ok(())
+    }
+
+    /// SFT's batches are 16 conversations padded to their longest (at most
+    /// 256 tokens); tokens/s counts those positions.
+    #[test]
+    fn sft_training_is_timed_on_padded_conversations() -> Result<()> {
+        let t = measure_sft_training(2, &Device::Cpu)?;
+        assert_eq!((t.steps, t.sequences), (2, 16.0));
+        assert!(t.padded_len > 1.0 && t.padded_len <= 256.0, "{t:?}");
+        let seconds = t.ms_per_step * 2.0 / 1e3;
+        let positions = t.tokens_per_second * seconds;
+        assert!(
+            (positions - 2.0 * 16.0 * t.padded_len).abs() < 1e-6 * positions,
+            "{t:?}"
         );
         Ok(())
     }

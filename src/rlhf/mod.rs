@@ -17,6 +17,7 @@
 //! | [`best_of_n`] | best-of-n sampling, the no-training baseline |
 //! | [`overoptimization`] | Gao et al.'s gold-vs-√KL forms, fitted |
 //! | [`plots`] | the figures of notebooks 06 and 07 |
+//! | [`speed`] | the reward model's training speed, the third shape of [`crate::lm::speed`] |
 
 pub mod answer_batch;
 pub mod best_of_n;
@@ -33,6 +34,7 @@ pub mod reward_analysis;
 pub mod reward_model;
 pub mod reward_probe;
 pub mod reward_training;
+pub mod speed;
 
 pub use preferences::{PreferenceConfig, PreferenceData, Response, Splits};
 pub use reward_model::{RewardModel, RewardNormalization, SequenceBatch};

@@ -311,9 +311,11 @@ impl RewardModel {
         })
     }
 
-    /// Training mode (adapter dropout on) or eval mode; see
+    /// Training mode (adapter dropout on; the trunk's fused training kernels,
+    /// [`Llama::set_training`]) or eval mode; see
     /// [`crate::lm::LanguageModel::set_training`].
     pub fn set_training(&self, training: bool, step_seed: u64) {
+        self.trunk.set_training(training);
         if let Some(lora) = &self.lora {
             lora.switch.set_training(training, step_seed);
         }

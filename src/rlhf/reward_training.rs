@@ -718,6 +718,46 @@ pub fn train_reward_model_with(
     options: &crate::lm::RunOptions,
     on_record: impl FnMut(&crate::lm::TrainRecord, &[crate::lm::SampleRecord]),
 ) -> Result<RewardRun> {
+    let RewardSetup {
+        mut trainer,
+        source,
+    } = reward_setup(base, data, labels, config)?;
+    let started = std::time::Instant::now();
+    trainer.train_until_with(&source, options, trainer.config.steps, on_record)?;
+    let seconds = started.elapsed().as_secs_f64();
+    normalize_on_answers(&mut trainer.objective.rm, data, &config.normalize_on)?;
+    let test = evaluate_reward_model(&trainer.objective.rm, data, &labels.test)?;
+    let updates: Vec<&crate::lm::TrainRecord> =
+        trainer.history.iter().filter(|r| r.step > 0).collect();
+    let tokens_per_sec =
+        updates.iter().map(|r| r.tokens_per_sec).sum::<f64>() / updates.len().max(1) as f64;
+    Ok(RewardRun {
+        length_baseline: length_baseline(data, &labels.test)?,
+        trainer,
+        test,
+        seconds,
+        tokens_per_sec,
+    })
+}
+
+/// A reward model ready to train: its trainer and its examples.
+pub struct RewardSetup {
+    /// The trainer of a fresh scalar head on `base` (with adapters if the
+    /// config asks), `config.train`'s steps filled in (0: one pass).
+    pub trainer: crate::lm::Trainer<RewardObjective>,
+    /// The training and held-out examples.
+    pub source: RewardData,
+}
+
+/// The reward model [`train_reward_model`] trains, before any update: a
+/// scalar head on `base`, the examples of `labels` (train, validation) about
+/// `data`, the optimiser of `config`.
+pub fn reward_setup(
+    base: &crate::lm::LanguageModel,
+    data: &PreferenceData,
+    labels: &super::preferences::Splits<Vec<Comparison>>,
+    config: &RewardTrainConfig,
+) -> Result<RewardSetup> {
     let rm = RewardModel::from_language_model(base, config.head_seed)?;
     let rm = match &config.lora {
         Some(lora) => rm.with_lora(lora, config.head_seed)?,
@@ -741,23 +781,8 @@ pub fn train_reward_model_with(
             centering: config.data.centering,
         },
     );
-    let mut trainer = crate::lm::Trainer::new(objective, train)?;
-    let started = std::time::Instant::now();
-    trainer.train_until_with(&source, options, trainer.config.steps, on_record)?;
-    let seconds = started.elapsed().as_secs_f64();
-    normalize_on_answers(&mut trainer.objective.rm, data, &config.normalize_on)?;
-    let test = evaluate_reward_model(&trainer.objective.rm, data, &labels.test)?;
-    let updates: Vec<&crate::lm::TrainRecord> =
-        trainer.history.iter().filter(|r| r.step > 0).collect();
-    let tokens_per_sec =
-        updates.iter().map(|r| r.tokens_per_sec).sum::<f64>() / updates.len().max(1) as f64;
-    Ok(RewardRun {
-        length_baseline: length_baseline(data, &labels.test)?,
-        trainer,
-        test,
-        seconds,
-        tokens_per_sec,
-    })
+    let trainer = crate::lm::Trainer::new(objective, train)?;
+    Ok(RewardSetup { trainer, source })
 }
 
 /// What `rlhf-lab rm train` wrote to `summary.json`, the parts read back

@@ -9,7 +9,7 @@ use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 // Every map whose iteration order reaches a result is a BTreeMap, so that sums
 // and ties run in the same order on every run (a HashMap's order changes
-// between runs); a hash set is only iterated to be sorted.
+// between runs); a hash map is only iterated to be sorted.
 use std::collections::{BTreeMap, HashMap};
 
 /// A proportion k/n with a confidence interval around it.
@@ -276,10 +276,6 @@ pub fn item_matches<'c, C: Judged, K: AsRef<str>>(
     comparisons: &'c [C],
     items: impl Fn(&'c C) -> (K, K),
 ) -> ItemMatches {
-    // Each name numbered at its first appearance: one hash lookup per name
-    // (a million records' names are far apart in memory, so each visit costs
-    // a cache miss), then the few distinct names sorted and the numbers
-    // mapped to their places in that order.
     let pairs: Vec<(K, K)> = comparisons.iter().map(&items).collect();
     let Numbered { names, ids } =
         number_sorted(pairs.iter().flat_map(|(a, b)| [a.as_ref(), b.as_ref()]));

@@ -303,8 +303,18 @@ pub fn bootstrap(
     seed: u64,
     rate: impl Fn(&[Match]) -> Vec<f64> + Sync,
 ) -> Vec<Interval> {
-    let n = matches.len();
-    let table = MatchTable::new(matches);
+    resampled_intervals(n_items, &MatchTable::new(matches), rounds, seed, rate)
+}
+
+/// [`bootstrap`] over matches already in a [`MatchTable`].
+fn resampled_intervals(
+    n_items: usize,
+    table: &MatchTable,
+    rounds: usize,
+    seed: u64,
+    rate: impl Fn(&[Match]) -> Vec<f64> + Sync,
+) -> Vec<Interval> {
+    let n = table.len();
     let per_round = parallel_rounds(
         rounds,
         n,
@@ -339,8 +349,9 @@ pub fn bootstrap_bradley_terry(
     if !exact_in_any_order {
         return bootstrap(n_items, matches, rounds, seed, resampled);
     }
-    let MatchTable::Distinct { distinct, ids } = MatchTable::new(matches) else {
-        return bootstrap(n_items, matches, rounds, seed, resampled);
+    let table = MatchTable::new(matches);
+    let MatchTable::Distinct { distinct, ids } = &table else {
+        return resampled_intervals(n_items, &table, rounds, seed, resampled);
     };
     let n = matches.len();
     let per_round = parallel_rounds(
@@ -449,6 +460,14 @@ impl<'m> MatchTable<'m> {
             ids.push(id);
         }
         MatchTable::Distinct { distinct, ids }
+    }
+
+    /// How many matches.
+    fn len(&self) -> usize {
+        match self {
+            MatchTable::Distinct { ids, .. } => ids.len(),
+            MatchTable::Direct(matches) => matches.len(),
+        }
     }
 
     /// Match `i`, bit for bit.

@@ -411,9 +411,11 @@ pub fn parse_votes<'a>(text: &'a str, source: &str) -> Result<Vec<(usize, Vote<'
         Comparison(ComparisonLine<'a>),
         Other(Feedback),
     }
+    // As `Feedback::from_json` reads, without reading a comparison into an
+    // owned `Comparison` (nor trying `ComparisonLine` twice on other lines).
     let read = |line: &'a str| match ComparisonLine::read(line) {
         Some(c) => Ok(Read::Comparison(c)),
-        None => Feedback::from_json(line).map(Read::Other),
+        None => serde_json::from_str::<Feedback>(line).map(Read::Other),
     };
     let keep = |record: Read<'a>| match record {
         Read::Comparison(c) => c.validate().map(|_| Some(c.into_vote())),

@@ -179,23 +179,18 @@ impl AdamW {
             let Some(g) = grads.get(var) else { continue };
             match &mut p.moments {
                 Moments::Host(m, v) => {
-                    // The same formulas as below, in one pass over the parameters.
-                    let g: Vec<f32> = g.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
-                    let mut theta: Vec<f32> = var.as_tensor().flatten_all()?.to_vec1()?;
-                    let (b1, b2, lr) = (c.beta1 as f32, c.beta2 as f32, c.learning_rate as f32);
-                    let (bc1, bc2, eps) = (bc1 as f32, bc2 as f32, c.eps as f32);
-                    let (decay, scale) = (
-                        1.0 - (c.learning_rate * p.weight_decay) as f32,
-                        grad_scale as f32,
-                    );
-                    for j in 0..theta.len() {
-                        let gj = g[j] * scale;
-                        m[j] = b1 * m[j] + (1.0 - b1) * gj;
-                        v[j] = b2 * v[j] + (1.0 - b2) * gj * gj;
-                        let update = (m[j] / bc1) / ((v[j] / bc2).sqrt() + eps);
-                        theta[j] = theta[j] * decay - lr * update;
-                    }
-                    var.set(&Tensor::from_vec(theta, var.shape(), var.device())?)?;
+                    let update = HostUpdate {
+                        moments: std::sync::Mutex::new((m, v)),
+                        beta1: c.beta1 as f32,
+                        beta2: c.beta2 as f32,
+                        learning_rate: c.learning_rate as f32,
+                        bias_correction1: bc1 as f32,
+                        bias_correction2: bc2 as f32,
+                        eps: c.eps as f32,
+                        decay: 1.0 - (c.learning_rate * p.weight_decay) as f32,
+                        grad_scale: grad_scale as f32,
+                    };
+                    update.apply(var, g)?;
                 }
                 Moments::Device(m, v) => {
                     let g = (g.to_dtype(DType::F32)? * grad_scale)?;
@@ -292,6 +287,89 @@ impl AdamW {
     }
 }
 
+/// One AdamW update of an f32 CPU variable with moments kept on the host:
+/// the formulas of [`AdamW`] in one pass over θ, g, m and v, writing θ in
+/// place (no copies of the parameters or the gradient).
+struct HostUpdate<'a> {
+    /// m and v of the variable (a lock only to make the op `Sync`).
+    moments: std::sync::Mutex<(&'a mut Vec<f32>, &'a mut Vec<f32>)>,
+    beta1: f32,
+    beta2: f32,
+    learning_rate: f32,
+    /// 1 − β1^t.
+    bias_correction1: f32,
+    /// 1 − β2^t.
+    bias_correction2: f32,
+    eps: f32,
+    /// 1 − lr·λ, the decoupled weight decay as a factor on θ.
+    decay: f32,
+    /// The clipping factor the gradient is multiplied by.
+    grad_scale: f32,
+}
+
+impl HostUpdate<'_> {
+    fn apply(&self, var: &Var, grad: &Tensor) -> Result<()> {
+        let grad = grad.to_dtype(DType::F32)?.contiguous()?;
+        let (storage, layout) = grad.storage_and_layout();
+        let (candle_core::Storage::Cpu(cpu), Some((start, end))) =
+            (&*storage, layout.contiguous_offsets())
+        else {
+            bail!("AdamW: the gradient is not a contiguous CPU tensor");
+        };
+        let op = HostUpdateOp {
+            update: self,
+            grad: &cpu.as_slice::<f32>()?[start..end],
+        };
+        var.as_tensor().inplace_op1(&op)?;
+        Ok(())
+    }
+}
+
+/// [`HostUpdate`] with the gradient's elements, as candle's in-place op on θ.
+struct HostUpdateOp<'a, 'b> {
+    update: &'a HostUpdate<'b>,
+    grad: &'a [f32],
+}
+
+impl candle_core::InplaceOp1 for HostUpdateOp<'_, '_> {
+    fn name(&self) -> &'static str {
+        "rlhf-lab-adamw"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &mut candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<()> {
+        let u = self.update;
+        let (candle_core::CpuStorage::F32(theta), Some((start, end))) =
+            (storage, layout.contiguous_offsets())
+        else {
+            candle_core::bail!("AdamW: the variable is not a contiguous f32 tensor");
+        };
+        let theta = &mut theta[start..end];
+        let mut moments = u.moments.lock().unwrap_or_else(|e| e.into_inner());
+        let (m, v) = &mut *moments;
+        if theta.len() != self.grad.len() || m.len() != theta.len() || v.len() != theta.len() {
+            candle_core::bail!(
+                "AdamW: {} parameters but {} gradients and {} moments",
+                theta.len(),
+                self.grad.len(),
+                m.len()
+            );
+        }
+        let state = m.iter_mut().zip(v.iter_mut());
+        for ((t, &g), (m, v)) in theta.iter_mut().zip(self.grad).zip(state) {
+            let g = g * u.grad_scale;
+            *m = u.beta1 * *m + (1.0 - u.beta1) * g;
+            *v = u.beta2 * *v + (1.0 - u.beta2) * g * g;
+            let step = (*m / u.bias_correction1) / ((*v / u.bias_correction2).sqrt() + u.eps);
+            *t = *t * u.decay - u.learning_rate * step;
+        }
+        Ok(())
+    }
+}
+
 /// What one call of [`optimize`] measured.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Update {
@@ -371,14 +449,32 @@ pub fn grad_norm(grads: &GradStore, vars: &[(String, Var)]) -> Result<f64> {
     let mut total = 0.0;
     for (_, v) in vars {
         if let Some(g) = grads.get(v) {
-            total += g
-                .to_dtype(DType::F64)?
-                .sqr()?
-                .sum_all()?
-                .to_scalar::<f64>()?;
+            total += sum_of_squares(g)?;
         }
     }
     Ok(total.sqrt())
+}
+
+/// Σ g² of one gradient in f64, added in index order: the value of
+/// `g.to_dtype(F64)?.sqr()?.sum_all()?` (candle sums a contiguous tensor
+/// one element after another), read in place for a contiguous f32 CPU
+/// gradient instead of through two f64 copies.
+fn sum_of_squares(g: &Tensor) -> Result<f64> {
+    if g.dtype() == DType::F32 {
+        let (storage, layout) = g.storage_and_layout();
+        if let (candle_core::Storage::Cpu(cpu), Some((start, end))) =
+            (&*storage, layout.contiguous_offsets())
+        {
+            let xs = &cpu.as_slice::<f32>()?[start..end];
+            return Ok(xs
+                .iter()
+                .fold(0.0, |sum, &x| sum + f64::from(x) * f64::from(x)));
+        }
+    }
+    Ok(g.to_dtype(DType::F64)?
+        .sqr()?
+        .sum_all()?
+        .to_scalar::<f64>()?)
 }
 
 /// The factor that clips the global gradient norm to `max_norm` (Pascanu et al. 2013):

@@ -1,5 +1,5 @@
 //! The fused CPU kernel of [`super::fused_attention`]: scaled dot-product
-//! attention with grouped-query heads, one rayon task per (sequence,
+//! attention with grouped-query heads, one task per (sequence,
 //! key/value head), and its backward pass.
 //!
 //! For query head h reading key/value head g = ⌊h / n_rep⌋:
@@ -21,15 +21,18 @@
 //! The composed version repeats K and V for every query head (a copy),
 //! runs the products one head at a time on one thread, and puts seven nodes
 //! in the graph whose backward allocates and adds a zero gradient each. Here
-//! the heads sharing a key/value head are one task. The forward makes the
+//! the heads sharing a key/value head are one task, and the softmax and its
+//! backward skip the keys a query row cannot see (a bias of −∞ past its last
+//! visible key, as causal and padding masks give: their probabilities are
+//! exactly 0, see [`key_spans`]). The forward makes the
 //! same `gemm` calls, scaling and masking as the composed op; its softmax
 //! takes the vectorisable [`super::exp`], so the values agree with the
 //! composed op's to about 1e-7 rather than bit for bit (it runs in training
 //! steps only).
 
 use super::gemm::{gemm_into, Matrix, Threads};
+use super::threads;
 use candle_core::{CpuStorage, Layout, Result, Shape, Storage, Tensor};
-use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
 
 /// Attention over q (b, h, t, d), k and v (b, h_kv, T, d), f32, contiguous,
@@ -90,14 +93,54 @@ fn with_slice<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> Result<R>) ->
     f(super::contiguous_slice::<f32>(cpu, layout, what)?)
 }
 
+/// For each query row of one sequence's bias (t, T), how many leading keys
+/// it can see: one past its last key whose bias is not −∞ (a causal row i
+/// sees i + 1; padding keys at the end are cut too). Keys past a row's span
+/// get probability exactly 0, so the kernels skip them. A row that sees no
+/// key keeps all T (its softmax is NaN, as the composed op's). Without a bias
+/// every row sees every key.
+fn key_spans(bias: Option<&[f32]>, queries: usize, keys: usize) -> Vec<usize> {
+    let Some(m) = bias else {
+        return vec![keys; queries];
+    };
+    m.chunks(keys.max(1))
+        .take(queries)
+        .map(|row| {
+            row.iter()
+                .rposition(|&b| b != f32::NEG_INFINITY)
+                .map_or(keys, |last| last + 1)
+        })
+        .collect()
+}
+
+/// The largest element, in 8 lanes so that the loop vectorises (the maximum
+/// of a set does not depend on the order it is taken in).
+fn max_of(xs: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let chunks = xs.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (lane, &x) in lanes.iter_mut().zip(c) {
+            *lane = lane.max(x);
+        }
+    }
+    rest.iter()
+        .chain(&lanes)
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max)
+}
+
 /// P = softmax(s·Q Kᵀ + M) row by row into `probs` (t, T): the composed op's
-/// arithmetic in its order (product, scale, bias, then softmax).
+/// arithmetic in its order (product, scale, bias, then softmax), over each
+/// row's [`key_spans`] only; the keys past it are set to 0 (what eˣ of −∞
+/// gives, so the values are the same).
 fn probabilities(
     dims: Dims,
     q: &[f32],
     k: &[f32],
     scale: f32,
     bias: Option<&[f32]>,
+    spans: &[usize],
     probs: &mut [f32],
 ) {
     let (t, keys, d) = (dims.queries, dims.keys, dims.head_dim);
@@ -109,16 +152,18 @@ fn probabilities(
         Matrix::transposed(k, d),
         Threads::One,
     );
-    for (i, row) in probs.chunks_mut(keys).enumerate() {
+    for (i, (row, &span)) in probs.chunks_mut(keys).zip(spans).enumerate() {
+        let (row, masked) = row.split_at_mut(span);
+        masked.fill(0.0);
         match bias {
             Some(m) => {
-                for (s, &mij) in row.iter_mut().zip(&m[i * keys..(i + 1) * keys]) {
+                for (s, &mij) in row.iter_mut().zip(&m[i * keys..i * keys + span]) {
                     *s = *s * scale + mij;
                 }
             }
             None => row.iter_mut().for_each(|s| *s *= scale),
         }
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let max = max_of(row);
         let inv = 1.0 / super::exp::exp_in_place(row, max);
         row.iter_mut().for_each(|p| *p *= inv);
     }
@@ -164,6 +209,79 @@ impl FusedAttention {
     }
 }
 
+/// The backward pass of one query head h over its key/value head g.
+struct HeadBackward<'a> {
+    dims: Dims,
+    scale: f32,
+    /// Each query row's [`key_spans`].
+    spans: &'a [usize],
+    /// P (t, T) from the forward pass.
+    p: &'a [f32],
+    /// Q_h (t, d).
+    q: &'a [f32],
+    /// K_g and V_g (T, d).
+    k: &'a [f32],
+    v: &'a [f32],
+    /// G = ∂L/∂Y_h (t, d).
+    g: &'a [f32],
+}
+
+impl HeadBackward<'_> {
+    /// Writes ∂L/∂Q_h into `dq` and adds this head's share of ∂L/∂K_g and
+    /// ∂L/∂V_g to `dk` and `dv`; `ds` (t, T) is scratch space.
+    fn run(&self, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32], ds: &mut [f32]) {
+        let (t, keys, d) = (self.dims.queries, self.dims.keys, self.dims.head_dim);
+        // ∂L/∂V_g += Pᵀ G
+        gemm_into(
+            (keys, d, t),
+            dv,
+            true,
+            Matrix::transposed(self.p, keys),
+            Matrix::rows(self.g, d),
+            Threads::One,
+        );
+        // ∂L/∂P = G V_gᵀ
+        gemm_into(
+            (t, keys, d),
+            ds,
+            false,
+            Matrix::rows(self.g, d),
+            Matrix::transposed(self.v, d),
+            Threads::One,
+        );
+        // ∂L/∂S = P ⊙ (∂L/∂P − rowsum(∂L/∂P ⊙ P)), times s for both products
+        // below; 0 past each row's span, where P is 0.
+        let rows = ds.chunks_mut(keys).zip(self.p.chunks(keys));
+        for ((dsr, pr), &span) in rows.zip(self.spans) {
+            let (dsr, masked) = dsr.split_at_mut(span);
+            masked.fill(0.0);
+            let pr = &pr[..span];
+            let dot: f32 = dsr.iter().zip(pr).map(|(a, b)| a * b).sum();
+            for (x, &pij) in dsr.iter_mut().zip(pr) {
+                *x = pij * (*x - dot) * self.scale;
+            }
+        }
+        // ∂L/∂Q_h = s·∂L/∂S K_g
+        gemm_into(
+            (t, d, keys),
+            dq,
+            false,
+            Matrix::rows(ds, keys),
+            Matrix::rows(self.k, d),
+            Threads::One,
+        );
+        // ∂L/∂K_g += s·(∂L/∂S)ᵀ Q_h
+        gemm_into(
+            (keys, d, t),
+            dk,
+            true,
+            Matrix::transposed(ds, keys),
+            Matrix::rows(self.q, d),
+            Threads::One,
+        );
+    }
+}
+
 impl candle_core::CustomOp3 for FusedAttention {
     fn name(&self) -> &'static str {
         "rlhf-lab-attention"
@@ -189,26 +307,28 @@ impl candle_core::CustomOp3 for FusedAttention {
         self.with_bias(|bias| {
             // One task per (sequence, key/value head): its n_rep query heads
             // are adjacent in q, y and P.
-            y.par_chunks_mut(n_rep * t * d)
-                .zip(probs.par_chunks_mut(n_rep * t * keys))
-                .zip(q.par_chunks(n_rep * t * d))
-                .zip(k.par_chunks(keys * d).zip(v.par_chunks(keys * d)))
-                .enumerate()
-                .for_each(|(group, (((y, p), q), (k, v)))| {
-                    let bias = self.bias_of(dims, bias, group / dims.kv_heads);
-                    let heads = y.chunks_mut(t * d).zip(p.chunks_mut(t * keys));
-                    for ((yh, ph), qh) in heads.zip(q.chunks(t * d)) {
-                        probabilities(dims, qh, k, self.scale, bias, ph);
-                        gemm_into(
-                            (t, d, keys),
-                            yh,
-                            false,
-                            Matrix::rows(ph, keys),
-                            Matrix::rows(v, d),
-                            Threads::One,
-                        );
-                    }
-                });
+            let groups = y
+                .chunks_mut(n_rep * t * d)
+                .zip(probs.chunks_mut(n_rep * t * keys))
+                .zip(q.chunks(n_rep * t * d))
+                .zip(k.chunks(keys * d).zip(v.chunks(keys * d)))
+                .enumerate();
+            threads::for_each(groups, |(group, (((y, p), q), (k, v)))| {
+                let bias = self.bias_of(dims, bias, group / dims.kv_heads);
+                let spans = key_spans(bias, t, keys);
+                let heads = y.chunks_mut(t * d).zip(p.chunks_mut(t * keys));
+                for ((yh, ph), qh) in heads.zip(q.chunks(t * d)) {
+                    probabilities(dims, qh, k, self.scale, bias, &spans, ph);
+                    gemm_into(
+                        (t, d, keys),
+                        yh,
+                        false,
+                        Matrix::rows(ph, keys),
+                        Matrix::rows(v, d),
+                        Threads::One,
+                    );
+                }
+            });
             Ok(())
         })?;
         *self.probs.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(probs));
@@ -233,73 +353,45 @@ impl candle_core::CustomOp3 for FusedAttention {
         let Some(saved) = saved else {
             candle_core::bail!("attention: backward pass without a forward pass");
         };
-        with_slice(q, "attention: q", |q| {
-            with_slice(k, "attention: k", |k| {
-                with_slice(v, "attention: v", |v| {
-                    with_slice(&grad, "attention: the gradient", |g| {
-                        let group_q = n_rep * t * d;
-                        let group_p = n_rep * t * keys;
-                        let inputs = q.par_chunks(group_q).zip(g.par_chunks(group_q));
-                        let kv = k.par_chunks(keys * d).zip(v.par_chunks(keys * d));
-                        let outputs = dq
-                            .par_chunks_mut(group_q)
-                            .zip(dk.par_chunks_mut(keys * d).zip(dv.par_chunks_mut(keys * d)));
-                        outputs.zip(inputs.zip(kv)).enumerate().for_each(
-                            |(group, ((dq, (dk, dv)), ((q, g), (k, v))))| {
-                                let mut ds = vec![0f32; t * keys];
-                                let heads = dq
-                                    .chunks_mut(t * d)
-                                    .zip(q.chunks(t * d).zip(g.chunks(t * d)));
-                                for (r, (dqh, (qh, gh))) in heads.enumerate() {
-                                    let at = group * group_p + r * t * keys;
-                                    let p = &saved[at..at + t * keys];
-                                    // ∂L/∂V_g += Pᵀ G
-                                    gemm_into(
-                                        (keys, d, t),
-                                        dv,
-                                        true,
-                                        Matrix::transposed(p, keys),
-                                        Matrix::rows(gh, d),
-                                        Threads::One,
-                                    );
-                                    // ∂L/∂P = G V_gᵀ
-                                    gemm_into(
-                                        (t, keys, d),
-                                        &mut ds,
-                                        false,
-                                        Matrix::rows(gh, d),
-                                        Matrix::transposed(v, d),
-                                        Threads::One,
-                                    );
-                                    // ∂L/∂S, times s for both products below
-                                    for (dsr, pr) in ds.chunks_mut(keys).zip(p.chunks(keys)) {
-                                        let dot: f32 = dsr.iter().zip(pr).map(|(a, b)| a * b).sum();
-                                        for (x, &pij) in dsr.iter_mut().zip(pr) {
-                                            *x = pij * (*x - dot) * self.scale;
-                                        }
+        self.with_bias(|bias| {
+            with_slice(q, "attention: q", |q| {
+                with_slice(k, "attention: k", |k| {
+                    with_slice(v, "attention: v", |v| {
+                        with_slice(&grad, "attention: the gradient", |g| {
+                            let group_q = n_rep * t * d;
+                            let group_p = n_rep * t * keys;
+                            let inputs = q.chunks(group_q).zip(g.chunks(group_q));
+                            let kv = k.chunks(keys * d).zip(v.chunks(keys * d));
+                            let outputs = dq
+                                .chunks_mut(group_q)
+                                .zip(dk.chunks_mut(keys * d).zip(dv.chunks_mut(keys * d)));
+                            threads::for_each(
+                                outputs.zip(inputs.zip(kv)).enumerate(),
+                                |(group, ((dq, (dk, dv)), ((q, g), (k, v))))| {
+                                    let bias = self.bias_of(dims, bias, group / dims.kv_heads);
+                                    let spans = key_spans(bias, t, keys);
+                                    let mut ds = vec![0f32; t * keys];
+                                    let heads = dq
+                                        .chunks_mut(t * d)
+                                        .zip(q.chunks(t * d).zip(g.chunks(t * d)));
+                                    for (r, (dqh, (qh, gh))) in heads.enumerate() {
+                                        let at = group * group_p + r * t * keys;
+                                        let head = HeadBackward {
+                                            dims,
+                                            scale: self.scale,
+                                            spans: &spans,
+                                            p: &saved[at..at + t * keys],
+                                            q: qh,
+                                            k,
+                                            v,
+                                            g: gh,
+                                        };
+                                        head.run(dqh, dk, dv, &mut ds);
                                     }
-                                    // ∂L/∂Q_h = s·∂L/∂S K_g
-                                    gemm_into(
-                                        (t, d, keys),
-                                        dqh,
-                                        false,
-                                        Matrix::rows(&ds, keys),
-                                        Matrix::rows(k, d),
-                                        Threads::One,
-                                    );
-                                    // ∂L/∂K_g += s·(∂L/∂S)ᵀ Q_h
-                                    gemm_into(
-                                        (keys, d, t),
-                                        dk,
-                                        true,
-                                        Matrix::transposed(&ds, keys),
-                                        Matrix::rows(qh, d),
-                                        Threads::One,
-                                    );
-                                }
-                            },
-                        );
-                        Ok(())
+                                },
+                            );
+                            Ok(())
+                        })
                     })
                 })
             })

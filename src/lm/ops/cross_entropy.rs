@@ -3,6 +3,7 @@
 
 use super::contiguous_slice;
 use candle_core::{DType, Result, Tensor};
+use std::sync::{Arc, Mutex};
 
 /// `log Σⱼ exp(zⱼ)` of one row, stable (the max subtracted first), with the
 /// vectorisable [`super::exp`].
@@ -30,7 +31,11 @@ fn logits_and_targets<'a>(
 }
 
 /// The forward pass of [`target_log_probs`] on CPU, with its backward.
-pub(super) struct FusedTargetLogProb;
+#[derive(Default)]
+pub(super) struct FusedTargetLogProb {
+    /// Each row's `log Σⱼ exp(zⱼ)` from the forward pass, for the backward.
+    log_sum_exps: Mutex<Option<Arc<Vec<f32>>>>,
+}
 
 impl candle_core::CustomOp2 for FusedTargetLogProb {
     fn name(&self) -> &'static str {
@@ -44,13 +49,14 @@ impl candle_core::CustomOp2 for FusedTargetLogProb {
         s2: &candle_core::CpuStorage,
         l2: &candle_core::Layout,
     ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        use rayon::prelude::*;
         let (logits, targets, vocab) = logits_and_targets(s1, l1, s2, l2)?;
-        let out: Vec<f32> = logits
-            .par_chunks(vocab)
-            .zip(targets.par_iter())
-            .map(|(row, &t)| row[t as usize] - log_sum_exp(row))
-            .collect();
+        let rows = logits.chunks(vocab).zip(targets);
+        let per_row = super::threads::map(rows, |(row, &t)| {
+            let lse = log_sum_exp(row);
+            (row[t as usize] - lse, lse)
+        });
+        let (out, lse): (Vec<f32>, Vec<f32>) = per_row.into_iter().unzip();
+        *self.log_sum_exps.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(lse));
         Ok((candle_core::CpuStorage::F32(out), l2.shape().clone()))
     }
 
@@ -61,18 +67,31 @@ impl candle_core::CustomOp2 for FusedTargetLogProb {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let saved = self
+            .log_sum_exps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(log_sum_exps) = saved else {
+            candle_core::bail!("target_log_probs: backward pass without a forward pass");
+        };
         let grad = logits.apply_op3_no_bwd(
             targets,
             &grad_res.to_dtype(DType::F32)?.contiguous()?,
-            &TargetLogProbGrad,
+            &TargetLogProbGrad { log_sum_exps },
         )?;
         Ok((Some(grad), None))
     }
 }
 
 /// `gᵢ · (1[j = yᵢ] − softmax(zᵢ)ⱼ)`: the gradient of [`target_log_probs`]
-/// with respect to the logits, one pass per row.
-struct TargetLogProbGrad;
+/// with respect to the logits, one pass per row, with softmax(zᵢ)ⱼ =
+/// exp(zᵢⱼ − lseᵢ) from the forward pass's log-sum-exps. A row whose gᵢ is 0
+/// (a position the loss masks out) is written without its exps: −gᵢ·e has
+/// the sign of −gᵢ for any e ≥ 0, so the bits are the same.
+struct TargetLogProbGrad {
+    log_sum_exps: Arc<Vec<f32>>,
+}
 
 impl candle_core::CustomOp3 for TargetLogProbGrad {
     fn name(&self) -> &'static str {
@@ -88,20 +107,32 @@ impl candle_core::CustomOp3 for TargetLogProbGrad {
         s3: &candle_core::CpuStorage,
         l3: &candle_core::Layout,
     ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        use rayon::prelude::*;
         let (logits, targets, vocab) = logits_and_targets(s1, l1, s2, l2)?;
         let grads = contiguous_slice::<f32>(s3, l3, "target_log_probs backward: the gradient")?;
         let mut out = vec![0f32; logits.len()];
-        out.par_chunks_mut(vocab)
-            .zip(logits.par_chunks(vocab))
-            .zip(targets.par_iter().zip(grads.par_iter()))
-            .for_each(|((o, row), (&t, &g))| {
-                let lse = log_sum_exp(row);
+        if self.log_sum_exps.len() != targets.len() || grads.len() != targets.len() {
+            candle_core::bail!(
+                "target_log_probs backward: {} rows, {} gradients, {} saved log-sum-exps",
+                targets.len(),
+                grads.len(),
+                self.log_sum_exps.len()
+            );
+        }
+        let rows = out.chunks_mut(vocab).zip(logits.chunks(vocab)).zip(
+            targets
+                .iter()
+                .zip(grads.iter().zip(self.log_sum_exps.iter())),
+        );
+        super::threads::for_each(rows, |((o, row), (&t, (&g, &lse)))| {
+            if g == 0.0 {
+                o.fill(-g);
+            } else {
                 for (oj, &z) in o.iter_mut().zip(row) {
                     *oj = -g * super::exp::exp(z - lse);
                 }
-                o[t as usize] += g;
-            });
+            }
+            o[t as usize] += g;
+        });
         Ok((candle_core::CpuStorage::F32(out), l1.shape().clone()))
     }
 }

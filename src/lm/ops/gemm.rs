@@ -42,12 +42,26 @@ impl<'a> Matrix<'a> {
 pub(super) enum Threads {
     /// This thread only (the kernel already runs one task per head).
     One,
-    /// As candle's CPU matmul: `get_num_threads()` (gemm still runs small
-    /// products on one).
+    /// candle's CPU threads ([`super::threads`]), each taking a band of
+    /// rows, for products as large as `gemm` would thread itself.
     Candle,
 }
 
+/// `gemm`'s own threading threshold (`m·n·k`, gemm-common 0.19's
+/// `DEFAULT_THREADING_THRESHOLD`): smaller products run on one thread.
+const THREADING_THRESHOLD: usize = 48 * 48 * 256;
+
+/// Row bands start at multiples of this, a multiple of every f32 register
+/// tile height `gemm` uses on x86 and aarch64 (16 or 32 rows), so each band's
+/// tiles are the tiles of the whole product.
+const BAND_ALIGN: usize = 64;
+
 /// `dst (m, n) = [dst +] lhs (m, k) · rhs (k, n)`, dst row-major.
+///
+/// Split across threads by bands of rows, each one `gemm` call on one
+/// thread: a row's value is the same sum in the same order (`gemm` blocks
+/// the depth k by k alone), so products are bit-identical for any thread
+/// count and to candle's matmul.
 pub(super) fn gemm_into(
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
@@ -56,13 +70,49 @@ pub(super) fn gemm_into(
     rhs: Matrix,
     threads: Threads,
 ) {
-    assert!(dst.len() >= m * n && lhs.holds(m, k) && rhs.holds(k, n));
-    let parallelism = match threads {
-        Threads::Candle if candle_core::utils::get_num_threads() > 1 => {
-            gemm::Parallelism::Rayon(candle_core::utils::get_num_threads())
-        }
-        _ => gemm::Parallelism::None,
+    let bands = match threads {
+        Threads::One => 1,
+        Threads::Candle if m.saturating_mul(n).saturating_mul(k) < THREADING_THRESHOLD => 1,
+        Threads::Candle => super::threads::available(),
     };
+    gemm_in_bands((m, n, k), dst, accumulate, lhs, rhs, bands);
+}
+
+/// [`gemm_into`] in (at most) `bands` bands of rows on candle's threads.
+fn gemm_in_bands(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: Matrix,
+    rhs: Matrix,
+    bands: usize,
+) {
+    assert!(dst.len() >= m * n && lhs.holds(m, k) && rhs.holds(k, n));
+    let band_rows = m.div_ceil(bands.max(1)).next_multiple_of(BAND_ALIGN);
+    if band_rows >= m || n == 0 {
+        gemm_one_thread((m, n, k), &mut dst[..m * n], accumulate, lhs, rhs);
+        return;
+    }
+    let band_jobs = dst[..m * n].chunks_mut(band_rows * n).enumerate();
+    super::threads::for_each(band_jobs, |(band, dst)| {
+        let lhs = Matrix {
+            data: &lhs.data[band * band_rows * lhs.row_stride..],
+            ..lhs
+        };
+        gemm_one_thread((dst.len() / n, n, k), dst, accumulate, lhs, rhs);
+    });
+}
+
+/// One `gemm` call on this thread, with the arguments candle's CPU matmul
+/// passes.
+fn gemm_one_thread(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: Matrix,
+    rhs: Matrix,
+) {
+    assert!(dst.len() >= m * n && lhs.holds(m, k) && rhs.holds(k, n));
     // SAFETY: the assert keeps every address the strides reach inside the
     // slices; dst is written with strides (n, 1) within its m·n elements.
     unsafe {
@@ -85,15 +135,73 @@ pub(super) fn gemm_into(
             false,
             false,
             false,
-            parallelism,
+            gemm::Parallelism::None,
         );
     }
 }
 
-/// `lhs (m, k) · rhs (k, n)` into a new row-major (m, n) buffer, threaded as
-/// candle's matmul.
+/// `lhs (m, k) · rhs (k, n)` into a new row-major (m, n) buffer, on
+/// candle's CPU threads.
 pub(super) fn matmul((m, n, k): (usize, usize, usize), lhs: Matrix, rhs: Matrix) -> Vec<f32> {
     let mut dst = vec![0f32; m * n];
     gemm_into((m, n, k), &mut dst, false, lhs, rhs, Threads::Candle);
     dst
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut rng = gridworld::Rng::new(seed);
+        (0..n).map(|_| rng.uniform() as f32 * 2.0 - 1.0).collect()
+    }
+
+    /// A product split in row bands (as on several threads) has the bits of
+    /// one `gemm` call and of candle's matmul, for plain and transposed
+    /// operands and when accumulating; sizes are above the threading
+    /// threshold and not multiples of the band alignment.
+    #[test]
+    fn bands_are_bit_identical_to_one_call_and_to_candle() {
+        let (m, n, k) = (300, 130, 600);
+        let a = values(m * k, 1);
+        let b = values(k * n, 2);
+        let start = values(m * n, 3);
+        let cpu = &Device::Cpu;
+        let a_t = Tensor::from_slice(&a, (m, k), cpu).unwrap();
+        let b_t = Tensor::from_slice(&b, (k, n), cpu).unwrap();
+        let candle: Vec<f32> = a_t
+            .matmul(&b_t)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        // The transpose of a stored (k, m) matrix.
+        let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+        for lhs in [Matrix::rows(&a, k), Matrix::transposed(&at, m)] {
+            for accumulate in [false, true] {
+                let run = |bands| {
+                    let mut dst = start.clone();
+                    gemm_in_bands(
+                        (m, n, k),
+                        &mut dst,
+                        accumulate,
+                        lhs,
+                        Matrix::rows(&b, n),
+                        bands,
+                    );
+                    dst
+                };
+                let one = run(1);
+                for bands in [2, 3, 7] {
+                    assert_eq!(run(bands), one, "{bands} bands, accumulate {accumulate}");
+                }
+                if !accumulate {
+                    assert_eq!(one, candle);
+                }
+            }
+        }
+    }
 }

@@ -19,6 +19,7 @@ mod rms_norm;
 mod rope;
 mod softmax;
 mod swiglu;
+mod threads;
 
 use candle_core::{DType, Result, Tensor, D};
 use cross_entropy::FusedTargetLogProb;
@@ -143,7 +144,7 @@ pub fn target_log_probs(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     }
     logits
         .contiguous()?
-        .apply_op2(&targets.contiguous()?, FusedTargetLogProb)
+        .apply_op2(&targets.contiguous()?, FusedTargetLogProb::default())
 }
 
 /// SwiGLU's gating, `silu(a) ⊙ b` with silu(a) = a·σ(a) (Shazeer 2020), for

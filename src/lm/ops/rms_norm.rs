@@ -9,10 +9,10 @@
 //! ```
 
 use super::contiguous_slice;
+use super::threads;
 use candle_core::{CpuStorage, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
-/// Rows handed to one rayon task.
+/// Rows handed to one task.
 const ROWS_PER_TASK: usize = 16;
 
 /// `1/√(mean(x²) + ε)` of one row.
@@ -42,16 +42,17 @@ impl candle_core::CustomOp2 for FusedRmsNorm {
         let g = contiguous_slice::<f32>(s2, l2, "rms_norm: the weight")?;
         let n = g.len().max(1);
         let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(n * ROWS_PER_TASK)
-            .zip(x.par_chunks(n * ROWS_PER_TASK))
-            .for_each(|(o, xs)| {
-                for (orow, xrow) in o.chunks_mut(n).zip(xs.chunks(n)) {
-                    let r = inv_rms(xrow, self.eps);
-                    for ((oi, &xi), &gi) in orow.iter_mut().zip(xrow).zip(g) {
-                        *oi = xi * r * gi;
-                    }
+        let tasks = out
+            .chunks_mut(n * ROWS_PER_TASK)
+            .zip(x.chunks(n * ROWS_PER_TASK));
+        threads::for_each(tasks, |(o, xs)| {
+            for (orow, xrow) in o.chunks_mut(n).zip(xs.chunks(n)) {
+                let r = inv_rms(xrow, self.eps);
+                for ((oi, &xi), &gi) in orow.iter_mut().zip(xrow).zip(g) {
+                    *oi = xi * r * gi;
                 }
-            });
+            }
+        });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -75,7 +76,7 @@ impl candle_core::CustomOp2 for FusedRmsNorm {
 }
 
 /// The backward pass, one pass per row: output (len(x) + n,) holding ∂L/∂x
-/// then ∂L/∂g (each rayon task sums its rows' x·r ⊙ ∂L/∂y; the tasks' sums
+/// then ∂L/∂g (each task sums its rows' x·r ⊙ ∂L/∂y; the tasks' sums
 /// are added at the end).
 struct RmsNormGrad {
     eps: f32,
@@ -102,23 +103,22 @@ impl candle_core::CustomOp3 for RmsNormGrad {
         let mut out = vec![0f32; x.len() + n];
         let (dx, dw) = out.split_at_mut(x.len());
         let chunk = n * ROWS_PER_TASK;
-        let partial_dw: Vec<Vec<f32>> = dx
-            .par_chunks_mut(chunk)
-            .zip(x.par_chunks(chunk).zip(dy.par_chunks(chunk)))
-            .map(|(dxs, (xs, dys))| {
-                let mut dw = vec![0f32; n];
-                for (dx, (x, dy)) in dxs.chunks_mut(n).zip(xs.chunks(n).zip(dys.chunks(n))) {
-                    let r = inv_rms(x, self.eps);
-                    let xu: f32 = x.iter().zip(dy).zip(g).map(|((x, d), w)| x * w * d).sum();
-                    let c = r * r * r * xu / n as f32;
-                    for i in 0..n {
-                        dx[i] = r * g[i] * dy[i] - x[i] * c;
-                        dw[i] += x[i] * r * dy[i];
-                    }
+        let tasks = dx
+            .chunks_mut(chunk)
+            .zip(x.chunks(chunk).zip(dy.chunks(chunk)));
+        let partial_dw: Vec<Vec<f32>> = threads::map(tasks, |(dxs, (xs, dys))| {
+            let mut dw = vec![0f32; n];
+            for (dx, (x, dy)) in dxs.chunks_mut(n).zip(xs.chunks(n).zip(dys.chunks(n))) {
+                let r = inv_rms(x, self.eps);
+                let xu: f32 = x.iter().zip(dy).zip(g).map(|((x, d), w)| x * w * d).sum();
+                let c = r * r * r * xu / n as f32;
+                for i in 0..n {
+                    dx[i] = r * g[i] * dy[i] - x[i] * c;
+                    dw[i] += x[i] * r * dy[i];
                 }
-                dw
-            })
-            .collect();
+            }
+            dw
+        });
         for part in partial_dw {
             dw.iter_mut().zip(part).for_each(|(total, p)| *total += p);
         }

@@ -11,8 +11,8 @@
 //! constants and get no gradient.
 
 use super::contiguous_slice;
+use super::threads;
 use candle_core::{CpuStorage, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 /// Rotate x (b, h, t, d) by the tables cos, sin (b, 1, t, d/2), all f32 and
 /// contiguous; `inverse` rotates by −θ.
@@ -42,23 +42,21 @@ impl candle_core::CustomOp3 for FusedRope {
         let sign = if self.inverse { -1f32 } else { 1f32 };
         let mut out = vec![0f32; x.len()];
         // One task per (batch, head): t rows of width d.
-        out.par_chunks_mut(t * d)
-            .zip(x.par_chunks(t * d))
-            .enumerate()
-            .for_each(|(bh, (o, xs))| {
-                let table = (bh / h.max(1)) * t * half;
-                for (p, (orow, xrow)) in o.chunks_mut(d).zip(xs.chunks(d)).enumerate() {
-                    let c = &cos[table + p * half..table + (p + 1) * half];
-                    let s = &sin[table + p * half..table + (p + 1) * half];
-                    let (x1, x2) = xrow.split_at(half);
-                    let (o1, o2) = orow.split_at_mut(half);
-                    for i in 0..half {
-                        let si = sign * s[i];
-                        o1[i] = x1[i] * c[i] - x2[i] * si;
-                        o2[i] = x2[i] * c[i] + x1[i] * si;
-                    }
+        let tasks = out.chunks_mut(t * d).zip(x.chunks(t * d)).enumerate();
+        threads::for_each(tasks, |(bh, (o, xs))| {
+            let table = (bh / h.max(1)) * t * half;
+            for (p, (orow, xrow)) in o.chunks_mut(d).zip(xs.chunks(d)).enumerate() {
+                let c = &cos[table + p * half..table + (p + 1) * half];
+                let s = &sin[table + p * half..table + (p + 1) * half];
+                let (x1, x2) = xrow.split_at(half);
+                let (o1, o2) = orow.split_at_mut(half);
+                for i in 0..half {
+                    let si = sign * s[i];
+                    o1[i] = x1[i] * c[i] - x2[i] * si;
+                    o2[i] = x2[i] * c[i] + x1[i] * si;
                 }
-            });
+            }
+        });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 

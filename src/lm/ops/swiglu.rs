@@ -11,10 +11,10 @@
 //! the backward (training only) uses the vectorisable [`super::exp`].
 
 use super::contiguous_slice;
+use super::threads;
 use candle_core::{CpuStorage, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
-/// Elements handed to one rayon task.
+/// Elements handed to one task.
 const ELEMENTS_PER_TASK: usize = 4096;
 
 /// silu(a) = a / (1 + e^(−a)), written as candle writes it.
@@ -41,14 +41,15 @@ impl candle_core::CustomOp2 for FusedSwiGlu {
         let a = contiguous_slice::<f32>(s1, l1, "swiglu: the gate")?;
         let b = contiguous_slice::<f32>(s2, l2, "swiglu: the up projection")?;
         let mut out = vec![0f32; a.len()];
-        out.par_chunks_mut(ELEMENTS_PER_TASK)
-            .zip(a.par_chunks(ELEMENTS_PER_TASK))
-            .zip(b.par_chunks(ELEMENTS_PER_TASK))
-            .for_each(|((o, a), b)| {
-                for ((oi, &ai), &bi) in o.iter_mut().zip(a).zip(b) {
-                    *oi = silu(ai) * bi;
-                }
-            });
+        let tasks = out
+            .chunks_mut(ELEMENTS_PER_TASK)
+            .zip(a.chunks(ELEMENTS_PER_TASK))
+            .zip(b.chunks(ELEMENTS_PER_TASK));
+        threads::for_each(tasks, |((o, a), b)| {
+            for ((oi, &ai), &bi) in o.iter_mut().zip(a).zip(b) {
+                *oi = silu(ai) * bi;
+            }
+        });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -86,21 +87,22 @@ impl candle_core::CustomOp3 for SwiGluGrad {
         let dy = contiguous_slice::<f32>(s3, l3, "swiglu backward: the gradient")?;
         let mut out = vec![0f32; 2 * a.len()];
         let (da, db) = out.split_at_mut(a.len());
-        da.par_chunks_mut(ELEMENTS_PER_TASK)
-            .zip(db.par_chunks_mut(ELEMENTS_PER_TASK))
-            .zip(a.par_chunks(ELEMENTS_PER_TASK))
+        let tasks = da
+            .chunks_mut(ELEMENTS_PER_TASK)
+            .zip(db.chunks_mut(ELEMENTS_PER_TASK))
+            .zip(a.chunks(ELEMENTS_PER_TASK))
             .zip(
-                b.par_chunks(ELEMENTS_PER_TASK)
-                    .zip(dy.par_chunks(ELEMENTS_PER_TASK)),
-            )
-            .for_each(|(((da, db), a), (b, dy))| {
-                let inputs = a.iter().zip(b).zip(dy);
-                for ((dai, dbi), ((&ai, &bi), &dyi)) in da.iter_mut().zip(db).zip(inputs) {
-                    let sigma = 1.0 / (1.0 + super::exp::exp(-ai));
-                    *dai = dyi * bi * sigma * (1.0 + ai * (1.0 - sigma));
-                    *dbi = dyi * ai * sigma;
-                }
-            });
+                b.chunks(ELEMENTS_PER_TASK)
+                    .zip(dy.chunks(ELEMENTS_PER_TASK)),
+            );
+        threads::for_each(tasks, |(((da, db), a), (b, dy))| {
+            let inputs = a.iter().zip(b).zip(dy);
+            for ((dai, dbi), ((&ai, &bi), &dyi)) in da.iter_mut().zip(db).zip(inputs) {
+                let sigma = 1.0 / (1.0 + super::exp::exp(-ai));
+                *dai = dyi * bi * sigma * (1.0 + ai * (1.0 - sigma));
+                *dbi = dyi * ai * sigma;
+            }
+        });
         let mut dims = vec![2];
         dims.extend_from_slice(l1.dims());
         Ok((CpuStorage::F32(out), Shape::from(dims)))

@@ -287,15 +287,10 @@ impl Attention {
         at: &Positions,
         cache: Option<&mut Option<(Tensor, Tensor)>>,
     ) -> Result<(Tensor, Option<Tensor>)> {
-        let (b, t, _) = x.dims3()?;
-        let heads = |y: Tensor, n: usize| -> Result<Tensor> {
-            y.reshape((b, t, n, self.head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
-        let q = heads(self.q_proj.forward(x)?, self.num_heads)?;
-        let k = heads(self.k_proj.forward(x)?, self.num_kv_heads)?;
-        let v = heads(self.v_proj.forward(x)?, self.num_kv_heads)?;
+        // (b, t, n·d) → (b, n, t, d)
+        let q = ops::split_heads(&self.q_proj.forward(x)?, self.num_heads)?;
+        let k = ops::split_heads(&self.k_proj.forward(x)?, self.num_kv_heads)?;
+        let v = ops::split_heads(&self.v_proj.forward(x)?, self.num_kv_heads)?;
         let q = at.rope.rotate(&q)?;
         let mut k = at.rope.rotate(&k)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
@@ -304,10 +299,7 @@ impl Attention {
         // `ops::fused_attention`).
         if at.training && cache.is_none() && ops::fused_attention_applies(&q, &k, &v) {
             let y = ops::fused_attention(&q, &k, &v, scale, at.bias.as_ref())?;
-            let y = y
-                .transpose(1, 2)?
-                .reshape((b, t, self.num_heads * self.head_dim))?;
-            return Ok((self.o_proj.forward(&y)?, None));
+            return Ok((self.o_proj.forward(&ops::merge_heads(&y)?)?, None));
         }
         let mut v = v;
         if let Some(slot) = cache {
@@ -332,10 +324,7 @@ impl Attention {
         };
         let probs = ops::softmax_last_dim(&scores)?;
         let y = probs.to_dtype(dtype)?.matmul(&v.contiguous()?)?;
-        let y = y
-            .transpose(1, 2)?
-            .reshape((b, t, self.num_heads * self.head_dim))?;
-        let out = self.o_proj.forward(&y)?;
+        let out = self.o_proj.forward(&ops::merge_heads(&y)?)?; // (b, t, h·d)
         Ok((out, Some(probs)))
     }
 }

@@ -51,10 +51,12 @@ pub(super) enum Threads {
 /// `DEFAULT_THREADING_THRESHOLD`): smaller products run on one thread.
 const THREADING_THRESHOLD: usize = 48 * 48 * 256;
 
-/// Row bands start at multiples of this, a multiple of every f32 register
-/// tile height `gemm` uses on x86 and aarch64 (16 or 32 rows), so each band's
-/// tiles are the tiles of the whole product.
-const BAND_ALIGN: usize = 64;
+/// Row bands start at multiples of this, `gemm`'s f32 register tile height
+/// with AVX2 (16 rows), so that no band ends in a part-filled tile. Only for
+/// speed: a row has the same bits whichever call computes it (tested).
+const BAND_ALIGN: usize = 16;
+
+use std::mem::MaybeUninit;
 
 /// `dst (m, n) = [dst +] lhs (m, k) · rhs (k, n)`, dst row-major.
 ///
@@ -70,18 +72,34 @@ pub(super) fn gemm_into(
     rhs: Matrix,
     threads: Threads,
 ) {
-    let bands = match threads {
+    // SAFETY: the same memory seen as possibly-uninitialised elements; only
+    // f32 values are written through it.
+    let dst = unsafe { &mut *(dst as *mut [f32] as *mut [MaybeUninit<f32>]) };
+    gemm_in_bands(
+        (m, n, k),
+        dst,
+        accumulate,
+        lhs,
+        rhs,
+        bands(m, n, k, threads),
+    );
+}
+
+/// How many row bands a product is split in.
+fn bands(m: usize, n: usize, k: usize, threads: Threads) -> usize {
+    match threads {
         Threads::One => 1,
         Threads::Candle if m.saturating_mul(n).saturating_mul(k) < THREADING_THRESHOLD => 1,
         Threads::Candle => super::threads::available(),
-    };
-    gemm_in_bands((m, n, k), dst, accumulate, lhs, rhs, bands);
+    }
 }
 
 /// [`gemm_into`] in (at most) `bands` bands of rows on candle's threads.
+/// `dst` may be uninitialised unless `accumulate`; every element of its
+/// first m·n is written.
 fn gemm_in_bands(
     (m, n, k): (usize, usize, usize),
-    dst: &mut [f32],
+    dst: &mut [MaybeUninit<f32>],
     accumulate: bool,
     lhs: Matrix,
     rhs: Matrix,
@@ -107,20 +125,22 @@ fn gemm_in_bands(
 /// passes.
 fn gemm_one_thread(
     (m, n, k): (usize, usize, usize),
-    dst: &mut [f32],
+    dst: &mut [MaybeUninit<f32>],
     accumulate: bool,
     lhs: Matrix,
     rhs: Matrix,
 ) {
     assert!(dst.len() >= m * n && lhs.holds(m, k) && rhs.holds(k, n));
     // SAFETY: the assert keeps every address the strides reach inside the
-    // slices; dst is written with strides (n, 1) within its m·n elements.
+    // slices; dst is written with strides (n, 1) within its m·n elements,
+    // and read only when accumulating (`read_dst`), when the callers pass
+    // initialised elements.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst.as_mut_ptr().cast::<f32>(),
             1,
             n as isize,
             accumulate,
@@ -142,9 +162,22 @@ fn gemm_one_thread(
 
 /// `lhs (m, k) · rhs (k, n)` into a new row-major (m, n) buffer, on
 /// candle's CPU threads.
+/// The buffer is not zero-filled first: `gemm` writes every element.
 pub(super) fn matmul((m, n, k): (usize, usize, usize), lhs: Matrix, rhs: Matrix) -> Vec<f32> {
-    let mut dst = vec![0f32; m * n];
-    gemm_into((m, n, k), &mut dst, false, lhs, rhs, Threads::Candle);
+    let len = m * n;
+    let mut dst = Vec::with_capacity(len);
+    let bands = bands(m, n, k, Threads::Candle);
+    gemm_in_bands(
+        (m, n, k),
+        &mut dst.spare_capacity_mut()[..len],
+        false,
+        lhs,
+        rhs,
+        bands,
+    );
+    // SAFETY: a product that does not accumulate writes all m·n elements
+    // (`gemm` writes zeros when k = 0).
+    unsafe { dst.set_len(len) };
     dst
 }
 
@@ -152,6 +185,11 @@ pub(super) fn matmul((m, n, k): (usize, usize, usize), lhs: Matrix, rhs: Matrix)
 mod tests {
     use super::*;
     use candle_core::{Device, Tensor};
+
+    fn uninit(xs: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+        // SAFETY: only f32 values are written through it.
+        unsafe { &mut *(xs as *mut [f32] as *mut [MaybeUninit<f32>]) }
+    }
 
     fn values(n: usize, seed: u64) -> Vec<f32> {
         let mut rng = gridworld::Rng::new(seed);
@@ -186,7 +224,7 @@ mod tests {
                     let mut dst = start.clone();
                     gemm_in_bands(
                         (m, n, k),
-                        &mut dst,
+                        uninit(&mut dst),
                         accumulate,
                         lhs,
                         Matrix::rows(&b, n),
@@ -195,11 +233,26 @@ mod tests {
                     dst
                 };
                 let one = run(1);
+                // Rows computed in calls that start anywhere (not on a tile
+                // boundary) have the same bits too.
+                let mut pieces = start.clone();
+                for (i, rows) in pieces.chunks_mut(37 * n).enumerate() {
+                    let lhs = Matrix {
+                        data: &lhs.data[i * 37 * lhs.row_stride..],
+                        ..lhs
+                    };
+                    let m_piece = rows.len() / n;
+                    let rhs = Matrix::rows(&b, n);
+                    gemm_one_thread((m_piece, n, k), uninit(rows), accumulate, lhs, rhs);
+                }
+                assert_eq!(pieces, one, "37-row pieces, accumulate {accumulate}");
                 for bands in [2, 3, 7] {
                     assert_eq!(run(bands), one, "{bands} bands, accumulate {accumulate}");
                 }
                 if !accumulate {
                     assert_eq!(one, candle);
+                    let fresh = matmul((m, n, k), lhs, Matrix::rows(&b, n));
+                    assert_eq!(fresh, candle, "matmul into a buffer not zero-filled");
                 }
             }
         }

@@ -14,6 +14,7 @@ mod attention;
 mod cross_entropy;
 mod exp;
 mod gemm;
+mod heads;
 mod linear;
 mod rms_norm;
 mod rope;
@@ -164,6 +165,37 @@ pub fn swiglu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 fn swiglu_composed(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     candle_nn::ops::silu(a)? * b
+}
+
+/// (b, t, n·d) → (b, n, t, d): each position's row split into n heads of
+/// width d, one contiguous (t, d) matrix per head, as attention reads them.
+/// The value of `x.reshape((b, t, n, d))?.transpose(1, 2)?.contiguous()`; on
+/// CPU in f32 one graph node whose backward is [`merge_heads`]
+/// (`ops/heads.rs`), elsewhere that composition.
+pub fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
+    let (b, t, width) = x.dims3()?;
+    if heads == 0 || width % heads != 0 {
+        candle_core::bail!("split_heads: a width of {width} does not split into {heads} heads");
+    }
+    if cpu_f32(x) {
+        return x
+            .contiguous()?
+            .apply_op1(heads::HeadLayout::Split { heads });
+    }
+    x.reshape((b, t, heads, width / heads))?
+        .transpose(1, 2)?
+        .contiguous()
+}
+
+/// (b, n, t, d) → (b, t, n·d), the inverse of [`split_heads`]: the heads'
+/// outputs side by side again in each position's row. One graph node on CPU
+/// in f32, `x.transpose(1, 2)?.reshape((b, t, n·d))` elsewhere.
+pub fn merge_heads(x: &Tensor) -> Result<Tensor> {
+    let (b, heads, t, d) = x.dims4()?;
+    if cpu_f32(x) {
+        return x.contiguous()?.apply_op1(heads::HeadLayout::Merge);
+    }
+    x.transpose(1, 2)?.reshape((b, t, heads * d))
 }
 
 /// Whether [`fused_attention`] runs for these q (b, h, t, d), k and v
@@ -381,6 +413,51 @@ mod tests {
         let g2 = grads_of(&[&x, &w], &composed, &proj);
         assert!(max_abs_diff(&g1[0], &g2[0]) < 1e-5);
         assert!(max_abs_diff(&g1[1], &g2[1]) < 1e-5);
+    }
+
+    /// Splitting and merging heads give the composed layouts' values and
+    /// gradients bit for bit (a permutation), are each other's inverse, and
+    /// a width that does not split is an error naming it.
+    #[test]
+    fn split_and_merge_heads_match_composed() {
+        let x = Var::from_tensor(&randn(&[2, 5, 12], 51)).unwrap();
+        let split = split_heads(x.as_tensor(), 3).unwrap();
+        let composed = x
+            .as_tensor()
+            .reshape((2, 5, 3, 4))
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .contiguous()
+            .unwrap();
+        assert_eq!(split.dims(), &[2, 3, 5, 4]);
+        assert_eq!(max_abs_diff(&split, &composed), 0.0);
+        let proj = randn(&[2, 3, 5, 4], 52);
+        let g1 = grads_of(&[&x], &split, &proj);
+        let g2 = grads_of(&[&x], &composed, &proj);
+        assert_eq!(max_abs_diff(&g1[0], &g2[0]), 0.0);
+
+        let y = Var::from_tensor(&randn(&[2, 3, 5, 4], 53)).unwrap();
+        let merged = merge_heads(y.as_tensor()).unwrap();
+        let composed = y
+            .as_tensor()
+            .transpose(1, 2)
+            .unwrap()
+            .reshape((2, 5, 12))
+            .unwrap();
+        assert_eq!(max_abs_diff(&merged, &composed), 0.0);
+        let proj = randn(&[2, 5, 12], 54);
+        let g1 = grads_of(&[&y], &merged, &proj);
+        let g2 = grads_of(&[&y], &composed, &proj);
+        assert_eq!(max_abs_diff(&g1[0], &g2[0]), 0.0);
+        let round_trip = merge_heads(&split_heads(x.as_tensor(), 3).unwrap()).unwrap();
+        assert_eq!(max_abs_diff(&round_trip, x.as_tensor()), 0.0);
+
+        let bad = split_heads(x.as_tensor(), 5).unwrap_err().to_string();
+        assert!(
+            bad.contains("width of 12") && bad.contains("5 heads"),
+            "{bad}"
+        );
     }
 
     /// The fused RoPE and SwiGLU give exactly the composed values (same

@@ -115,6 +115,7 @@ fn key_spans(bias: Option<&[f32]>, queries: usize, keys: usize) -> Vec<usize> {
 
 /// The largest element, in 8 lanes so that the loop vectorises (the maximum
 /// of a set does not depend on the order it is taken in).
+#[inline(always)]
 fn max_of(xs: &[f32]) -> f32 {
     let mut lanes = [f32::NEG_INFINITY; 8];
     let chunks = xs.chunks_exact(8);
@@ -155,9 +156,16 @@ fn probabilities(
     for (i, (row, &span)) in probs.chunks_mut(keys).zip(spans).enumerate() {
         let (row, masked) = row.split_at_mut(span);
         masked.fill(0.0);
+        softmax_row(row, bias.map(|m| &m[i * keys..i * keys + span]), scale);
+    }
+}
+
+simd_kernel! {
+    /// One row of scores in place: s·x + M, then its softmax.
+    fn softmax_row(row: &mut [f32], bias: Option<&[f32]>, scale: f32) {
         match bias {
             Some(m) => {
-                for (s, &mij) in row.iter_mut().zip(&m[i * keys..i * keys + span]) {
+                for (s, &mij) in row.iter_mut().zip(m) {
                     *s = *s * scale + mij;
                 }
             }
@@ -166,6 +174,17 @@ fn probabilities(
         let max = max_of(row);
         let inv = 1.0 / super::exp::exp_in_place(row, max);
         row.iter_mut().for_each(|p| *p *= inv);
+    }
+}
+
+simd_kernel! {
+    /// One row of ∂L/∂S in place from ∂L/∂P (`ds`) and P:
+    /// s·P ⊙ (∂L/∂P − Σⱼ ∂L/∂Pⱼ Pⱼ).
+    fn softmax_grad_row(ds: &mut [f32], p: &[f32], scale: f32) {
+        let dot: f32 = ds.iter().zip(p).map(|(a, b)| a * b).sum();
+        for (x, &pij) in ds.iter_mut().zip(p) {
+            *x = pij * (*x - dot) * scale;
+        }
     }
 }
 
@@ -255,11 +274,7 @@ impl HeadBackward<'_> {
         for ((dsr, pr), &span) in rows.zip(self.spans) {
             let (dsr, masked) = dsr.split_at_mut(span);
             masked.fill(0.0);
-            let pr = &pr[..span];
-            let dot: f32 = dsr.iter().zip(pr).map(|(a, b)| a * b).sum();
-            for (x, &pij) in dsr.iter_mut().zip(pr) {
-                *x = pij * (*x - dot) * self.scale;
-            }
+            softmax_grad_row(dsr, &pr[..span], self.scale);
         }
         // ∂L/∂Q_h = s·∂L/∂S K_g
         gemm_into(

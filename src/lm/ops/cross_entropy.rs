@@ -12,6 +12,15 @@ fn log_sum_exp(row: &[f32]) -> f32 {
     max + super::exp::sum_exp(row, max).ln()
 }
 
+simd_kernel! {
+    /// oⱼ = c · exp(zⱼ − lse): softmax(z) times c, from the row's log-sum-exp.
+    fn scaled_softmax(o: &mut [f32], row: &[f32], c: f32, lse: f32) {
+        for (oj, &z) in o.iter_mut().zip(row) {
+            *oj = c * super::exp::exp(z - lse);
+        }
+    }
+}
+
 /// The contiguous f32 logits and u32 targets of a fused op's storages.
 fn logits_and_targets<'a>(
     s1: &'a candle_core::CpuStorage,
@@ -127,9 +136,7 @@ impl candle_core::CustomOp3 for TargetLogProbGrad {
             if g == 0.0 {
                 o.fill(-g);
             } else {
-                for (oj, &z) in o.iter_mut().zip(row) {
-                    *oj = -g * super::exp::exp(z - lse);
-                }
+                scaled_softmax(o, row, -g, lse);
             }
             o[t as usize] += g;
         });

@@ -47,23 +47,27 @@ pub(super) fn exp(x: f32) -> f32 {
     er * pow2(n1) * pow2(n2) * below
 }
 
-/// Σᵢ exp(xᵢ − shift), summed in 8 lanes (so that the loop vectorises).
-pub(super) fn sum_exp(xs: &[f32], shift: f32) -> f32 {
-    let mut lanes = [0f32; 8];
-    let chunks = xs.chunks_exact(8);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for (lane, &x) in lanes.iter_mut().zip(c) {
-            *lane += exp(x - shift);
+simd_kernel! {
+    /// Σᵢ exp(xᵢ − shift), summed in 8 lanes (so that the loop vectorises).
+    pub(super) fn sum_exp(xs: &[f32], shift: f32) -> f32 {
+        let mut lanes = [0f32; 8];
+        let chunks = xs.chunks_exact(8);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for (lane, &x) in lanes.iter_mut().zip(c) {
+                *lane += exp(x - shift);
+            }
         }
+        lanes.iter().sum::<f32>() + rest.iter().map(|&x| exp(x - shift)).sum::<f32>()
     }
-    lanes.iter().sum::<f32>() + rest.iter().map(|&x| exp(x - shift)).sum::<f32>()
 }
 
-/// xᵢ ← exp(xᵢ − shift) in place; returns their sum (sequential, in order).
-pub(super) fn exp_in_place(xs: &mut [f32], shift: f32) -> f32 {
-    xs.iter_mut().for_each(|x| *x = exp(*x - shift));
-    xs.iter().sum()
+simd_kernel! {
+    /// xᵢ ← exp(xᵢ − shift) in place; returns their sum (sequential, in order).
+    pub(super) fn exp_in_place(xs: &mut [f32], shift: f32) -> f32 {
+        xs.iter_mut().for_each(|x| *x = exp(*x - shift));
+        xs.iter().sum()
+    }
 }
 
 #[cfg(test)]

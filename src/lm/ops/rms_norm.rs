@@ -16,9 +16,39 @@ use candle_core::{CpuStorage, Layout, Result, Shape, Tensor};
 const ROWS_PER_TASK: usize = 16;
 
 /// `1/√(mean(x²) + ε)` of one row.
+#[inline(always)]
 fn inv_rms(row: &[f32], eps: f32) -> f32 {
     let mean_sq = row.iter().map(|v| v * v).sum::<f32>() / row.len().max(1) as f32;
     1.0 / (mean_sq + eps).sqrt()
+}
+
+simd_kernel! {
+    /// yᵢ = xᵢ·r·gᵢ with r = 1/√(mean(x²) + ε), row by row.
+    fn normalize_rows(out: &mut [f32], x: &[f32], g: &[f32], eps: f32) {
+        let n = g.len().max(1);
+        for (orow, xrow) in out.chunks_mut(n).zip(x.chunks(n)) {
+            let r = inv_rms(xrow, eps);
+            for ((oi, &xi), &gi) in orow.iter_mut().zip(xrow).zip(g) {
+                *oi = xi * r * gi;
+            }
+        }
+    }
+}
+
+simd_kernel! {
+    /// ∂L/∂x row by row into `dx`, and each row's x·r ⊙ ∂L/∂y added to `dw`.
+    fn rows_backward(dx: &mut [f32], dw: &mut [f32], x: &[f32], dy: &[f32], g: &[f32], eps: f32) {
+        let n = g.len().max(1);
+        for (dx, (x, dy)) in dx.chunks_mut(n).zip(x.chunks(n).zip(dy.chunks(n))) {
+            let r = inv_rms(x, eps);
+            let xu: f32 = x.iter().zip(dy).zip(g).map(|((x, d), w)| x * w * d).sum();
+            let c = r * r * r * xu / n as f32;
+            for i in 0..n {
+                dx[i] = r * g[i] * dy[i] - x[i] * c;
+                dw[i] += x[i] * r * dy[i];
+            }
+        }
+    }
 }
 
 /// The forward pass: x (…, n) and the weight g (n), f32, contiguous.
@@ -45,14 +75,7 @@ impl candle_core::CustomOp2 for FusedRmsNorm {
         let tasks = out
             .chunks_mut(n * ROWS_PER_TASK)
             .zip(x.chunks(n * ROWS_PER_TASK));
-        threads::for_each(tasks, |(o, xs)| {
-            for (orow, xrow) in o.chunks_mut(n).zip(xs.chunks(n)) {
-                let r = inv_rms(xrow, self.eps);
-                for ((oi, &xi), &gi) in orow.iter_mut().zip(xrow).zip(g) {
-                    *oi = xi * r * gi;
-                }
-            }
-        });
+        threads::for_each(tasks, |(o, xs)| normalize_rows(o, xs, g, self.eps));
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -108,15 +131,7 @@ impl candle_core::CustomOp3 for RmsNormGrad {
             .zip(x.chunks(chunk).zip(dy.chunks(chunk)));
         let partial_dw: Vec<Vec<f32>> = threads::map(tasks, |(dxs, (xs, dys))| {
             let mut dw = vec![0f32; n];
-            for (dx, (x, dy)) in dxs.chunks_mut(n).zip(xs.chunks(n).zip(dys.chunks(n))) {
-                let r = inv_rms(x, self.eps);
-                let xu: f32 = x.iter().zip(dy).zip(g).map(|((x, d), w)| x * w * d).sum();
-                let c = r * r * r * xu / n as f32;
-                for i in 0..n {
-                    dx[i] = r * g[i] * dy[i] - x[i] * c;
-                    dw[i] += x[i] * r * dy[i];
-                }
-            }
+            rows_backward(dxs, &mut dw, xs, dys, g, self.eps);
             dw
         });
         for part in partial_dw {

@@ -22,6 +22,19 @@ fn silu(a: f32) -> f32 {
     a / (1.0 + (-a).exp())
 }
 
+simd_kernel! {
+    /// ∂L/∂a = g·b·σ(a)·(1 + a·(1 − σ(a))) and ∂L/∂b = g·a·σ(a) for one
+    /// task's elements.
+    fn gradients(da: &mut [f32], db: &mut [f32], a: &[f32], b: &[f32], dy: &[f32]) {
+        let inputs = a.iter().zip(b).zip(dy);
+        for ((dai, dbi), ((&ai, &bi), &dyi)) in da.iter_mut().zip(db).zip(inputs) {
+            let sigma = 1.0 / (1.0 + super::exp::exp(-ai));
+            *dai = dyi * bi * sigma * (1.0 + ai * (1.0 - sigma));
+            *dbi = dyi * ai * sigma;
+        }
+    }
+}
+
 /// The forward pass: `a` (the gate) and `b` (the up projection), same shape,
 /// f32, contiguous.
 pub(super) struct FusedSwiGlu;
@@ -96,12 +109,7 @@ impl candle_core::CustomOp3 for SwiGluGrad {
                     .zip(dy.chunks(ELEMENTS_PER_TASK)),
             );
         threads::for_each(tasks, |(((da, db), a), (b, dy))| {
-            let inputs = a.iter().zip(b).zip(dy);
-            for ((dai, dbi), ((&ai, &bi), &dyi)) in da.iter_mut().zip(db).zip(inputs) {
-                let sigma = 1.0 / (1.0 + super::exp::exp(-ai));
-                *dai = dyi * bi * sigma * (1.0 + ai * (1.0 - sigma));
-                *dbi = dyi * ai * sigma;
-            }
+            gradients(da, db, a, b, dy)
         });
         let mut dims = vec![2];
         dims.extend_from_slice(l1.dims());

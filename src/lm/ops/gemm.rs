@@ -2,6 +2,8 @@
 //! candle's CPU backend calls: strided f32 operands, called with the same
 //! arguments candle passes so that products match candle's bit for bit.
 
+use std::mem::MaybeUninit;
+
 /// An f32 matrix in a slice: element (i, j) is at `i·row_stride + j·col_stride`.
 #[derive(Clone, Copy)]
 pub(super) struct Matrix<'a> {
@@ -55,8 +57,6 @@ const THREADING_THRESHOLD: usize = 48 * 48 * 256;
 /// with AVX2 (16 rows), so that no band ends in a part-filled tile. Only for
 /// speed: a row has the same bits whichever call computes it (tested).
 const BAND_ALIGN: usize = 16;
-
-use std::mem::MaybeUninit;
 
 /// `dst (m, n) = [dst +] lhs (m, k) · rhs (k, n)`, dst row-major.
 ///
@@ -161,8 +161,8 @@ fn gemm_one_thread(
 }
 
 /// `lhs (m, k) · rhs (k, n)` into a new row-major (m, n) buffer, on
-/// candle's CPU threads.
-/// The buffer is not zero-filled first: `gemm` writes every element.
+/// candle's CPU threads. The buffer is not zero-filled first: `gemm` writes
+/// every element.
 pub(super) fn matmul((m, n, k): (usize, usize, usize), lhs: Matrix, rhs: Matrix) -> Vec<f32> {
     let len = m * n;
     let mut dst = Vec::with_capacity(len);
